@@ -1,0 +1,34 @@
+"""loadbay's event contracts: typed pydantic models shared by producers and consumers."""
+
+from loadbay_contracts.datasets import ColumnSpec, CsvOptionsSpec, DatasetSpec
+from loadbay_contracts.envelope import Envelope, Event, dead_letter_topic, topic_for
+from loadbay_contracts.files import FileLanded
+from loadbay_contracts.loads import FileResult, LoadCompleted, LoadError
+from loadbay_contracts.registry import EVENT_TYPES
+from loadbay_contracts.reload import (
+    FileRef,
+    Recipient,
+    ReloadFinished,
+    ReloadRejected,
+    ReloadRequested,
+)
+
+__all__ = [
+    "EVENT_TYPES",
+    "ColumnSpec",
+    "CsvOptionsSpec",
+    "DatasetSpec",
+    "Envelope",
+    "Event",
+    "FileLanded",
+    "FileRef",
+    "FileResult",
+    "LoadCompleted",
+    "LoadError",
+    "Recipient",
+    "ReloadFinished",
+    "ReloadRejected",
+    "ReloadRequested",
+    "dead_letter_topic",
+    "topic_for",
+]

@@ -1,0 +1,13 @@
+"""Every event type loadbay knows, by its CloudEvents `type`."""
+
+from __future__ import annotations
+
+from loadbay_contracts.envelope import Event
+from loadbay_contracts.files import FileLanded
+from loadbay_contracts.loads import LoadCompleted
+from loadbay_contracts.reload import ReloadFinished, ReloadRejected, ReloadRequested
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.TYPE: cls
+    for cls in (FileLanded, ReloadRequested, ReloadRejected, ReloadFinished, LoadCompleted)
+}

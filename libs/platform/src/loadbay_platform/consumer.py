@@ -1,0 +1,225 @@
+"""The event consumer every service runs: decode, check version, handle exactly once, commit.
+
+- Each event's effect and its inbox row (the handled event id) are written in one transaction,
+  so a redelivered event changes nothing.
+- Offsets are committed only after that transaction commits.
+- An event that cannot be decoded, has an unknown type or major version, or keeps failing after
+  bounded retries goes to `<topic>.dlq` with the reason in its headers; then its offset is
+  committed, so one poison message never blocks a partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from pydantic import ValidationError
+
+from loadbay_contracts import Envelope, Event, dead_letter_topic
+from loadbay_platform import logs
+from loadbay_platform.errors import TerminalError
+from loadbay_platform.metrics import CONSUMER_LAG, EVENTS_CONSUMED, HANDLER_SECONDS
+from loadbay_platform.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[asyncpg.Connection, Envelope, Any], Awaitable[None]]
+# For topics that carry someone else's format (e.g. S3 event notifications): gets the raw value.
+RawHandler = Callable[[asyncpg.Connection, bytes], Awaitable[None]]
+
+RECORD_HANDLED = (
+    "INSERT INTO inbox (event_id, consumer, topic) VALUES ($1, $2, $3)"
+    " ON CONFLICT DO NOTHING RETURNING true"
+)
+
+
+class DeadLetter(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Consumer:
+    def __init__(
+        self,
+        *,
+        service: str,
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        kafka: KafkaSettings,
+        handlers: Mapping[type[Event], Handler],
+        raw_handlers: Mapping[str, RawHandler] | None = None,
+        group_id: str | None = None,
+        retry_backoff_s: float = 0.5,
+        acquire_timeout_s: float = 30.0,
+    ) -> None:
+        self.service = service
+        self.pool = pool
+        self.producer = producer
+        self.kafka = kafka
+        self.handlers = {cls.TYPE: (cls, h) for cls, h in handlers.items()}
+        self.raw_handlers = dict(raw_handlers or {})
+        self.topics = sorted({cls.topic() for cls in handlers} | set(self.raw_handlers))
+        self.group_id = group_id or f"loadbay-{service}"
+        self.retry_backoff_s = retry_backoff_s
+        self.acquire_timeout_s = acquire_timeout_s
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            *self.topics,
+            bootstrap_servers=self.kafka.bootstrap_servers,
+            security_protocol=self.kafka.security_protocol,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            # Tansu reports wrong end offsets, so never start at "latest".
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=self.kafka.fetch_max_wait_ms,
+            max_poll_interval_ms=30 * 60 * 1000,
+        )
+        await consumer.start()
+        try:
+            while True:
+                batch = await consumer.getmany(timeout_ms=500, max_records=50)
+                if consumer.assignment():
+                    self.ready.set()
+                for tp, records in batch.items():
+                    for record in records:
+                        await self.process(record)
+                        await consumer.commit({tp: record.offset + 1})
+                    self._report_lag(consumer, tp, records[-1].offset)
+        finally:
+            await consumer.stop()
+
+    def _report_lag(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+        highwater = consumer.highwater(tp)
+        if highwater is not None:
+            CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(
+                max(highwater - offset - 1, 0)
+            )
+
+    async def process(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        """Handle one record to a durable outcome: handled, duplicate or dead-lettered."""
+        topic = record.topic
+        if topic in self.raw_handlers:
+            await self._process_raw(record, self.raw_handlers[topic])
+            return
+        try:
+            envelope, cls, handler = self._decode(record)
+        except DeadLetter as exc:
+            await self._dead_letter(record, exc.reason)
+            return
+        token = logs.correlation_id.set(envelope.correlationid)
+        try:
+            event = cls.model_validate(envelope.data)
+        except ValidationError as exc:
+            await self._dead_letter(record, f"invalid {envelope.type} data: {exc}")
+            return
+        try:
+            for attempt in range(1, self.kafka.max_retries + 1):
+                started = time.perf_counter()
+                try:
+                    outcome = await self._handle_once(topic, envelope, event, handler)
+                except TerminalError as exc:
+                    await self._dead_letter(record, str(exc))
+                    return
+                except Exception as exc:  # every other failure is retried, then dead-lettered
+                    if attempt == self.kafka.max_retries:
+                        log.exception(
+                            "giving up on event %s after %d attempts", envelope.id, attempt
+                        )
+                        await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
+                        return
+                    EVENTS_CONSUMED.labels(self.service, topic, "retried").inc()
+                    log.warning("event %s failed (attempt %d): %r", envelope.id, attempt, exc)
+                    await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
+                    continue
+                HANDLER_SECONDS.labels(self.service, envelope.type).observe(
+                    time.perf_counter() - started
+                )
+                EVENTS_CONSUMED.labels(self.service, topic, outcome).inc()
+                return
+        finally:
+            logs.correlation_id.reset(token)
+
+    async def _process_raw(self, record: ConsumerRecord[bytes, bytes], handler: RawHandler) -> None:
+        # A raw message has no event id of ours: its position is its identity.
+        event_id = f"{record.topic}:{record.partition}:{record.offset}"
+        for attempt in range(1, self.kafka.max_retries + 1):
+            try:
+                async with (
+                    self.pool.acquire(timeout=self.acquire_timeout_s) as conn,
+                    conn.transaction(),
+                ):
+                    if await conn.fetchval(RECORD_HANDLED, event_id, self.group_id, record.topic):
+                        await handler(conn, record.value or b"")
+                EVENTS_CONSUMED.labels(self.service, record.topic, "handled").inc()
+                return
+            except TerminalError as exc:
+                await self._dead_letter(record, str(exc))
+                return
+            except Exception as exc:
+                if attempt == self.kafka.max_retries:
+                    await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
+                    return
+                await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
+
+    def _decode(
+        self, record: ConsumerRecord[bytes, bytes]
+    ) -> tuple[Envelope, type[Event], Handler]:
+        if record.value is None:
+            raise DeadLetter("empty message")
+        try:
+            envelope = Envelope.model_validate_json(record.value)
+        except ValidationError as exc:
+            raise DeadLetter(f"not a CloudEvents envelope: {exc}") from exc
+        if envelope.type not in self.handlers:
+            raise DeadLetter(f"unknown event type {envelope.type!r} on {record.topic}")
+        cls, handler = self.handlers[envelope.type]
+        known_major = int(cls.VERSION.split(".", 1)[0])
+        try:
+            major = envelope.major_version
+        except ValueError as exc:
+            raise DeadLetter(f"bad schemaversion {envelope.schemaversion!r}") from exc
+        if major != known_major:
+            raise DeadLetter(
+                f"unsupported schema version {envelope.schemaversion} of {envelope.type}:"
+                f" this consumer reads major version {known_major}"
+            )
+        return envelope, cls, handler
+
+    async def _handle_once(
+        self, topic: str, envelope: Envelope, event: Event, handler: Handler
+    ) -> str:
+        async with (
+            self.pool.acquire(timeout=self.acquire_timeout_s) as conn,
+            conn.transaction(),
+        ):
+            first = await conn.fetchval(RECORD_HANDLED, envelope.id, self.group_id, topic)
+            if not first:
+                return "duplicate"
+            await handler(conn, envelope, event)
+        return "handled"
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+        log.error(
+            "dead-lettered a message from %s: %s",
+            record.topic,
+            reason,
+            extra={"fields": {"topic": record.topic, "offset": record.offset}},
+        )
+        headers = [
+            *(record.headers or ()),
+            ("loadbay-error", reason.encode()[:4000]),
+            ("loadbay-consumer", self.group_id.encode()),
+            ("loadbay-original-offset", str(record.offset).encode()),
+        ]
+        await self.producer.send_and_wait(
+            dead_letter_topic(record.topic), value=record.value, key=record.key, headers=headers
+        )
+        EVENTS_CONSUMED.labels(self.service, record.topic, "dead_lettered").inc()

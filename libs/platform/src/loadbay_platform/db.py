@@ -1,0 +1,90 @@
+"""PostgreSQL: the pool, identifier checks and the per-service migration runner.
+
+Each service owns one schema. Its pool sets `search_path` to that schema, so a service's SQL
+never names it; migrations are plain SQL files applied in order and recorded in
+`<schema>.schema_migrations`, under an advisory lock so replicas starting together agree.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from importlib import resources
+from importlib.abc import Traversable
+
+import asyncpg
+
+from loadbay_platform.settings import PostgresSettings
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def quote_ident(name: str) -> str:
+    """Quote a schema/table/column name after checking it is a plain lowercase identifier."""
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a valid identifier: {name!r}")
+    return f'"{name}"'
+
+
+async def create_pool(settings: PostgresSettings, schema: str) -> asyncpg.Pool:
+    quote_ident(schema)
+    pool = await asyncpg.create_pool(
+        settings.url,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        command_timeout=settings.command_timeout_s,
+        server_settings={"search_path": f"{schema},public", "application_name": schema},
+    )
+    assert pool is not None
+    return pool
+
+
+_PLATFORM_SQL = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id bigserial PRIMARY KEY,
+    topic text NOT NULL,
+    key text NOT NULL,
+    envelope jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS inbox (
+    event_id text NOT NULL,
+    consumer text NOT NULL,
+    topic text NOT NULL,
+    handled_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer, event_id)
+);
+"""
+
+
+def _migration_files(package: str) -> list[Traversable]:
+    folder = resources.files(package) / "migrations"
+    return sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
+
+
+async def migrate(conn: asyncpg.Connection, schema: str, package: str) -> list[str]:
+    """Create `schema` and apply the platform tables plus `<package>/migrations/*.sql` not yet
+    applied. Returns the names of the migrations applied now."""
+    qschema = quote_ident(schema)
+    applied_now: list[str] = []
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", zlib.crc32(schema.encode()))
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {qschema}")
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {qschema}.schema_migrations ("
+            " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {
+            r["name"] for r in await conn.fetch(f"SELECT name FROM {qschema}.schema_migrations")
+        }
+        steps = [("0000_platform.sql", _PLATFORM_SQL)] + [
+            (f.name, f.read_text()) for f in _migration_files(package)
+        ]
+        await conn.execute(f"SET LOCAL search_path TO {qschema}, public")
+        for name, sql in steps:
+            if name in done:
+                continue
+            await conn.execute(sql)
+            await conn.execute(f"INSERT INTO {qschema}.schema_migrations (name) VALUES ($1)", name)
+            applied_now.append(name)
+    return applied_now

@@ -1,0 +1,54 @@
+"""The HTTP surface every service shares: health, readiness, metrics and request metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from loadbay_platform.auth import TokenVerifier
+from loadbay_platform.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from loadbay_platform.settings import AuthSettings
+
+ReadinessCheck = Callable[[], Awaitable[str | None]]
+
+
+def create_app(
+    service: str, auth: AuthSettings, readiness: ReadinessCheck, *, title: str, description: str
+) -> FastAPI:
+    """A FastAPI app with /healthz, /readyz and /metrics; `readiness` returns None when ready,
+    else what is not ready yet."""
+    app = FastAPI(title=title, description=description, version="0.1.0")
+    app.state.token_verifier = TokenVerifier(auth)
+
+    @app.middleware("http")
+    async def record_metrics(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        HTTP_REQUESTS.labels(service, request.method, path, str(response.status_code)).inc()
+        HTTP_SECONDS.labels(service, request.method, path).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> Response:
+        problem = await readiness()
+        if problem is None:
+            return JSONResponse({"status": "ready", "service": service})
+        return JSONResponse({"status": "not ready", "reason": problem}, status_code=503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

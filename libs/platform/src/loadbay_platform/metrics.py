@@ -1,0 +1,46 @@
+"""The metric catalogue shared by every service (`loadbay_<what>_<unit>`).
+
+Service-specific metrics live in the service's own `metrics.py`. Every metric has a `service`
+label so one Grafana dashboard can show all services side by side.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_CONSUMED = Counter(
+    "loadbay_events_consumed_total",
+    "Events taken from Kafka, by outcome (handled, duplicate, dead_lettered, retried).",
+    ["service", "topic", "outcome"],
+)
+EVENTS_PUBLISHED = Counter(
+    "loadbay_events_published_total",
+    "Events the outbox relay published to Kafka.",
+    ["service", "topic"],
+)
+HANDLER_SECONDS = Histogram(
+    "loadbay_handler_duration_seconds",
+    "Time to handle one event, effect and inbox row committed.",
+    ["service", "event_type"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+OUTBOX_BACKLOG = Gauge(
+    "loadbay_outbox_backlog_events",
+    "Events written to the outbox and not yet published.",
+    ["service"],
+)
+CONSUMER_LAG = Gauge(
+    "loadbay_consumer_lag_messages",
+    "Messages behind the partition's high watermark, as seen at the last fetch.",
+    ["service", "topic", "partition"],
+)
+HTTP_REQUESTS = Counter(
+    "loadbay_http_requests_total",
+    "HTTP requests served, by route and status code.",
+    ["service", "method", "route", "status"],
+)
+HTTP_SECONDS = Histogram(
+    "loadbay_http_request_duration_seconds",
+    "HTTP request latency.",
+    ["service", "method", "route"],
+)

@@ -1,0 +1,117 @@
+"""Transactional outbox: events are written in the same transaction as the state change that
+causes them, and a relay publishes them to Kafka afterwards (at least once, in id order)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import zlib
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from loadbay_contracts import Envelope, Event
+from loadbay_platform import logs
+from loadbay_platform.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG
+
+log = logging.getLogger(__name__)
+
+INSERT_OUTBOX = "INSERT INTO outbox (topic, key, envelope) VALUES ($1, $2, $3::jsonb)"
+NOTIFY = "SELECT pg_notify($1, '')"
+TRY_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
+PENDING = "SELECT id, topic, key, envelope::text AS envelope FROM outbox ORDER BY id LIMIT $1"
+DELETE_SENT = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
+BACKLOG = "SELECT count(*) FROM outbox"
+
+
+def channel(service: str) -> str:
+    return f"loadbay_outbox_{service}"
+
+
+async def enqueue(
+    conn: asyncpg.Connection,
+    event: Event,
+    *,
+    service: str,
+    correlation_id: str | None = None,
+    subject: str | None = None,
+) -> Envelope:
+    """Write `event` to the outbox in the caller's transaction."""
+    envelope = Envelope.wrap(
+        event,
+        source=f"loadbay/{service}",
+        correlation_id=correlation_id or logs.correlation_id.get(),
+        subject=subject,
+    )
+    await conn.execute(
+        INSERT_OUTBOX, event.topic(), event.ordering_key(), envelope.model_dump_json()
+    )
+    await conn.execute(NOTIFY, channel(service))
+    return envelope
+
+
+class OutboxRelay:
+    """Publishes outbox rows to Kafka, then deletes them. One relay at a time per service
+    publishes (an advisory lock), so replicas keep the order."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        service: str,
+        *,
+        batch_size: int = 500,
+        poll_interval_s: float = 1.0,
+    ) -> None:
+        self.pool = pool
+        self.producer = producer
+        self.service = service
+        self.batch_size = batch_size
+        self.poll_interval_s = poll_interval_s
+        self._wake = asyncio.Event()
+        self._lock_key = zlib.crc32(f"outbox:{service}".encode())
+
+    async def run(self) -> None:
+        listener = await self.pool.acquire()
+        await listener.add_listener(channel(self.service), self._on_notify)
+        try:
+            while True:
+                try:
+                    sent = await self.publish_pending()
+                except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+                    log.warning("outbox relay: publish failed, will retry: %s", exc)
+                    sent = 0
+                    await asyncio.sleep(self.poll_interval_s)
+                if sent < self.batch_size:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+                    self._wake.clear()
+        finally:
+            with contextlib.suppress(Exception):
+                await listener.remove_listener(channel(self.service), self._on_notify)
+            await self.pool.release(listener)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def publish_pending(self) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval(TRY_LOCK, self._lock_key):
+                return 0
+            rows = await conn.fetch(PENDING, self.batch_size)
+            if not rows:
+                OUTBOX_BACKLOG.labels(self.service).set(0)
+                return 0
+            futures = [
+                await self.producer.send(
+                    r["topic"], value=r["envelope"].encode(), key=r["key"].encode()
+                )
+                for r in rows
+            ]
+            await asyncio.gather(*futures)
+            await conn.execute(DELETE_SENT, [r["id"] for r in rows])
+            for r in rows:
+                EVENTS_PUBLISHED.labels(self.service, r["topic"]).inc()
+            OUTBOX_BACKLOG.labels(self.service).set(await conn.fetchval(BACKLOG))
+            return len(rows)

@@ -1,0 +1,198 @@
+"""How every loadbay service runs: one composition root, the same for all of them.
+
+`run_service` opens the pool (and applies the service's migrations), the Kafka producer and
+the S3 client, then runs the outbox relay, the event consumer, the service's own background
+tasks and its HTTP API until cancelled, and closes everything in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import asyncpg
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI
+
+from loadbay_contracts import Event, dead_letter_topic
+from loadbay_platform import logs
+from loadbay_platform.consumer import Consumer, Handler, RawHandler
+from loadbay_platform.db import create_pool, migrate
+from loadbay_platform.http import create_app
+from loadbay_platform.outbox import OutboxRelay
+from loadbay_platform.s3 import s3_client
+from loadbay_platform.settings import PlatformSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Resources:
+    """What a service's handlers, tasks and routes are given; built once per process."""
+
+    service: str
+    settings: PlatformSettings
+    pool: asyncpg.Pool
+    producer: AIOKafkaProducer
+    s3: Any
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class ServiceDefinition(Protocol):
+    name: str  # e.g. "reload"; its schema is loadbay_<name>
+    title: str
+    description: str
+
+    @property
+    def migrations_package(self) -> str: ...
+
+    def handlers(self, res: Resources) -> Mapping[type[Event], Handler]: ...
+
+    def raw_handlers(self, res: Resources) -> Mapping[str, RawHandler]: ...
+
+    def background(self, res: Resources) -> list[Coroutine[Any, Any, None]]: ...
+
+    def routes(self, app: FastAPI, res: Resources) -> None: ...
+
+
+def schema_for(service: str) -> str:
+    return f"loadbay_{service}"
+
+
+async def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int = 3) -> None:
+    """Create topics (and their dead-letter twins) that do not exist yet."""
+    wanted = sorted({*topics, *(dead_letter_topic(t) for t in topics)})
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(t, partitions, 1) for t in wanted if t not in existing]
+        if missing:
+            with contextlib.suppress(KafkaError):
+                await admin.create_topics(missing)
+    finally:
+        await admin.close()
+
+
+@dataclass
+class RunningService:
+    """Handles for tests and the dev stack: the port it listens on, readiness and resources."""
+
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    port: int | None = None
+    resources: Resources | None = None
+
+
+async def run_service(
+    definition: ServiceDefinition,
+    settings: PlatformSettings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    state: RunningService | None = None,
+) -> None:
+    state = state or RunningService()
+    schema = schema_for(definition.name)
+    pool = await create_pool(settings.postgres, schema)
+    try:
+        async with pool.acquire() as conn:
+            applied = await migrate(conn, schema, definition.migrations_package)
+        if applied:
+            log.info("applied migrations %s", applied, extra={"fields": {"schema": schema}})
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka.bootstrap_servers,
+            security_protocol=settings.kafka.security_protocol,
+            acks="all",
+            linger_ms=5,
+        )
+        await producer.start()
+        try:
+            async with s3_client(settings.s3) as s3:
+                res = Resources(definition.name, settings, pool, producer, s3)
+                state.resources = res
+                await _serve(definition, res, host, port, state)
+        finally:
+            await producer.stop()
+    finally:
+        await pool.close()
+
+
+async def _serve(
+    definition: ServiceDefinition,
+    res: Resources,
+    host: str,
+    port: int,
+    state: RunningService,
+) -> None:
+    handlers = definition.handlers(res)
+    raw = definition.raw_handlers(res)
+    consumer: Consumer | None = None
+    if handlers or raw:
+        consumer = Consumer(
+            service=definition.name,
+            pool=res.pool,
+            producer=res.producer,
+            kafka=res.settings.kafka,
+            handlers=handlers,
+            raw_handlers=raw,
+            acquire_timeout_s=res.settings.postgres.acquire_timeout_s,
+        )
+        await ensure_topics(res.settings.kafka.bootstrap_servers, consumer.topics)
+
+    async def readiness() -> str | None:
+        if consumer is not None and not consumer.ready.is_set():
+            return "the event consumer has not joined its group yet"
+        try:
+            async with res.pool.acquire(timeout=2) as conn:
+                await conn.fetchval("SELECT 1")
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            return f"database unreachable: {exc}"
+        return None
+
+    app = create_app(
+        definition.name,
+        res.settings.auth,
+        readiness,
+        title=definition.title,
+        description=definition.description,
+    )
+    app.state.resources = res
+    definition.routes(app, res)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
+    )
+    tasks = [
+        asyncio.create_task(OutboxRelay(res.pool, res.producer, definition.name).run()),
+        asyncio.create_task(server.serve()),
+        *(asyncio.create_task(c) for c in definition.background(res)),
+    ]
+    if consumer is not None:
+        tasks.append(asyncio.create_task(consumer.run()))
+    try:
+        while not server.started:
+            if any(t.done() for t in tasks):
+                break
+            await asyncio.sleep(0.02)
+        if server.started:
+            state.port = server.servers[0].sockets[0].getsockname()[1]
+            log.info("%s listening on http://%s:%s", definition.name, host, state.port)
+            state.ready.set()
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            t.result()  # a task that ends on its own is a crash: surface it
+    finally:
+        server.should_exit = True
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def configure_logging(service: str, settings: PlatformSettings) -> None:
+    logs.configure(service, settings.log_level)

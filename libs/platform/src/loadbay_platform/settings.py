@@ -1,0 +1,70 @@
+"""Settings every service shares: where the broker, database, object store and mail relay are.
+
+All come from the environment (`LOADBAY_<GROUP>__<FIELD>`, e.g. `LOADBAY_POSTGRES__URL`), so
+the same code runs on the embedded stack, Apache Kafka, managed PostgreSQL, AWS S3 or MinIO and
+a real mail relay. Service-specific settings live in each service's own `settings.py`.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    # Tansu holds each fetch for the whole fetch_max_wait_ms: keep it low for latency.
+    fetch_max_wait_ms: int = 20
+    max_retries: int = 3
+    security_protocol: str = "PLAINTEXT"
+
+
+class PostgresSettings(BaseModel):
+    url: str = "postgresql://postgres@127.0.0.1:5432/loadbay"
+    pool_min_size: int = 1
+    pool_max_size: int = 8
+    acquire_timeout_s: float = 30.0
+    command_timeout_s: float = 3600.0
+
+
+class S3Settings(BaseModel):
+    endpoint_url: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    region: str = "us-east-1"
+    lz_bucket: str = "loadbay-lz"
+    dlz_bucket: str = "loadbay-dlz"
+
+
+class SmtpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 25
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = False
+    sender: str = "loadbay <loadbay@localhost>"
+    timeout_s: float = 10.0
+
+
+class AuthSettings(BaseModel):
+    """Bearer JWTs. Dev mode signs and verifies HS256 tokens with `secret`; production points
+    `jwks_url` at an OIDC issuer's keys."""
+
+    secret: SecretStr = SecretStr("loadbay-dev-secret-change-me-in-production")
+    algorithm: str = "HS256"
+    jwks_url: str | None = None
+    issuer: str | None = None
+    audience: str | None = None
+
+
+class PlatformSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LOADBAY_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    s3: S3Settings = S3Settings()
+    smtp: SmtpSettings = SmtpSettings()
+    auth: AuthSettings = AuthSettings()
+    log_level: str = "INFO"
