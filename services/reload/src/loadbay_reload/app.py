@@ -1,0 +1,50 @@
+"""The reload service: wiring only (see reloads.py for the flow)."""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Mapping
+from typing import Any
+
+from fastapi import FastAPI
+
+from loadbay_contracts import Event
+from loadbay_platform.consumer import Handler, RawHandler
+from loadbay_platform.service import Resources
+from loadbay_reload import api, watcher
+from loadbay_reload.handlers import Handlers, handler_map
+from loadbay_reload.settings import ReloadSettings
+
+
+class ReloadService:
+    name = "reload"
+    title = "loadbay reload"
+    description = (
+        "Reload datasets: land files in the landing zone, process them, and each run replaces"
+        " the dataset's rows atomically."
+    )
+    migrations_package = "loadbay_reload"
+
+    def __init__(self, settings: ReloadSettings | None = None) -> None:
+        self.settings = settings or ReloadSettings()
+
+    def handlers(self, res: Resources) -> Mapping[type[Event], Handler]:
+        return handler_map(Handlers(res))
+
+    def raw_handlers(self, res: Resources) -> Mapping[str, RawHandler]:
+        return {self.settings.s3_notifications_topic: Handlers(res).on_s3_notification}
+
+    def background(self, res: Resources) -> list[Coroutine[Any, Any, None]]:
+        if not self.settings.watcher_enabled:
+            return []
+        return [
+            watcher.watch(
+                res.pool,
+                res.s3,
+                res.settings.s3.lz_bucket,
+                self.name,
+                self.settings.watch_interval_s,
+            )
+        ]
+
+    def routes(self, app: FastAPI, res: Resources) -> None:
+        api.add_routes(app, res)

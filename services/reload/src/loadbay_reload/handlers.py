@@ -1,0 +1,40 @@
+"""Thin event handlers of the reload service: decode, call the flow, done."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from loadbay_contracts import Envelope, FileLanded, LoadCompleted
+from loadbay_platform import outbox
+from loadbay_platform.service import Resources
+from loadbay_reload import reloads
+from loadbay_reload.landing import landings_from_s3_notification
+
+
+class Handlers:
+    def __init__(self, res: Resources) -> None:
+        self.res = res
+
+    async def on_file_landed(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: FileLanded
+    ) -> None:
+        s3 = self.res.settings.s3
+        await reloads.register_landing(conn, self.res.s3, s3.lz_bucket, s3.dlz_bucket, event)
+
+    async def on_load_completed(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: LoadCompleted
+    ) -> None:
+        if event.request_type == "reload.requested":
+            await reloads.finish_reload(conn, event)
+
+    async def on_s3_notification(self, conn: asyncpg.Connection, raw: bytes) -> None:
+        # Translated into file.landed events (through the outbox) so that every way of landing
+        # goes through one handler, in order per dataset.
+        for landed in landings_from_s3_notification(raw):
+            await outbox.enqueue(conn, landed, service=reloads.SERVICE)
+
+
+def handler_map(h: Handlers) -> dict[type[Any], Any]:
+    return {FileLanded: h.on_file_landed, LoadCompleted: h.on_load_completed}
