@@ -332,6 +332,7 @@ class EmbeddedStack:
         self._postgres: _Postgres | None = None
         self._smtp: Controller | None = None
         self._atexit_registered = False
+        self._pidfile_written = False
         self._timings = _Timings()
 
     # ----------------------------------------------------------------------------- public API
@@ -755,8 +756,10 @@ class EmbeddedStack:
             self._atexit_registered = True
 
     def _release_state_dir(self) -> None:
-        with contextlib.suppress(OSError):
-            (self.state_dir / _PIDFILE).unlink()
+        if self._pidfile_written:  # never remove another owner's pidfile
+            with contextlib.suppress(OSError):
+                (self.state_dir / _PIDFILE).unlink()
+            self._pidfile_written = False
         with _ACTIVE_LOCK:
             if _ACTIVE.get(self.state_dir) is self:
                 del _ACTIVE[self.state_dir]
@@ -780,6 +783,7 @@ class EmbeddedStack:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=2))
         tmp.replace(path)
+        self._pidfile_written = True
 
     def _reap_orphans(self) -> None:
         """Stop server processes a dead previous owner of this state dir left running."""

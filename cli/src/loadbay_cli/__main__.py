@@ -1,0 +1,3 @@
+from loadbay_cli.main import main
+
+main()

@@ -1,0 +1,138 @@
+"""`loadbay dev`: the embedded platform on one machine, for trying loadbay and for its tests.
+
+Starts the embedded servers (stack.py), then each service as its own process
+(`loadbay serve <name>`), waits until every one is ready, writes `.loadbay/stack.json` and
+prints where everything is. Ctrl-C stops the services, then the servers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+import httpx
+from rich.console import Console
+
+from loadbay_cli.services import SERVICE_NAMES
+from loadbay_cli.stack import EmbeddedStack, StackInfo, free_port
+from loadbay_platform.auth import mint_token
+from loadbay_platform.settings import PlatformSettings
+
+DEV_USER = ("dev", "dev@example.com")
+
+
+class ServiceProcesses:
+    """The services, each a `loadbay serve` child process with its own log file."""
+
+    def __init__(self, info: StackInfo, log_dir: Path, extra_env: dict[str, str]) -> None:
+        self.info = info
+        self.log_dir = log_dir
+        self.extra_env = extra_env
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.urls: dict[str, str] = {}
+        self._logs: list[IO[bytes]] = []
+
+    def start(self, names: tuple[str, ...] = SERVICE_NAMES) -> dict[str, str]:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.info.service_env(), **self.extra_env}
+        for name in names:
+            port = free_port()
+            log = (self.log_dir / f"{name}.log").open("ab")
+            self._logs.append(log)
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "loadbay_cli", "serve", name, "--port", str(port)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            self.urls[name] = f"http://127.0.0.1:{port}"
+        return self.urls
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        waiting = dict(self.urls)
+        while waiting and time.monotonic() < deadline:
+            for name, url in list(waiting.items()):
+                if self.procs[name].poll() is not None:
+                    raise RuntimeError(
+                        f"service {name} exited; see {self.log_dir / (name + '.log')}"
+                    )
+                try:
+                    if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                        del waiting[name]
+                except httpx.HTTPError:
+                    pass
+            time.sleep(0.2)
+        if waiting:
+            raise RuntimeError(
+                f"not ready after {timeout_s:.0f}s: {', '.join(waiting)} (logs in {self.log_dir})"
+            )
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for log in self._logs:
+            log.close()
+
+
+def run_dev_stack(state_dir: Path, console: Console) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    console.print("starting the embedded servers (Kafka, PostgreSQL, S3, SMTP)...")
+    with EmbeddedStack(state_dir, persistent_kafka=True) as stack:
+        info = stack.start()
+        services = ServiceProcesses(
+            info,
+            state_dir / "logs",
+            {"LOADBAY_RELOAD_WATCHER_ENABLED": "true"},
+        )
+        try:
+            urls = services.start()
+            console.print("starting the services (joining Kafka groups takes a few seconds)...")
+            services.wait_ready()
+            token = mint_token(PlatformSettings().auth, *DEV_USER)
+            stack_file = state_dir / "stack.json"
+            stack_file.write_text(json.dumps(info.to_json_dict(urls, token), indent=2))
+            _print_summary(console, info, urls, stack_file)
+            signal.signal(signal.SIGTERM, _interrupt)
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            console.print("stopping...")
+            services.stop()
+    console.print("stopped.")
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _print_summary(
+    console: Console, info: StackInfo, urls: dict[str, str], stack_file: Path
+) -> None:
+    console.print("\n[bold green]loadbay is running.[/] Ctrl-C stops everything.\n")
+    for name, url in urls.items():
+        console.print(f"  {name:<9} {url}  (API docs: {url}/docs, metrics: {url}/metrics)")
+    console.print(f"  kafka     {info.kafka_bootstrap_servers}")
+    console.print(f"  postgres  {info.postgres_url}")
+    console.print(
+        f"  s3        {info.s3_endpoint_url}  buckets: {info.lz_bucket}, {info.dlz_bucket}"
+    )
+    console.print(f"  smtp      {info.smtp_host}:{info.smtp_port}  mail saved in {info.maildir}")
+    console.print(
+        f"\n  everything above, and a dev token for user '{DEV_USER[0]}', is in {stack_file}\n"
+    )

@@ -1,0 +1,353 @@
+"""The `loadbay` command line: run the platform, mint tokens, and drive reload datasets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.table import Table
+
+from loadbay_cli.client import Api, CliError
+
+app = typer.Typer(
+    help="loadbay: validate files landing in object storage and load them into datasets.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+datasets_app = typer.Typer(
+    help="Create, list, show and delete Reload datasets.", no_args_is_help=True
+)
+app.add_typer(datasets_app, name="datasets")
+console = Console()
+err = Console(stderr=True)
+
+UrlOpt = Annotated[
+    str | None, typer.Option("--url", help="Reload service URL (default: .loadbay/stack.json)")
+]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option("--token", help="Bearer token (default: $LOADBAY_TOKEN or the dev stack's)"),
+]
+DatasetArg = Annotated[str, typer.Argument(help="The dataset as DOMAIN/NAME, e.g. sales/orders")]
+
+
+def _split(dataset: str) -> tuple[str, str]:
+    domain, sep, name = dataset.partition("/")
+    if not sep or not domain or not name or "/" in name:
+        raise CliError(f"name the dataset as DOMAIN/NAME, not {dataset!r}")
+    return domain, name
+
+
+def _api(url: str | None, token: str | None) -> Api:
+    return Api("reload", url, token)
+
+
+def _print_json(value: Any) -> None:
+    console.print_json(json.dumps(value, default=str))
+
+
+# -- running the platform ----------------------------------------------------------------------
+
+
+@app.command()
+def dev(
+    state_dir: Annotated[Path, typer.Option(help="Where data, logs and stack.json live")] = Path(
+        ".loadbay"
+    ),
+) -> None:
+    """Run the whole platform on the embedded default: Kafka (Tansu), PostgreSQL, an S3 server,
+    an SMTP sink and every service. Ctrl-C stops everything."""
+    from loadbay_cli.devstack import run_dev_stack
+
+    run_dev_stack(state_dir, console)
+
+
+@app.command()
+def serve(
+    service: Annotated[str, typer.Argument(help="reload, loader or notifier")],
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port (0 picks a free one)")] = 8000,
+) -> None:
+    """Run one service. It reads its broker, database, S3 and SMTP from LOADBAY_* variables."""
+    from loadbay_cli.services import service_definition
+    from loadbay_platform.service import configure_logging, run_service
+    from loadbay_platform.settings import PlatformSettings
+
+    definition = service_definition(service)
+    settings = PlatformSettings()
+    configure_logging(service, settings)
+
+    async def main() -> None:
+        task = asyncio.create_task(run_service(definition, settings, host=host, port=port))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+
+
+@app.command()
+def token(
+    user: Annotated[str, typer.Option(help="The user id (the token's sub)")],
+    email: Annotated[str, typer.Option(help="The user's email address")],
+    days: Annotated[int, typer.Option(help="Days until it expires")] = 30,
+) -> None:
+    """Mint a dev bearer token, signed with LOADBAY_AUTH__SECRET."""
+    from loadbay_platform.auth import mint_token
+    from loadbay_platform.settings import PlatformSettings
+
+    print(mint_token(PlatformSettings().auth, user, email, ttl_s=days * 86400))
+
+
+@app.command()
+def asyncapi() -> None:
+    """Print the AsyncAPI document of loadbay's events (generated from the contracts)."""
+    from loadbay_contracts.asyncapi import asyncapi_document
+
+    print(json.dumps(asyncapi_document(), indent=2))
+
+
+# -- datasets ----------------------------------------------------------------------------------
+
+
+@datasets_app.command("create")
+def datasets_create(
+    dataset: DatasetArg,
+    column: Annotated[
+        list[str],
+        typer.Option(
+            "--column",
+            "-c",
+            help="NAME:TYPE[:required], repeat per column, in order. "
+            "Types: text integer bigint numeric boolean date timestamp timestamptz",
+        ),
+    ],
+    description: Annotated[str, typer.Option(help="What the dataset holds")] = "",
+    delimiter: Annotated[str, typer.Option(help="CSV delimiter")] = ",",
+    quote: Annotated[str, typer.Option(help="CSV quote character")] = '"',
+    user: Annotated[
+        list[str] | None,
+        typer.Option("--user", help="Authorized user as USER_ID:EMAIL, repeatable"),
+    ] = None,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Create a Reload dataset with a CSV file type and a declared schema."""
+    domain, name = _split(dataset)
+    columns = []
+    for spec in column:
+        parts = spec.split(":")
+        if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "required"):
+            raise CliError(f"--column takes NAME:TYPE or NAME:TYPE:required, not {spec!r}")
+        columns.append({"name": parts[0], "type": parts[1], "nullable": len(parts) == 2})
+    users = []
+    for u in user or []:
+        uid, sep, mail = u.partition(":")
+        if not sep:
+            raise CliError(f"--user takes USER_ID:EMAIL, not {u!r}")
+        users.append({"user_id": uid, "email": mail})
+    body = {
+        "domain": domain,
+        "name": name,
+        "description": description,
+        "columns": columns,
+        "csv": {"delimiter": delimiter, "quote": quote},
+        "authorized_users": users,
+    }
+    created = _api(url, token).call("POST", "/datasets", json=body)
+    console.print(
+        f"created [bold]{domain}/{name}[/] (rows land in table {created['warehouse_table']})"
+    )
+
+
+@datasets_app.command("list")
+def datasets_list(url: UrlOpt = None, token: TokenOpt = None) -> None:
+    """List the datasets you own or are authorized on."""
+    rows = _api(url, token).call("GET", "/datasets")
+    table = Table("dataset", "type", "file type", "columns", "owner")
+    for d in rows:
+        cols = ", ".join(f"{c['name']}:{c['type']}" for c in d["columns"])
+        table.add_row(
+            f"{d['domain']}/{d['name']}", d["dataset_type"], d["file_type"], cols, d["owner_id"]
+        )
+    console.print(table)
+
+
+@datasets_app.command("show")
+def datasets_show(dataset: DatasetArg, url: UrlOpt = None, token: TokenOpt = None) -> None:
+    """Show one dataset as JSON."""
+    domain, name = _split(dataset)
+    _print_json(_api(url, token).call("GET", f"/datasets/{domain}/{name}"))
+
+
+@datasets_app.command("delete")
+def datasets_delete(dataset: DatasetArg, url: UrlOpt = None, token: TokenOpt = None) -> None:
+    """Delete a dataset's registration, files and executions (owner only)."""
+    domain, name = _split(dataset)
+    _api(url, token).call("DELETE", f"/datasets/{domain}/{name}")
+    console.print(f"deleted {domain}/{name}")
+
+
+# -- files and executions ----------------------------------------------------------------------
+
+
+class _ProgressReader:
+    """Feeds a file to httpx while advancing a progress bar."""
+
+    def __init__(self, path: Path, progress: Progress, task: Any) -> None:
+        self.handle = path.open("rb")
+        self.progress = progress
+        self.task = task
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.handle.read(size)
+        self.progress.advance(self.task, len(chunk))
+        return chunk
+
+
+@app.command()
+def upload(
+    dataset: DatasetArg,
+    files: Annotated[
+        list[Path], typer.Argument(help="Files to upload", exists=True, dir_okay=False)
+    ],
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Upload one or more files into the dataset's landing zone; they become pending files."""
+    domain, name = _split(dataset)
+    api = _api(url, token)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err,
+    ) as progress:
+        for path in files:
+            task = progress.add_task(path.name, total=path.stat().st_size)
+            reader = _ProgressReader(path, progress, task)
+            try:
+                landed = api.call(
+                    "POST",
+                    f"/datasets/{domain}/{name}/files",
+                    files=[("files", (path.name, reader, "text/csv"))],
+                )
+            finally:
+                reader.handle.close()
+            for f in landed:
+                progress.console.print(f"{f['name']}: pending as file {f['id']} ({f['key']})")
+
+
+@app.command()
+def files(
+    dataset: DatasetArg,
+    status: Annotated[str | None, typer.Option(help="pending, processing or completed")] = None,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """List the dataset's files (all, or by status)."""
+    domain, name = _split(dataset)
+    params = {"status": status} if status else {}
+    rows = _api(url, token).call("GET", f"/datasets/{domain}/{name}/files", params=params)
+    table = Table("id", "name", "batch", "size", "status", "error")
+    for f in rows:
+        table.add_row(
+            str(f["id"]), f["name"], f["batch"], str(f["size"]), f["status"], f["error"] or ""
+        )
+    console.print(table)
+
+
+@app.command()
+def pending(dataset: DatasetArg, url: UrlOpt = None, token: TokenOpt = None) -> None:
+    """List the dataset's pending files."""
+    files(dataset, "pending", url, token)
+
+
+FileIdsOpt = Annotated[list[int] | None, typer.Option("--file", "-f", help="A file id; repeatable")]
+
+
+@app.command()
+def process(
+    dataset: DatasetArg,
+    file: FileIdsOpt = None,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Process Files: reload the dataset from the chosen pending files (all if none given)."""
+    domain, name = _split(dataset)
+    body = {"file_ids": file} if file else {}
+    accepted = _api(url, token).call("POST", f"/datasets/{domain}/{name}/process", json=body)
+    console.print(
+        f"reload started: execution {accepted['execution_id']} of {len(accepted['files'])} files"
+    )
+
+
+@app.command("delete-files")
+def delete_files(
+    dataset: DatasetArg,
+    file: Annotated[list[int], typer.Option("--file", "-f", help="A pending file id; repeatable")],
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Permanently delete pending files from the landing zone and the registry."""
+    domain, name = _split(dataset)
+    gone = _api(url, token).call(
+        "POST", f"/datasets/{domain}/{name}/files/delete", json={"file_ids": file}
+    )
+    for f in gone:
+        console.print(f"deleted {f['name']} ({f['key']})")
+
+
+@app.command()
+def executions(
+    dataset: DatasetArg,
+    limit: Annotated[int, typer.Option(help="How many, newest first")] = 20,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """The dataset's executions, newest first."""
+    domain, name = _split(dataset)
+    rows = _api(url, token).call(
+        "GET", f"/datasets/{domain}/{name}/executions", params={"limit": limit}
+    )
+    table = Table("execution", "status", "trigger", "by", "files", "rows", "started", "reason")
+    for e in rows:
+        table.add_row(
+            e["id"],
+            e["status"],
+            e["trigger"],
+            e["triggered_by"],
+            str(e["file_count"]),
+            str(e["rows"]),
+            e["started_at"],
+            e["reason"] or "",
+        )
+    console.print(table)
+
+
+@app.command()
+def execution(
+    execution_id: Annotated[str, typer.Argument(help="The execution id")],
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """One execution in detail, as JSON."""
+    _print_json(_api(url, token).call("GET", f"/executions/{execution_id}"))
+
+
+def main() -> None:
+    try:
+        app()
+    except CliError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise SystemExit(1) from None

@@ -1,0 +1,32 @@
+"""The loader service, the data plane: wiring only."""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Mapping
+from typing import Any
+
+from fastapi import FastAPI
+
+from loadbay_contracts import Event, ReloadRequested
+from loadbay_loader.handlers import Handlers
+from loadbay_platform.consumer import Handler, RawHandler
+from loadbay_platform.service import Resources
+
+
+class LoaderService:
+    name = "loader"
+    title = "loadbay loader"
+    description = "Streams files from object storage into the warehouse."
+    migrations_package = "loadbay_loader"
+
+    def handlers(self, res: Resources) -> Mapping[type[Event], Handler]:
+        return {ReloadRequested: Handlers(res).on_reload_requested}
+
+    def raw_handlers(self, res: Resources) -> Mapping[str, RawHandler]:
+        return {}
+
+    def background(self, res: Resources) -> list[Coroutine[Any, Any, None]]:
+        return []
+
+    def routes(self, app: FastAPI, res: Resources) -> None:
+        pass

@@ -1,0 +1,19 @@
+"""Thin event handlers of the loader."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from loadbay_contracts import Envelope, ReloadRequested
+from loadbay_loader import reload_loads
+from loadbay_platform.service import Resources
+
+
+class Handlers:
+    def __init__(self, res: Resources) -> None:
+        self.res = res
+
+    async def on_reload_requested(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: ReloadRequested
+    ) -> None:
+        await reload_loads.run_reload(conn, self.res.s3, event)

@@ -1,0 +1,151 @@
+"""Reload loads: replace a dataset's rows with exactly the rows of the given files, atomically.
+
+Each file streams from object storage into a typed staging table by COPY (PostgreSQL does the
+typing and validation); only when every file loaded does the staging table replace the target,
+in the same transaction as the ledger, inbox and outbox rows. Any bad value leaves the target
+as it was and fails the load with the file, line, column and value.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from botocore.exceptions import ClientError
+
+from loadbay_contracts import FileRef, FileResult, LoadCompleted, LoadError, ReloadRequested
+from loadbay_loader import repository, tabular
+from loadbay_loader.metrics import BYTES_LOADED, LOAD_SECONDS, LOADS, ROWS_LOADED
+from loadbay_platform import outbox
+from loadbay_platform.db import quote_ident
+
+SERVICE = "loader"
+log = logging.getLogger(__name__)
+
+
+class MissingSourceFile(Exception):
+    def __init__(self, file: FileRef, detail: str) -> None:
+        super().__init__(
+            f"{file.name}: cannot read s3://{file.bucket}/{file.key} ({detail}); it may have"
+            " been deleted from the landing zone"
+        )
+        self.file = file
+
+
+async def run_reload(conn: asyncpg.Connection, s3: Any, request: ReloadRequested) -> LoadCompleted:
+    """Carry out a reload inside the caller's transaction and emit its load.completed."""
+    started = datetime.now(UTC)
+    clock = time.perf_counter()
+    spec = request.dataset
+    columns = [tabular.Column(c.name, c.type, c.nullable) for c in spec.columns]
+    options = tabular.CsvOptions(
+        delimiter=spec.csv.delimiter, quote=spec.csv.quote, escape=spec.csv.escape
+    )
+    staging = f"_loadbay_stage_{uuid.uuid4().hex[:16]}"
+    results: list[FileResult] = []
+    error: LoadError | None = None
+    try:
+        async with conn.transaction():  # a savepoint: a failure undoes only the load
+            await conn.execute(
+                repository.ENSURE_SCHEMA.format(schema=quote_ident(spec.warehouse_schema))
+            )
+            await tabular.create_staging_table(conn, spec.warehouse_schema, staging, columns)
+            for file in request.files:
+                chunks = tabular.prefetch(_open(s3, file))
+                copied = await tabular.copy_csv(
+                    conn,
+                    spec.warehouse_schema,
+                    staging,
+                    columns,
+                    options,
+                    chunks,
+                    file_name=file.name,
+                )
+                results.append(FileResult(key=file.key, rows=copied.rows, bytes=copied.bytes))
+            await _publish_to_dlz(s3, request)
+            await tabular.swap_in(conn, spec.warehouse_schema, spec.table, staging)
+    except tabular.RowError as exc:
+        key = next((f.key for f in request.files if f.name == exc.file), exc.file)
+        error = LoadError(
+            file=key, line=exc.line, column=exc.column, value=exc.value, message=str(exc)
+        )
+    except MissingSourceFile as exc:
+        error = LoadError(file=exc.file.key, message=str(exc))
+    status = "failed" if error else "succeeded"
+    rows = sum(r.rows for r in results) if not error else 0
+    size = sum(r.bytes for r in results) if not error else 0
+    completed = LoadCompleted(
+        request_type="reload.requested",
+        request_id=request.execution_id,
+        dataset_id=spec.dataset_id,
+        status=status,
+        rows=rows,
+        bytes=size,
+        files=tuple(results) if not error else (),
+        error=error,
+        started_at=started,
+        finished_at=datetime.now(UTC),
+    )
+    await repository.record_load(
+        conn,
+        load_id=request.execution_id,
+        request_type="reload.requested",
+        dataset_id=spec.dataset_id,
+        target=f"{spec.warehouse_schema}.{spec.table}",
+        status=status,
+        files=len(request.files),
+        rows=rows,
+        bytes_=size,
+        error=error.model_dump() if error else None,
+        started_at=started,
+        finished_at=completed.finished_at,
+    )
+    await outbox.enqueue(conn, completed, service=SERVICE)
+    LOADS.labels("reload", status).inc()
+    LOAD_SECONDS.labels("reload").observe(time.perf_counter() - clock)
+    if not error:
+        ROWS_LOADED.labels(spec.file_type).inc(rows)
+        BYTES_LOADED.labels(spec.file_type).inc(size)
+    log.info(
+        "reload %s of %s.%s %s: %d rows from %d files",
+        request.execution_id,
+        spec.warehouse_schema,
+        spec.table,
+        status,
+        rows,
+        len(request.files),
+    )
+    return completed
+
+
+async def _open(s3: Any, file: FileRef) -> Any:
+    """The object's bytes, streamed; a missing or unreadable object is a load failure."""
+    try:
+        async for chunk in tabular.s3_chunks(s3, file.bucket, file.key):
+            yield chunk
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "error")
+        raise MissingSourceFile(file, str(code)) from exc
+
+
+async def _publish_to_dlz(s3: Any, request: ReloadRequested) -> None:
+    """Copy the validated files to the DLZ under the dataset's prefix, replacing the previous
+    version (objects of earlier reloads are removed). `_SUCCESS` never reaches the DLZ."""
+    wanted = {request.dlz_prefix + f.name: f for f in request.files}
+    try:
+        for key, f in wanted.items():
+            await s3.copy_object(
+                Bucket=request.dlz_bucket, Key=key, CopySource={"Bucket": f.bucket, "Key": f.key}
+            )
+        paginator = s3.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=request.dlz_bucket, Prefix=request.dlz_prefix):
+            for obj in page.get("Contents", []):
+                if obj["Key"] not in wanted:
+                    await s3.delete_object(Bucket=request.dlz_bucket, Key=obj["Key"])
+    except ClientError as exc:
+        first = next(iter(request.files))
+        raise MissingSourceFile(first, f"copy to the DLZ failed: {exc}") from exc
