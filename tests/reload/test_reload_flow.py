@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from tests.conftest import Mailbox, Platform, User, body_text
+from tests.conftest import DATA, Mailbox, Platform, User, body_text
 from tests.reload.flows import (
     batch_prefix,
     create_dataset,
@@ -310,3 +310,50 @@ async def test_bad_dataset_requests_are_refused_with_a_reason(
         f"/datasets/{domain}/{name}/process", json={}, headers=alice.headers
     )
     assert nothing.status_code == 409 and "no pending files" in nothing.json()["message"]
+
+
+USGS_COLUMNS = [
+    {"name": "time", "type": "timestamptz", "nullable": False},
+    {"name": "latitude", "type": "numeric"},
+    {"name": "longitude", "type": "numeric"},
+    {"name": "depth", "type": "numeric"},
+    {"name": "mag", "type": "numeric"},
+    {"name": "magtype", "type": "text"},
+    {"name": "nst", "type": "integer"},
+    {"name": "gap", "type": "numeric"},
+    {"name": "dmin", "type": "numeric"},
+    {"name": "rms", "type": "numeric"},
+    {"name": "net", "type": "text"},
+    {"name": "id", "type": "text", "nullable": False},
+    {"name": "updated", "type": "timestamptz"},
+    {"name": "place", "type": "text"},
+    {"name": "type", "type": "text"},
+]
+
+
+async def test_the_usgs_earthquakes_file_loads_as_a_real_dataset(
+    platform: Platform,
+    reload_api: httpx.AsyncClient,
+    alice: User,
+    names: tuple[str, str],
+    warehouse: asyncpg.Connection,
+) -> None:
+    domain, name = names
+    await create_dataset(reload_api, alice, domain, name, columns=USGS_COLUMNS)
+    data = (DATA / "usgs-earthquakes-2015-11-22_2015-12-22.csv").read_bytes()
+    uploaded = await reload_api.post(
+        f"/datasets/{domain}/{name}/files",
+        files=[("files", ("earthquakes.csv", data))],
+        headers=alice.headers,
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    await reload_api.post(f"/datasets/{domain}/{name}/process", json={}, headers=alice.headers)
+    execution = await finished_execution(reload_api, alice, domain, name)
+    assert execution["status"] == "succeeded", execution["reason"]
+    assert execution["rows"] == 7268
+    table = f'"{domain}"."{name}"'
+    assert await warehouse.fetchval(f"SELECT count(DISTINCT id) FROM {table}") == 7268
+    first = await warehouse.fetchrow(f"SELECT * FROM {table} WHERE id = 'ak12293661'")
+    assert first["time"] == dt.datetime(2015, 12, 22, 18, 45, 11, tzinfo=dt.UTC)
+    assert first["place"] == "54km S of Redoubt Volcano, Alaska"
+    assert first["nst"] is None and first["mag"] == Decimal("3")

@@ -39,6 +39,10 @@ async def create_pool(settings: PostgresSettings, schema: str) -> asyncpg.Pool:
     return pool
 
 
+async def ping(conn: asyncpg.Connection) -> None:
+    await conn.fetchval("SELECT 1")
+
+
 _PLATFORM_SQL = """
 CREATE TABLE IF NOT EXISTS outbox (
     id bigserial PRIMARY KEY,

@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from loadbay_contracts import Event, dead_letter_topic
 from loadbay_platform import logs
 from loadbay_platform.consumer import Consumer, Handler, RawHandler
-from loadbay_platform.db import create_pool, migrate
+from loadbay_platform.db import create_pool, migrate, ping
 from loadbay_platform.http import create_app
 from loadbay_platform.outbox import OutboxRelay
 from loadbay_platform.s3 import s3_client
@@ -151,7 +151,7 @@ async def _serve(
             return "the event consumer has not joined its group yet"
         try:
             async with res.pool.acquire(timeout=2) as conn:
-                await conn.fetchval("SELECT 1")
+                await ping(conn)
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             return f"database unreachable: {exc}"
         return None

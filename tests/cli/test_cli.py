@@ -1,0 +1,110 @@
+"""The `loadbay` command as a user runs it, in a subprocess, against the running platform."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import asyncpg
+import jwt
+
+from tests.conftest import Platform, User
+
+CLI = [sys.executable, "-m", "loadbay_cli"]
+
+
+async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        *CLI,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_help_lists_every_command() -> None:
+    code, out, _ = await run_cli("--help")
+    assert code == 0
+    for command in (
+        "dev",
+        "serve",
+        "token",
+        "datasets",
+        "upload",
+        "pending",
+        "process",
+        "delete-files",
+        "executions",
+        "execution",
+        "asyncapi",
+    ):
+        assert command in out
+
+
+async def test_token_mints_a_dev_jwt() -> None:
+    code, out, _ = await run_cli("token", "--user", "carol", "--email", "carol@example.com")
+    assert code == 0
+    claims = jwt.decode(out.strip(), options={"verify_signature": False})
+    assert claims["sub"] == "carol" and claims["email"] == "carol@example.com"
+
+
+async def test_a_dataset_from_create_to_rows_with_the_cli(
+    platform: Platform, alice: User, names: tuple[str, str], tmp_path: Path, stack_db: str
+) -> None:
+    domain, name = names
+    env = {"LOADBAY_RELOAD_URL": platform.urls["reload"], "LOADBAY_TOKEN": alice.token}
+    dataset = f"{domain}/{name}"
+    code, out, err = await run_cli(
+        "datasets", "create", dataset, "-c", "id:integer:required", "-c", "city:text", env=env
+    )
+    assert code == 0, err
+    assert f"{domain}.{name}" in out
+    data = tmp_path / "cities.csv"
+    data.write_text("id,city\n1,Oslo\n2,Lima\n")
+    code, out, err = await run_cli("upload", dataset, str(data), env=env)
+    assert code == 0, err
+    assert "pending" in out + err
+    code, out, err = await run_cli("process", dataset, env=env)
+    assert code == 0, err
+    assert "reload started" in out
+    conn = await asyncpg.connect(stack_db)
+    try:
+        for _ in range(100):
+            code, out, err = await run_cli("executions", dataset, env=env)
+            if "succeeded" in out:
+                break
+            await asyncio.sleep(0.2)
+        assert "succeeded" in out
+        assert await conn.fetchval(f'SELECT count(*) FROM "{domain}"."{name}"') == 2
+    finally:
+        await conn.close()
+    code, _, err = await run_cli("process", dataset, env=env)
+    assert code == 1 and "no pending files" in err
+
+
+async def test_cli_errors_say_what_to_do(tmp_path: Path) -> None:
+    env = {"LOADBAY_RELOAD_URL": "", "LOADBAY_TOKEN": "x"}
+    process = await asyncio.create_subprocess_exec(
+        *CLI,
+        "datasets",
+        "list",
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await process.communicate()
+    assert process.returncode == 1
+    assert "make run" in err.decode()
+    code, _, err = await run_cli(
+        "datasets",
+        "show",
+        "no-slash",
+        env={"LOADBAY_TOKEN": "x", "LOADBAY_RELOAD_URL": "http://127.0.0.1:9"},
+    )
+    assert code == 1 and "DOMAIN/NAME" in err

@@ -1,0 +1,78 @@
+"""Cheap checks that keep the architecture honest: services share code only through libs/,
+and SQL lives in one place per service."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "src").is_dir())
+SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|TRUNCATE)\s", re.I)
+# Where SQL may be written: each service's repository, the platform's own tables, and the
+# loader's warehouse DDL/COPY module.
+SQL_HOMES = {"repository.py", "db.py", "outbox.py", "consumer.py", "tabular.py"}
+
+
+def python_files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*.py") if "migrations" not in p.parts]
+
+
+def imported_modules(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_services_do_not_import_each_other() -> None:
+    offenders = []
+    for service in SERVICES:
+        others = {f"loadbay_{s}" for s in SERVICES if s != service}
+        for path in python_files(ROOT / "services" / service):
+            if bad := imported_modules(path) & others:
+                offenders.append(f"{path.relative_to(ROOT)} imports {sorted(bad)}")
+    assert offenders == []
+
+
+def test_libs_do_not_import_services() -> None:
+    services = {f"loadbay_{s}" for s in SERVICES} | {"loadbay_cli"}
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in python_files(ROOT / "libs")
+        if imported_modules(path) & services
+    ]
+    assert offenders == []
+
+
+def test_sql_lives_only_in_its_homes() -> None:
+    offenders = []
+    for folder in (ROOT / "services", ROOT / "libs"):
+        for path in python_files(folder):
+            if path.name in SQL_HOMES:
+                continue
+            tree = ast.parse(path.read_text())
+            docstrings = {
+                id(n.value)
+                for n in ast.walk(tree)
+                if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)
+            }
+            for node in ast.walk(tree):
+                if (
+                    id(node) not in docstrings
+                    and isinstance(node, ast.Constant)
+                    and isinstance(node.value, str)
+                    and SQL.match(node.value)
+                ):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []
+
+
+def test_every_service_has_its_migrations() -> None:
+    for service in SERVICES:
+        folder = ROOT / "services" / service / "src" / f"loadbay_{service}" / "migrations"
+        assert sorted(folder.glob("0001_*.sql")), f"{service} has no first migration"
