@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import mailbox
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -24,6 +26,8 @@ import pytest
 
 from loadbay_cli.services import service_definition
 from loadbay_cli.stack import EmbeddedStack, StackInfo
+
+__all__ = ["StackInfo"]
 from loadbay_platform.auth import mint_token
 from loadbay_platform.service import RunningService, run_service
 from loadbay_platform.settings import (
@@ -41,9 +45,15 @@ DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
-    with EmbeddedStack(tmp_path_factory.mktemp("stack")) as running:
-        yield running.info
+def stack() -> Iterator[StackInfo]:
+    # Not under pytest's tmp_path: as root, pgserver runs PostgreSQL as its own user, which
+    # cannot enter pytest's 0700 folders.
+    state = Path(tempfile.mkdtemp(prefix="loadbay-test-stack-"))
+    try:
+        with EmbeddedStack(state) as running:
+            yield running.info
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

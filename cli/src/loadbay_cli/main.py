@@ -72,15 +72,22 @@ def dev(
 @app.command()
 def serve(
     service: Annotated[str, typer.Argument(help="reload, loader or notifier")],
-    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="HTTP port (0 picks a free one)")] = 8000,
+    host: Annotated[
+        str, typer.Option(envvar="LOADBAY_HTTP_HOST", help="Address to listen on")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(envvar="LOADBAY_HTTP_PORT", help="HTTP port (0 picks a free one)")
+    ] = 8000,
 ) -> None:
     """Run one service. It reads its broker, database, S3 and SMTP from LOADBAY_* variables."""
     from loadbay_cli.services import service_definition
     from loadbay_platform.service import configure_logging, run_service
     from loadbay_platform.settings import PlatformSettings
 
-    definition = service_definition(service)
+    try:
+        definition = service_definition(service)
+    except KeyError as exc:
+        raise CliError(exc.args[0]) from exc
     settings = PlatformSettings()
     configure_logging(service, settings)
 

@@ -46,7 +46,8 @@ class Envelope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
     specversion: Literal["1.0"] = "1.0"
-    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    # Required on the wire: a redelivery must carry the same id, or it cannot be deduplicated.
+    id: str = Field(min_length=1)
     source: str
     type: str
     time: datetime = Field(default_factory=lambda: datetime.now(UTC))
@@ -66,6 +67,7 @@ class Envelope(BaseModel):
         subject: str | None = None,
     ) -> Self:
         return cls(
+            id=str(uuid.uuid4()),
             source=source,
             type=event.TYPE,
             subject=subject,

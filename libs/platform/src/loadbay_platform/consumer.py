@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from pydantic import ValidationError
 
 from loadbay_contracts import Envelope, Event, dead_letter_topic
@@ -31,6 +32,17 @@ log = logging.getLogger(__name__)
 Handler = Callable[[asyncpg.Connection, Envelope, Any], Awaitable[None]]
 # For topics that carry someone else's format (e.g. S3 event notifications): gets the raw value.
 RawHandler = Callable[[asyncpg.Connection, bytes], Awaitable[None]]
+
+# Failures of the infrastructure, not of the event: retried without limit.
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    KafkaConnectionError,
+)
+MAX_OUTAGE_BACKOFF_S = 30.0
 
 RECORD_HANDLED = (
     "INSERT INTO inbox (event_id, consumer, topic) VALUES ($1, $2, $3)"
@@ -121,53 +133,72 @@ class Consumer:
             await self._dead_letter(record, f"invalid {envelope.type} data: {exc}")
             return
         try:
-            for attempt in range(1, self.kafka.max_retries + 1):
-                started = time.perf_counter()
-                try:
-                    outcome = await self._handle_once(topic, envelope, event, handler)
-                except TerminalError as exc:
-                    await self._dead_letter(record, str(exc))
-                    return
-                except Exception as exc:  # every other failure is retried, then dead-lettered
-                    if attempt == self.kafka.max_retries:
-                        log.exception(
-                            "giving up on event %s after %d attempts", envelope.id, attempt
-                        )
-                        await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
-                        return
-                    EVENTS_CONSUMED.labels(self.service, topic, "retried").inc()
-                    log.warning("event %s failed (attempt %d): %r", envelope.id, attempt, exc)
-                    await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
-                    continue
+
+            async def attempt() -> str:
+                return await self._handle_once(topic, envelope, event, handler)
+
+            started = time.perf_counter()
+            outcome = await self._with_retries(record, attempt)
+            if outcome != "dead_lettered":
                 HANDLER_SECONDS.labels(self.service, envelope.type).observe(
                     time.perf_counter() - started
                 )
-                EVENTS_CONSUMED.labels(self.service, topic, outcome).inc()
-                return
         finally:
             logs.correlation_id.reset(token)
+
+    async def _with_retries(
+        self, record: ConsumerRecord[bytes, bytes], attempt: Callable[[], Awaitable[str]]
+    ) -> str:
+        """Run `attempt` until it has a durable outcome.
+
+        The database or network being unavailable is no fault of the event: that is retried
+        without limit (capped backoff), so an outage never dead-letters good events. A failure
+        of the handler itself is retried `max_retries` times, then dead-lettered; a
+        TerminalError is dead-lettered at once."""
+        failures = 0
+        outages = 0
+        while True:
+            try:
+                outcome = await attempt()
+            except TerminalError as exc:
+                await self._dead_letter(record, str(exc))
+                return "dead_lettered"
+            except INFRASTRUCTURE_ERRORS as exc:
+                outages += 1
+                delay = min(self.retry_backoff_s * 2 ** min(outages, 10), MAX_OUTAGE_BACKOFF_S)
+                log.warning("infrastructure unavailable (%r); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            except Exception as exc:  # the handler failed: bounded retries, then the DLQ
+                failures += 1
+                if failures >= self.kafka.max_retries:
+                    log.exception(
+                        "giving up on a message of %s after %d attempts", record.topic, failures
+                    )
+                    await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
+                    return "dead_lettered"
+                EVENTS_CONSUMED.labels(self.service, record.topic, "retried").inc()
+                log.warning("handling failed (attempt %d): %r", failures, exc)
+                await asyncio.sleep(self.retry_backoff_s * 2 ** (failures - 1))
+                continue
+            EVENTS_CONSUMED.labels(self.service, record.topic, outcome).inc()
+            return outcome
 
     async def _process_raw(self, record: ConsumerRecord[bytes, bytes], handler: RawHandler) -> None:
         # A raw message has no event id of ours: its position is its identity.
         event_id = f"{record.topic}:{record.partition}:{record.offset}"
-        for attempt in range(1, self.kafka.max_retries + 1):
-            try:
-                async with (
-                    self.pool.acquire(timeout=self.acquire_timeout_s) as conn,
-                    conn.transaction(),
-                ):
-                    if await conn.fetchval(RECORD_HANDLED, event_id, self.group_id, record.topic):
-                        await handler(conn, record.value or b"")
-                EVENTS_CONSUMED.labels(self.service, record.topic, "handled").inc()
-                return
-            except TerminalError as exc:
-                await self._dead_letter(record, str(exc))
-                return
-            except Exception as exc:
-                if attempt == self.kafka.max_retries:
-                    await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
-                    return
-                await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
+
+        async def attempt() -> str:
+            async with (
+                self.pool.acquire(timeout=self.acquire_timeout_s) as conn,
+                conn.transaction(),
+            ):
+                if not await conn.fetchval(RECORD_HANDLED, event_id, self.group_id, record.topic):
+                    return "duplicate"
+                await handler(conn, record.value or b"")
+            return "handled"
+
+        await self._with_retries(record, attempt)
 
     def _decode(
         self, record: ConsumerRecord[bytes, bytes]
@@ -217,9 +248,20 @@ class Consumer:
             *(record.headers or ()),
             ("loadbay-error", reason.encode()[:4000]),
             ("loadbay-consumer", self.group_id.encode()),
+            ("loadbay-original-partition", str(record.partition).encode()),
             ("loadbay-original-offset", str(record.offset).encode()),
         ]
-        await self.producer.send_and_wait(
-            dead_letter_topic(record.topic), value=record.value, key=record.key, headers=headers
-        )
+        for attempt in range(1, 1_000_000):
+            try:
+                await self.producer.send_and_wait(
+                    dead_letter_topic(record.topic),
+                    value=record.value,
+                    key=record.key,
+                    headers=headers,
+                )
+                break
+            except KafkaError as exc:  # never commit past a message we failed to set aside
+                delay = min(self.retry_backoff_s * 2**attempt, MAX_OUTAGE_BACKOFF_S)
+                log.warning("cannot publish a dead letter (%r); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
         EVENTS_CONSUMED.labels(self.service, record.topic, "dead_lettered").inc()

@@ -10,12 +10,20 @@ import zlib
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from loadbay_contracts import Envelope, Event
 from loadbay_platform import logs
 from loadbay_platform.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG
 
 log = logging.getLogger(__name__)
+RELAY_ERRORS = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    KafkaError,
+)
 
 INSERT_OUTBOX = "INSERT INTO outbox (topic, key, envelope) VALUES ($1, $2, $3::jsonb)"
 NOTIFY = "SELECT pg_notify($1, '')"
@@ -63,7 +71,9 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         poll_interval_s: float = 1.0,
+        acquire_timeout_s: float = 30.0,
     ) -> None:
+        self.acquire_timeout_s = acquire_timeout_s
         self.pool = pool
         self.producer = producer
         self.service = service
@@ -73,30 +83,45 @@ class OutboxRelay:
         self._lock_key = zlib.crc32(f"outbox:{service}".encode())
 
     async def run(self) -> None:
-        listener = await self.pool.acquire()
-        await listener.add_listener(channel(self.service), self._on_notify)
+        """Publish until cancelled; outages of the database or the broker are waited out."""
+        listener: asyncpg.Connection | None = None
         try:
             while True:
                 try:
+                    if listener is None or listener.is_closed():
+                        listener = await self._listen()
                     sent = await self.publish_pending()
-                except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-                    log.warning("outbox relay: publish failed, will retry: %s", exc)
+                except RELAY_ERRORS as exc:
+                    log.warning("outbox relay: publish failed, will retry: %r", exc)
                     sent = 0
+                    await self._release(listener)
+                    listener = None
                     await asyncio.sleep(self.poll_interval_s)
                 if sent < self.batch_size:
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
                     self._wake.clear()
         finally:
-            with contextlib.suppress(Exception):
-                await listener.remove_listener(channel(self.service), self._on_notify)
-            await self.pool.release(listener)
+            await self._release(listener)
+
+    async def _listen(self) -> asyncpg.Connection:
+        conn = await self.pool.acquire(timeout=self.acquire_timeout_s)
+        await conn.add_listener(channel(self.service), self._on_notify)
+        return conn
+
+    async def _release(self, conn: asyncpg.Connection | None) -> None:
+        if conn is None:
+            return
+        with contextlib.suppress(Exception):
+            await conn.remove_listener(channel(self.service), self._on_notify)
+        with contextlib.suppress(Exception):
+            await self.pool.release(conn)
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
     async def publish_pending(self) -> int:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire(timeout=self.acquire_timeout_s) as conn, conn.transaction():
             if not await conn.fetchval(TRY_LOCK, self._lock_key):
                 return 0
             rows = await conn.fetch(PENDING, self.batch_size)

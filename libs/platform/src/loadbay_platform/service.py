@@ -169,7 +169,14 @@ async def _serve(
         uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
     )
     tasks = [
-        asyncio.create_task(OutboxRelay(res.pool, res.producer, definition.name).run()),
+        asyncio.create_task(
+            OutboxRelay(
+                res.pool,
+                res.producer,
+                definition.name,
+                acquire_timeout_s=res.settings.postgres.acquire_timeout_s,
+            ).run()
+        ),
         asyncio.create_task(server.serve()),
         *(asyncio.create_task(c) for c in definition.background(res)),
     ]

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from loadbay_contracts import Event, ReloadRequested
+from loadbay_loader import dlz
 from loadbay_loader.handlers import Handlers
 from loadbay_platform.consumer import Handler, RawHandler
 from loadbay_platform.service import Resources
@@ -26,7 +27,7 @@ class LoaderService:
         return {}
 
     def background(self, res: Resources) -> list[Coroutine[Any, Any, None]]:
-        return []
+        return [dlz.run_publisher(res.pool, res.s3)]
 
     def routes(self, app: FastAPI, res: Resources) -> None:
         pass

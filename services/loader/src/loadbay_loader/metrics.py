@@ -1,6 +1,6 @@
 """Metrics of the loader (see loadbay_platform.metrics for the shared ones)."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 ROWS_LOADED = Counter(
     "loadbay_loader_rows_loaded_total", "Rows committed into the warehouse.", ["file_type"]
@@ -14,4 +14,8 @@ LOAD_SECONDS = Histogram(
     "Wall time of one load, from first byte read to commit.",
     ["kind"],
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800),
+)
+DLZ_BACKLOG = Gauge(
+    "loadbay_loader_dlz_backlog_publications",
+    "Successful reloads whose files are not yet copied to the DLZ.",
 )

@@ -8,6 +8,7 @@ as it was and fails the load with the file, line, column and value.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -55,19 +56,27 @@ async def run_reload(conn: asyncpg.Connection, s3: Any, request: ReloadRequested
             )
             await tabular.create_staging_table(conn, spec.warehouse_schema, staging, columns)
             for file in request.files:
-                chunks = tabular.prefetch(_open(s3, file))
                 copied = await tabular.copy_csv(
                     conn,
                     spec.warehouse_schema,
                     staging,
                     columns,
                     options,
-                    chunks,
+                    tabular.prefetch(_open(s3, file)),
                     file_name=file.name,
+                    # After a failure the file is read again to find the line where the
+                    # failing record starts (PostgreSQL reports where it ends).
+                    reopen=functools.partial(_open, s3, file),
                 )
                 results.append(FileResult(key=file.key, rows=copied.rows, bytes=copied.bytes))
-            await _publish_to_dlz(s3, request)
             await tabular.swap_in(conn, spec.warehouse_schema, spec.table, staging)
+            await repository.insert_dlz_publication(
+                conn,
+                request.execution_id,
+                request.dlz_bucket,
+                request.dlz_prefix,
+                [{"bucket": f.bucket, "key": f.key, "name": f.name} for f in request.files],
+            )
     except tabular.RowError as exc:
         key = next((f.key for f in request.files if f.name == exc.file), exc.file)
         error = LoadError(
@@ -130,22 +139,3 @@ async def _open(s3: Any, file: FileRef) -> Any:
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "error")
         raise MissingSourceFile(file, str(code)) from exc
-
-
-async def _publish_to_dlz(s3: Any, request: ReloadRequested) -> None:
-    """Copy the validated files to the DLZ under the dataset's prefix, replacing the previous
-    version (objects of earlier reloads are removed). `_SUCCESS` never reaches the DLZ."""
-    wanted = {request.dlz_prefix + f.name: f for f in request.files}
-    try:
-        for key, f in wanted.items():
-            await s3.copy_object(
-                Bucket=request.dlz_bucket, Key=key, CopySource={"Bucket": f.bucket, "Key": f.key}
-            )
-        paginator = s3.get_paginator("list_objects_v2")
-        async for page in paginator.paginate(Bucket=request.dlz_bucket, Prefix=request.dlz_prefix):
-            for obj in page.get("Contents", []):
-                if obj["Key"] not in wanted:
-                    await s3.delete_object(Bucket=request.dlz_bucket, Key=obj["Key"])
-    except ClientError as exc:
-        first = next(iter(request.files))
-        raise MissingSourceFile(first, f"copy to the DLZ failed: {exc}") from exc

@@ -51,3 +51,52 @@ async def record_load(
 
 async def list_loads(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(LIST_LOADS, limit)
+
+
+INSERT_DLZ_PUBLICATION = """
+INSERT INTO dlz_publications (load_id, dlz_bucket, dlz_prefix, files)
+VALUES ($1, $2, $3, $4::jsonb)
+"""
+NOTIFY_DLZ = "SELECT pg_notify('loadbay_loader_dlz', '')"
+# One publisher at a time, oldest first: a later reload's copy must land last.
+NEXT_DLZ_PUBLICATION = """
+SELECT id, load_id, dlz_bucket, dlz_prefix, files::text AS files FROM dlz_publications
+ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
+"""
+TRY_DLZ_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('loadbay_loader_dlz'))"
+DELETE_DLZ_PUBLICATION = "DELETE FROM dlz_publications WHERE id = $1"
+FAIL_DLZ_PUBLICATION = """
+UPDATE dlz_publications SET attempts = attempts + 1, last_error = $2 WHERE id = $1
+"""
+DLZ_BACKLOG = "SELECT count(*) FROM dlz_publications"
+
+
+async def insert_dlz_publication(
+    conn: asyncpg.Connection,
+    load_id: str,
+    dlz_bucket: str,
+    dlz_prefix: str,
+    files: list[dict[str, str]],
+) -> None:
+    await conn.execute(INSERT_DLZ_PUBLICATION, load_id, dlz_bucket, dlz_prefix, json.dumps(files))
+    await conn.execute(NOTIFY_DLZ)
+
+
+async def try_lock_dlz(conn: asyncpg.Connection) -> bool:
+    return bool(await conn.fetchval(TRY_DLZ_LOCK))
+
+
+async def next_dlz_publication(conn: asyncpg.Connection) -> asyncpg.Record | None:
+    return await conn.fetchrow(NEXT_DLZ_PUBLICATION)
+
+
+async def delete_dlz_publication(conn: asyncpg.Connection, publication_id: int) -> None:
+    await conn.execute(DELETE_DLZ_PUBLICATION, publication_id)
+
+
+async def fail_dlz_publication(conn: asyncpg.Connection, publication_id: int, error: str) -> None:
+    await conn.execute(FAIL_DLZ_PUBLICATION, publication_id, error)
+
+
+async def dlz_backlog(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval(DLZ_BACKLOG))

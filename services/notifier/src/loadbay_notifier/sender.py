@@ -1,0 +1,293 @@
+"""The sender loop: delivers recorded emails over SMTP, with retries, once per email.
+
+Each round claims due emails (`FOR UPDATE SKIP LOCKED`, so replicas share the work), sends
+them outside any transaction, and records the outcome. A claim makes the email not due for a
+lease, and a send is cut off at half the lease: an email is never sent by two senders at once,
+and one whose sender died mid-send is taken over when its lease runs out. The only duplicate
+left is a crash between the relay's acceptance and the `sent` update; the Message-ID, derived
+from the event id, lets a mail client (or a person) recognise it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from typing import Any
+
+import aiosmtplib
+import asyncpg
+from asyncpg import Record
+
+from loadbay_notifier import repository
+from loadbay_notifier.metrics import EMAILS_FAILED, EMAILS_PENDING, EMAILS_SENT, SEND_ATTEMPTS
+from loadbay_notifier.settings import NotifierSettings
+from loadbay_platform import logs
+from loadbay_platform.settings import SmtpSettings
+
+log = logging.getLogger(__name__)
+
+# Failures of the database (not of the mail relay): the loop waits and tries again.
+_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_DOT_ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
+
+
+class PermanentFailure(Exception):
+    """The email can never be delivered as it is (the relay refused it or its recipients for
+    good, or it cannot be written as a message): retrying will not help."""
+
+
+class EmailSender:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        smtp: SmtpSettings,
+        settings: NotifierSettings,
+        *,
+        acquire_timeout_s: float = 30.0,
+    ) -> None:
+        self.pool = pool
+        self.smtp = smtp
+        self.settings = settings
+        self.acquire_timeout_s = acquire_timeout_s
+        self._wake = asyncio.Event()
+        self._listener: asyncpg.Connection | None = None
+        _, address = parseaddr(smtp.sender)
+        self._envelope_sender = address or smtp.sender
+        self._msgid_domain = address.rpartition("@")[2] or "loadbay"
+
+    async def run(self) -> None:
+        """Send due emails until cancelled; never ends on its own."""
+        try:
+            while True:
+                await self._ensure_listener()
+                try:
+                    await self.send_due()
+                    delay = await self._seconds_until_next_due()
+                except _DB_ERRORS as exc:
+                    log.warning("email sender: database unavailable, will retry: %s", exc)
+                    delay = self.settings.poll_interval_s
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                self._wake.clear()
+        finally:
+            await self._drop_listener()
+
+    async def send_due(self) -> int:
+        """Send every email due now, a batch at a time; returns how many were attempted."""
+        attempted = 0
+        while True:
+            async with self.pool.acquire(timeout=self.acquire_timeout_s) as conn:
+                claimed = await repository.claim_due_emails(
+                    conn, self.settings.batch_size, self.settings.claim_lease_s
+                )
+            if not claimed:
+                break
+            outcomes = await asyncio.gather(
+                *(self._attempt(row) for row in claimed), return_exceptions=True
+            )
+            attempted += len(claimed)
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+        async with self.pool.acquire(timeout=self.acquire_timeout_s) as conn:
+            EMAILS_PENDING.set(await repository.count_pending(conn))
+        return attempted
+
+    async def _attempt(self, row: Record) -> None:
+        token = logs.correlation_id.set(row["correlation_id"])
+        try:
+            try:
+                note = await self._send(row)
+            except PermanentFailure as exc:
+                await self._give_up(row, str(exc))
+            except Exception as exc:  # the relay, the network or a bug: all worth a retry
+                await self._retry_or_give_up(row, exc)
+            else:
+                await self._write_outcome(repository.mark_sent, row["id"], note)
+                SEND_ATTEMPTS.labels("sent").inc()
+                EMAILS_SENT.labels(row["event_type"]).inc()
+                log.info(
+                    "sent email %s for event %s to %d recipients (attempt %d)",
+                    row["id"],
+                    row["event_id"],
+                    len(row["recipients"]),
+                    row["attempts"],
+                )
+        finally:
+            logs.correlation_id.reset(token)
+
+    async def _send(self, row: Record) -> str | None:
+        """Hand the email to the relay; returns a note on recipients it refused, if any."""
+        try:
+            message = self.build_message(row)
+        except (ValueError, TypeError) as exc:
+            raise PermanentFailure(f"cannot build the message: {exc}") from exc
+        smtp = self.smtp
+        try:
+            refused, _ = await asyncio.wait_for(
+                aiosmtplib.send(
+                    message,
+                    sender=self._envelope_sender,
+                    recipients=list(row["recipients"]),
+                    hostname=smtp.host,
+                    port=smtp.port,
+                    username=smtp.username,
+                    password=smtp.password.get_secret_value() if smtp.password else None,
+                    start_tls=smtp.starttls,
+                    timeout=smtp.timeout_s,
+                ),
+                # aiosmtplib's timeout bounds each step; this bounds the whole send, so it
+                # ends well inside the claim's lease.
+                self.settings.claim_lease_s / 2,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            if all(_permanent(r.code) for r in exc.recipients):
+                raise PermanentFailure(f"every recipient refused: {_describe(exc)}") from exc
+            raise
+        except (aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError) as exc:
+            if _permanent(exc.code):
+                raise PermanentFailure(f"refused by the mail relay: {_describe(exc)}") from exc
+            raise
+        if not refused:
+            return None
+        # Resending to the others would duplicate their copy: record who was left out.
+        note = "refused recipients: " + "; ".join(
+            f"{address} ({response.code} {response.message})"
+            for address, response in refused.items()
+        )
+        log.warning("email %s: %s", row["id"], note)
+        return note
+
+    def build_message(self, row: Record) -> EmailMessage:
+        """One message to all recipients, multipart/alternative (text, then HTML)."""
+        message = EmailMessage()
+        message["From"] = self.smtp.sender
+        message["To"] = ", ".join(row["recipients"])
+        message["Subject"] = row["subject"]
+        message["Date"] = format_datetime(row["created_at"])
+        message["Message-ID"] = message_id(row["event_id"], self._msgid_domain)
+        message["X-Loadbay-Event-Id"] = row["event_id"]
+        message["X-Loadbay-Correlation-Id"] = row["correlation_id"]
+        message["X-Loadbay-Event-Type"] = row["event_type"]
+        # RFC 3834: a machine wrote this; vacation responders should stay quiet.
+        message["Auto-Submitted"] = "auto-generated"
+        message.set_content(row["body_text"])
+        message.add_alternative(row["body_html"], subtype="html")
+        return message
+
+    async def _retry_or_give_up(self, row: Record, exc: Exception) -> None:
+        error = _describe(exc)
+        attempts = row["attempts"]
+        if attempts >= self.settings.max_attempts:
+            await self._give_up(row, f"{error} (gave up after {attempts} attempts)")
+            return
+        delay = self.retry_delay(attempts)
+        await self._write_outcome(repository.schedule_retry, row["id"], error, delay)
+        SEND_ATTEMPTS.labels("retried").inc()
+        log.warning(
+            "email %s for event %s not sent (attempt %d), retrying in %.1f s: %s",
+            row["id"],
+            row["event_id"],
+            attempts,
+            delay,
+            error,
+        )
+
+    async def _give_up(self, row: Record, error: str) -> None:
+        await self._write_outcome(repository.mark_failed, row["id"], error)
+        SEND_ATTEMPTS.labels("failed").inc()
+        EMAILS_FAILED.labels(row["event_type"]).inc()
+        log.error(
+            "gave up on email %s for event %s to %s: %s",
+            row["id"],
+            row["event_id"],
+            ", ".join(row["recipients"]),
+            error,
+        )
+
+    async def _write_outcome(
+        self, write: Callable[..., Awaitable[None]], email_id: int, *args: Any
+    ) -> None:
+        # Losing this write after a send means sending again once the lease runs out, so a
+        # database blip is waited out, within a quarter of the lease (the send had half).
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.claim_lease_s / 4
+        pause = 0.2
+        while True:
+            try:
+                async with self.pool.acquire(timeout=self.acquire_timeout_s) as conn:
+                    await write(conn, email_id, *args)
+                return
+            except _DB_ERRORS as exc:
+                if loop.time() + pause > deadline:
+                    raise
+                log.warning("email %s: cannot record the outcome yet: %s", email_id, exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+
+    def retry_delay(self, attempts: int) -> float:
+        """Wait after the `attempts`-th failed attempt: base, doubling, capped."""
+        s = self.settings
+        return min(s.retry_base_s * 2.0 ** min(attempts - 1, 62), s.retry_max_s)
+
+    async def _seconds_until_next_due(self) -> float:
+        async with self.pool.acquire(timeout=self.acquire_timeout_s) as conn:
+            due_in = await repository.seconds_until_next_due(conn)
+        poll = self.settings.poll_interval_s
+        return poll if due_in is None else min(due_in, poll)
+
+    async def _ensure_listener(self) -> None:
+        # The listening connection dies with the database; without it the loop still polls,
+        # and each round tries to listen again.
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        await self._drop_listener()
+        try:
+            conn = await self.pool.acquire(timeout=self.acquire_timeout_s)
+        except _DB_ERRORS as exc:
+            log.warning("email sender: cannot listen for new emails yet: %s", exc)
+            return
+        try:
+            await conn.add_listener(repository.NEW_EMAIL_CHANNEL, self._on_notify)
+        except _DB_ERRORS as exc:
+            log.warning("email sender: cannot listen for new emails yet: %s", exc)
+            await self.pool.release(conn)
+            return
+        self._listener = conn
+
+    async def _drop_listener(self) -> None:
+        conn, self._listener = self._listener, None
+        if conn is None:
+            return
+        with contextlib.suppress(*_DB_ERRORS):
+            await conn.remove_listener(repository.NEW_EMAIL_CHANNEL, self._on_notify)
+        with contextlib.suppress(*_DB_ERRORS):
+            await self.pool.release(conn)
+
+    def _on_notify(self, *_: Any) -> None:
+        self._wake.set()
+
+
+def message_id(event_id: str, domain: str) -> str:
+    """The Message-ID of the email for `event_id`: the same on every attempt and replica."""
+    left = event_id if _DOT_ATOM.match(event_id) and ".." not in event_id else None
+    if left is None or left.startswith(".") or left.endswith("."):
+        left = hashlib.sha256(event_id.encode()).hexdigest()[:40]
+    return f"<{left}.notifier@{domain}>"
+
+
+def _permanent(code: int) -> bool:
+    return 500 <= code < 600
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:2000]

@@ -1,0 +1,491 @@
+"""The notifier against a real PostgreSQL (pgserver) and a real SMTP sink (aiosmtpd).
+
+Handlers run in a transaction as the consumer runs them (and once through the consumer
+itself); the sender loop runs as a task and delivers to an aiosmtpd Maildir, read back with
+the stdlib `mailbox`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import mailbox
+import shutil
+import socket
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import Message
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pgserver
+import pytest
+from aiokafka import ConsumerRecord
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from prometheus_client import REGISTRY
+
+from loadbay_contracts import Envelope, Event, Recipient, ReloadFinished, ReloadRejected
+from loadbay_notifier import repository
+from loadbay_notifier.app import NotifierService
+from loadbay_notifier.handlers import handler_map, on_reload_finished, on_reload_rejected
+from loadbay_notifier.sender import EmailSender, message_id
+from loadbay_notifier.settings import NotifierSettings
+from loadbay_notifier.templates import render_reload_finished
+from loadbay_platform.auth import mint_token
+from loadbay_platform.consumer import Consumer
+from loadbay_platform.db import create_pool, migrate
+from loadbay_platform.http import create_app
+from loadbay_platform.service import Resources
+from loadbay_platform.settings import (
+    AuthSettings,
+    KafkaSettings,
+    PlatformSettings,
+    PostgresSettings,
+    SmtpSettings,
+)
+
+T = TypeVar("T")
+SCHEMA = "loadbay_notifier"
+ALICE = Recipient(user_id="alice", email="alice@example.com")
+BOB = Recipient(user_id="bob", email="bob@example.com")
+REASON = (
+    'orders-2024.csv line 17, column "amount": value "12,5<b>" is not a decimal'
+    " & the reload stopped"
+)
+
+
+# -- servers -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    # Not under pytest's basetemp: run as root, pgserver hands the data dir to its own user
+    # and widens the parents' permissions, which any pytest starting meanwhile resets to 0700
+    # on /tmp/pytest-of-<user> (initdb then fails with "Permission denied").
+    data_dir = Path(tempfile.mkdtemp(prefix="loadbay-notifier-pg-"))
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def with_database(url: str, database: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+@pytest.fixture(scope="session")
+async def template_db(pg_url: str) -> str:
+    """A database with the notifier's migrations applied, copied for every test."""
+    name = "notifier_template"
+    admin = await asyncpg.connect(pg_url)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(with_database(pg_url, name))
+    try:
+        await migrate(conn, SCHEMA, "loadbay_notifier")
+    finally:
+        await conn.close()
+    return name
+
+
+@pytest.fixture
+async def pool(pg_url: str, template_db: str) -> AsyncIterator[asyncpg.Pool]:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(pg_url)
+    try:
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template_db}")
+    finally:
+        await admin.close()
+    settings = PostgresSettings(url=with_database(pg_url, name), pool_max_size=4)
+    pool = await create_pool(settings, SCHEMA)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class SmtpSink:
+    """An aiosmtpd server storing every message in a Maildir; started on demand."""
+
+    def __init__(self, maildir: Path, port: int) -> None:
+        self.maildir = maildir
+        self.port = port
+        self.controller: Controller | None = None
+
+    async def start(self) -> None:
+        self.controller = Controller(Mailbox(self.maildir), hostname="127.0.0.1", port=self.port)
+        await asyncio.to_thread(self.controller.start)
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def messages(self) -> list[Message]:
+        if not self.maildir.exists():
+            return []
+        return list(mailbox.Maildir(self.maildir, create=False))
+
+    async def received(self) -> list[Message]:
+        return self.messages()
+
+
+@pytest.fixture
+async def smtp(tmp_path: Path) -> AsyncIterator[SmtpSink]:
+    """An SMTP sink that is down until the test starts it."""
+    sink = SmtpSink(tmp_path / "maildir", free_port())
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
+@contextlib.asynccontextmanager
+async def running_sender(
+    pool: asyncpg.Pool, port: int, **overrides: Any
+) -> AsyncIterator[EmailSender]:
+    # A long poll interval: prompt deliveries below are the NOTIFY wake-up's doing.
+    options: dict[str, Any] = {
+        "retry_base_s": 0.1,
+        "retry_max_s": 0.4,
+        "poll_interval_s": 5.0,
+        "claim_lease_s": 20.0,
+    }
+    sender = EmailSender(
+        pool,
+        SmtpSettings(host="127.0.0.1", port=port, timeout_s=2.0),
+        NotifierSettings(**{**options, **overrides}),
+        acquire_timeout_s=5.0,
+    )
+    task = asyncio.create_task(sender.run())
+    try:
+        yield sender
+    finally:
+        crashed = task.done()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert not crashed, "the sender loop ended on its own"
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T | None]], *, within: float = 5.0, interval: float = 0.02
+) -> T:
+    deadline = time.monotonic() + within
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not met within {within}s (last value: {value!r})")
+        await asyncio.sleep(interval)
+
+
+# -- events ------------------------------------------------------------------------------------
+
+
+def reload_failed(*recipients: Recipient) -> ReloadFinished:
+    started = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+    return ReloadFinished(
+        execution_id="exec-1",
+        dataset_id="ds-1",
+        domain="sales",
+        dataset_name="orders",
+        status="failed",
+        reason=REASON,
+        files=("orders-2024.csv", "orders-2025.csv"),
+        started_at=started,
+        finished_at=started + timedelta(seconds=4.2),
+        triggered_by="alice",
+        recipients=recipients or (ALICE, BOB),
+    )
+
+
+def reload_rejected() -> ReloadRejected:
+    return ReloadRejected(
+        dataset_id="ds-1",
+        domain="sales",
+        dataset_name="orders",
+        batch="upload_date=1700000000/alice/csv",
+        running_execution_id="exec-running",
+        reason="a reload of sales/orders is running (execution exec-running)",
+        recipients=(ALICE,),
+    )
+
+
+def wrap(event: Event) -> Envelope:
+    return Envelope.wrap(event, source="loadbay/reload", correlation_id=f"corr-{uuid.uuid4()}")
+
+
+async def handle(pool: asyncpg.Pool, envelope: Envelope, event: Any, handler: Any) -> None:
+    """What the consumer does around a handler: one transaction for the effect."""
+    async with pool.acquire() as conn, conn.transaction():
+        await handler(conn, envelope, event)
+
+
+async def email_row(pool: asyncpg.Pool, event_id: str) -> asyncpg.Record | None:
+    async with pool.acquire() as conn:
+        return await repository.get_email_by_event(conn, event_id)
+
+
+def parts(message: Message) -> dict[str, str]:
+    found = {}
+    for part in message.walk():
+        if part.get_content_type() in ("text/plain", "text/html"):
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            found[part.get_content_type()] = payload.decode(part.get_content_charset() or "utf-8")
+    return found
+
+
+# -- tests -------------------------------------------------------------------------------------
+
+
+async def test_a_failed_reload_sends_one_email_to_every_recipient_with_the_reason(
+    pool: asyncpg.Pool, smtp: SmtpSink
+) -> None:
+    await smtp.start()
+    event = reload_failed()
+    envelope = wrap(event)
+    async with running_sender(pool, smtp.port):
+        await asyncio.sleep(0.1)  # let the loop go idle, listening
+        recorded = time.monotonic()
+        await handle(pool, envelope, event, on_reload_finished)
+        messages = await eventually(smtp.received, within=5)
+        latency = time.monotonic() - recorded
+        row = await eventually(
+            lambda: _with_status(pool, envelope.id, "sent"), within=2, interval=0.02
+        )
+
+    assert latency < 0.5, f"delivered {latency:.2f}s after it was recorded"
+    assert len(messages) == 1
+    message = messages[0]
+    assert message["X-RcptTo"] == "alice@example.com, bob@example.com"
+    assert message["To"] == "alice@example.com, bob@example.com"
+    assert message["Subject"] == "[loadbay] Reload of sales/orders failed"
+    assert message["Message-ID"] == message_id(envelope.id, "localhost")
+    assert message["X-Loadbay-Event-Id"] == envelope.id
+    assert message["X-Loadbay-Correlation-Id"] == envelope.correlationid
+    assert message.get_content_type() == "multipart/alternative"
+    bodies = parts(message)
+    assert REASON in bodies["text/plain"]
+    assert "back in pending" in bodies["text/plain"]
+    assert html.escape(REASON) in bodies["text/html"]
+    assert "<b>" not in bodies["text/html"]  # the value is shown, not interpreted
+    assert "back in pending" in bodies["text/html"]
+    assert (row["status"], row["attempts"], row["last_error"]) == ("sent", 1, None)
+    assert row["recipients"] == ["alice@example.com", "bob@example.com"]
+
+
+async def test_the_same_event_handled_twice_sends_one_email(
+    pool: asyncpg.Pool, smtp: SmtpSink
+) -> None:
+    await smtp.start()
+    event = reload_failed(ALICE)
+    envelope = wrap(event)
+    # Through the real consumer: the inbox sees the redelivery...
+    consumer = Consumer(
+        service="notifier",
+        pool=pool,
+        producer=None,  # only dead letters would need it
+        kafka=KafkaSettings(),
+        handlers=handler_map(),
+    )
+    value = envelope.model_dump_json().encode()
+    record: ConsumerRecord[bytes, bytes] = ConsumerRecord(
+        ReloadFinished.topic(), 0, 7, 0, 0, b"ds-1", value, None, 4, len(value), []
+    )
+    await consumer.process(record)
+    await consumer.process(record)
+    # ...and straight to the handler (an inbox row lost, or another consumer group): the
+    # email table itself keeps one email per event id.
+    await handle(pool, envelope, event, on_reload_finished)
+
+    async with running_sender(pool, smtp.port):
+        await eventually(lambda: _with_status(pool, envelope.id, "sent"))
+        await asyncio.sleep(0.3)  # room for a duplicate to show up
+
+    assert len(smtp.messages()) == 1
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM emails") == 1
+        assert await conn.fetchval("SELECT count(*) FROM inbox") == 1
+
+
+async def test_an_email_is_delivered_once_the_relay_comes_back(
+    pool: asyncpg.Pool, smtp: SmtpSink
+) -> None:
+    event = reload_failed()
+    envelope = wrap(event)
+    async with running_sender(pool, smtp.port):
+        await handle(pool, envelope, event, on_reload_finished)
+
+        async def retried() -> asyncpg.Record | None:
+            row = await email_row(pool, envelope.id)
+            return row if row is not None and row["attempts"] >= 2 else None
+
+        row = await eventually(retried)
+        assert row["status"] == "pending"
+        assert "connect" in row["last_error"].lower()
+
+        await smtp.start()
+        row = await eventually(lambda: _with_status(pool, envelope.id, "sent"))
+        await asyncio.sleep(0.3)
+
+    assert row["attempts"] > 1
+    messages = smtp.messages()
+    assert len(messages) == 1
+    assert messages[0]["X-Loadbay-Event-Id"] == envelope.id
+
+
+async def test_an_email_is_given_up_after_max_attempts(pool: asyncpg.Pool, smtp: SmtpSink) -> None:
+    def failed_total() -> float:
+        sample = REGISTRY.get_sample_value(
+            "loadbay_emails_failed_total", {"event_type": "reload.finished"}
+        )
+        return sample or 0.0
+
+    before = failed_total()
+    event = reload_failed()
+    envelope = wrap(event)
+    async with running_sender(pool, smtp.port, max_attempts=2):
+        await handle(pool, envelope, event, on_reload_finished)
+        row = await eventually(lambda: _with_status(pool, envelope.id, "failed"))
+
+    assert row["attempts"] == 2
+    assert "gave up after 2 attempts" in row["last_error"]
+    assert failed_total() == before + 1
+
+
+async def test_a_rejected_reload_says_nothing_started_and_files_stay_pending(
+    pool: asyncpg.Pool, smtp: SmtpSink
+) -> None:
+    await smtp.start()
+    event = reload_rejected()
+    envelope = wrap(event)
+    async with running_sender(pool, smtp.port):
+        await handle(pool, envelope, event, on_reload_rejected)
+        messages = await eventually(smtp.received)
+
+    message = messages[0]
+    assert message["To"] == "alice@example.com"
+    assert message["Subject"] == "[loadbay] Reload of sales/orders not started: a reload is running"
+    for body in parts(message).values():
+        assert "nothing was started" in body
+        assert "stay pending" in body
+        assert "exec-running" in body
+        assert "upload_date=1700000000/alice/csv" in body
+
+
+def test_a_successful_reload_reports_rows_files_and_timings() -> None:
+    event = reload_failed().model_copy(
+        update={"status": "succeeded", "reason": None, "rows": 1234567, "bytes": 2048}
+    )
+    email = render_reload_finished(event)
+    assert email.subject == "[loadbay] Reload of sales/orders succeeded"
+    for body in (email.text, email.html):
+        assert "sales/orders" in body
+        assert "1,234,567" in body
+        assert "orders-2024.csv" in body
+        assert "orders-2025.csv" in body
+        assert "4.2 s" in body
+        assert "2026-11-21T09:00:00+00:00" in body
+
+
+def test_html_escapes_every_value_from_the_event() -> None:
+    event = reload_failed().model_copy(
+        update={"dataset_name": "<script>x</script>", "files": ("a&b.csv",)}
+    )
+    email = render_reload_finished(event)
+    assert "<script>" not in email.html
+    assert "&lt;script&gt;" in email.html
+    assert "a&amp;b.csv" in email.html
+
+
+async def test_migrations_build_the_emails_table_once(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        assert await migrate(conn, SCHEMA, "loadbay_notifier") == []
+        applied = await conn.fetch("SELECT name FROM schema_migrations ORDER BY name")
+        columns = await conn.fetch(
+            "SELECT column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = $1 AND table_name = 'emails' ORDER BY ordinal_position",
+            SCHEMA,
+        )
+    assert [r["name"] for r in applied] == ["0000_platform.sql", "0001_notifier.sql"]
+    assert {r["column_name"]: r["data_type"] for r in columns} == {
+        "id": "bigint",
+        "event_id": "text",
+        "event_type": "text",
+        "correlation_id": "text",
+        "recipients": "ARRAY",
+        "subject": "text",
+        "body_text": "text",
+        "body_html": "text",
+        "status": "text",
+        "attempts": "integer",
+        "last_error": "text",
+        "next_attempt_at": "timestamp with time zone",
+        "sent_at": "timestamp with time zone",
+        "created_at": "timestamp with time zone",
+    }
+
+
+async def test_get_emails_lists_the_callers_emails(pool: asyncpg.Pool) -> None:
+    event = reload_failed()
+    envelope = wrap(event)
+    await handle(pool, envelope, event, on_reload_finished)
+
+    settings = PlatformSettings(auth=AuthSettings())
+
+    async def ready() -> None:
+        return None
+
+    service = NotifierService()
+    app = create_app(
+        "notifier", settings.auth, ready, title=service.title, description=service.description
+    )
+    service.routes(app, Resources("notifier", settings, pool, None, None))
+
+    def auth(user_id: str) -> dict[str, str]:
+        token = mint_token(settings.auth, user_id, f"{user_id}@example.com")
+        return {"Authorization": f"Bearer {token}"}
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://notifier") as http:
+        assert (await http.get("/emails")).status_code == 401
+        listed = (await http.get("/emails?limit=10", headers=auth("bob"))).json()
+        nobody = (await http.get("/emails", headers=auth("carol"))).json()
+        too_many = await http.get("/emails?limit=100000", headers=auth("bob"))
+
+    assert [e["event_id"] for e in listed] == [envelope.id]
+    assert listed[0]["recipients"] == ["alice@example.com", "bob@example.com"]
+    assert (listed[0]["status"], listed[0]["attempts"], listed[0]["sent_at"]) == (
+        "pending",
+        0,
+        None,
+    )
+    assert nobody == []
+    assert too_many.status_code == 422
+
+
+async def _with_status(pool: asyncpg.Pool, event_id: str, status: str) -> asyncpg.Record | None:
+    row = await email_row(pool, event_id)
+    return row if row is not None and row["status"] == status else None
