@@ -14,8 +14,8 @@ Prints rows/s of both, their ratio, and the loader process's peak RSS.
 from __future__ import annotations
 
 import argparse
-import json
 import asyncio
+import json
 import random
 import statistics
 import tempfile

@@ -99,7 +99,7 @@ async def platform(settings: PlatformSettings) -> AsyncIterator[Platform]:
             urls[name] = f"http://127.0.0.1:{state.port}"
         async with httpx.AsyncClient() as http:
             for url in urls.values():
-                await eventually(lambda u=url: _ready(http, u), timeout=60)
+                await eventually(lambda u=url: _ready(http, u), within=60)
         yield Platform(urls, running, settings)
     finally:
         for t in tasks:
@@ -112,16 +112,16 @@ async def _ready(http: httpx.AsyncClient, url: str) -> bool:
 
 
 async def eventually(
-    check: Callable[[], Awaitable[T]], *, timeout: float = 20.0, interval: float = 0.1
+    check: Callable[[], Awaitable[T]], *, within: float = 20.0, interval: float = 0.1
 ) -> T:
     """Poll `check` until it returns something truthy; fail with the last value otherwise."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         value = await check()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
+            raise AssertionError(f"condition not met within {within}s (last value: {value!r})")
         await asyncio.sleep(interval)
 
 
@@ -195,12 +195,12 @@ class Mailbox:
         box = mailbox.Maildir(self.path, create=False)
         return [m for m in box if address in (m.get("To") or "")]
 
-    async def wait_for(self, address: str, count: int = 1, timeout: float = 20) -> list[Message]:
+    async def wait_for(self, address: str, count: int = 1, within: float = 20) -> list[Message]:
         async def enough() -> list[Message]:
             found = self.messages_to(address)
             return found if len(found) >= count else []
 
-        return await eventually(enough, timeout=timeout)
+        return await eventually(enough, within=within)
 
 
 @pytest.fixture(scope="session")

@@ -43,7 +43,7 @@ async def test_unknown_major_versions_and_malformed_messages_are_dead_lettered(
         found = await dead_letters(bootstrap, "loadbay.file.landed", domain)
         return found if len(found) >= 2 else []
 
-    reasons = sorted(d["headers"]["loadbay-error"] for d in await eventually(both, timeout=30))
+    reasons = sorted(d["headers"]["loadbay-error"] for d in await eventually(both, within=30))
     assert "not a CloudEvents envelope" in reasons[0]
     assert "unsupported schema version 2.0" in reasons[1]
 

@@ -63,7 +63,7 @@ async def finished_execution(
             return found[0]
         return None
 
-    return await eventually(newest_done, timeout=30)
+    return await eventually(newest_done, within=30)
 
 
 async def files(

@@ -121,7 +121,7 @@ async def test_unmatched_landings_are_dead_lettered_with_the_reason(
         found = await dead_letters(bootstrap, "loadbay.file.landed", domain)
         return found if len(found) >= len(cases) else []
 
-    found = await eventually(all_dead, timeout=30)
+    found = await eventually(all_dead, within=30)
     reasons = {d["value"]["data"]["key"]: d["headers"]["loadbay-error"] for d in found}
     for key, expected in cases.items():
         assert expected in reasons[key], (key, reasons[key])

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +22,7 @@ app = typer.Typer(
     help="loadbay: validate files landing in object storage and load them into datasets.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=False,
 )
 datasets_app = typer.Typer(
     help="Create, list, show and delete Reload datasets.", no_args_is_help=True
@@ -350,6 +353,78 @@ def execution(
 ) -> None:
     """One execution in detail, as JSON."""
     _print_json(_api(url, token).call("GET", f"/executions/{execution_id}"))
+
+
+@app.command()
+def land(
+    dataset: DatasetArg,
+    files: Annotated[list[Path], typer.Argument(help="Files to land", exists=True, dir_okay=False)],
+    success: Annotated[
+        bool, typer.Option("--success/--no-success", help="Also land _SUCCESS to start the reload")
+    ] = True,
+    user: Annotated[str, typer.Option(help="The <user_id> folder of the batch")] = "dev",
+    file_type: Annotated[str, typer.Option(help="The <file_type> folder")] = "csv",
+) -> None:
+    """Write files straight into the landing zone, as an ETL job would:
+    <domain>/<dataset>/upload_date=<now>/<user>/<file_type>/<file>, then _SUCCESS.
+    Uses the S3 settings of .loadbay/stack.json (or LOADBAY_S3__* variables)."""
+    import boto3
+
+    from loadbay_cli.client import read_stack
+
+    domain, name = _split(dataset)
+    s3cfg = read_stack().get("s3") or {}
+    env = os.environ
+    bucket = env.get("LOADBAY_S3__LZ_BUCKET") or s3cfg.get("lz_bucket")
+    if not bucket:
+        raise CliError("no landing zone bucket: run 'make run' or set LOADBAY_S3__LZ_BUCKET")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env.get("LOADBAY_S3__ENDPOINT_URL") or s3cfg.get("endpoint_url"),
+        aws_access_key_id=env.get("LOADBAY_S3__ACCESS_KEY_ID") or s3cfg.get("access_key_id"),
+        aws_secret_access_key=env.get("LOADBAY_S3__SECRET_ACCESS_KEY")
+        or s3cfg.get("secret_access_key"),
+        region_name=env.get("LOADBAY_S3__REGION") or s3cfg.get("region"),
+    )
+    prefix = f"{domain}/{name}/upload_date={int(time.time())}/{user}/{file_type}/"
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err,
+    ) as progress:
+        for path in files:
+            task = progress.add_task(path.name, total=path.stat().st_size)
+            s3.upload_file(
+                str(path),
+                bucket,
+                prefix + path.name,
+                Callback=lambda n, task=task: progress.advance(task, n),
+            )
+    if success:
+        s3.put_object(Bucket=bucket, Key=prefix + "_SUCCESS", Body=b"")
+    console.print(
+        f"landed {len(files)} file(s) in s3://{bucket}/{prefix}"
+        + (" with _SUCCESS" if success else "")
+    )
+
+
+@app.command()
+def psql(
+    command: Annotated[str | None, typer.Option("-c", help="Run one SQL command and exit")] = None,
+) -> None:
+    """Open psql on the embedded PostgreSQL (the warehouse: one schema per domain)."""
+    import pgserver
+
+    from loadbay_cli.client import read_stack
+
+    url = os.environ.get("LOADBAY_POSTGRES__URL") or read_stack().get("postgres", {}).get("url")
+    if not url:
+        raise CliError("no database: run 'make run' or set LOADBAY_POSTGRES__URL")
+    binary = Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql"
+    args = [str(binary), url] + (["-c", command] if command else [])
+    os.execv(args[0], args)
 
 
 def main() -> None:

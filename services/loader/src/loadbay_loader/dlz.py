@@ -61,13 +61,17 @@ async def publish_next(pool: asyncpg.Pool, s3: Any) -> bool:
 
 async def run_publisher(pool: asyncpg.Pool, s3: Any, poll_interval_s: float = 2.0) -> None:
     wake = asyncio.Event()
+
+    def on_notify(*_: object) -> None:
+        wake.set()
+
     listener: asyncpg.Connection | None = None
     try:
         while True:
             try:
                 if listener is None or listener.is_closed():
                     listener = await pool.acquire(timeout=30)
-                    await listener.add_listener(CHANNEL, lambda *_: wake.set())
+                    await listener.add_listener(CHANNEL, on_notify)
                 while await publish_next(pool, s3):
                     pass
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -78,5 +82,7 @@ async def run_publisher(pool: asyncpg.Pool, s3: Any, poll_interval_s: float = 2.
             wake.clear()
     finally:
         if listener is not None:
+            with contextlib.suppress(Exception):
+                await listener.remove_listener(CHANNEL, on_notify)
             with contextlib.suppress(Exception):
                 await pool.release(listener)
