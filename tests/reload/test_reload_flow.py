@@ -196,6 +196,14 @@ async def test_one_reload_at_a_time(
         )
         assert second.status_code == 409
         assert "running" in second.json()["message"]
+        status = {f["id"]: f["status"] for f in await files(reload_api, alice, domain, name)}
+        assert status[file_id] == "processing"
+        busy = await reload_api.post(
+            f"/datasets/{domain}/{name}/files/delete",
+            json={"file_ids": [file_id]},
+            headers=alice.headers,
+        )
+        assert busy.status_code == 409 and "(processing)" in busy.json()["message"]
 
         land(s3, lz, batch_prefix(domain, name, alice, 3), {"d.csv": ORDERS_1})
         rejected = await mail.wait_for(alice.email, count=2)
@@ -361,3 +369,34 @@ async def test_the_usgs_earthquakes_file_loads_as_a_real_dataset(
     assert first["time"] == dt.datetime(2015, 12, 22, 18, 45, 11, tzinfo=dt.UTC)
     assert first["place"] == "54km S of Redoubt Volcano, Alaska"
     assert first["nst"] is None and first["mag"] == Decimal("3")
+
+
+async def test_the_user_who_ran_it_and_the_owner_both_get_the_email(
+    reload_api: httpx.AsyncClient,
+    alice: User,
+    bob: User,
+    names: tuple[str, str],
+    mail: Mailbox,
+) -> None:
+    domain, name = names
+    await create_dataset(
+        reload_api,
+        alice,
+        domain,
+        name,
+        authorized_users=[{"user_id": bob.user_id, "email": bob.email}],
+    )
+    await reload_api.post(
+        f"/datasets/{domain}/{name}/files",
+        files=[("files", ("by_bob.csv", ORDERS_1))],
+        headers=bob.headers,
+    )
+    started = await reload_api.post(
+        f"/datasets/{domain}/{name}/process", json={}, headers=bob.headers
+    )
+    assert started.status_code == 202, started.text
+    execution = await finished_execution(reload_api, bob, domain, name)
+    assert execution["triggered_by"] == bob.user_id
+    (to_bob,) = await mail.wait_for(bob.email)
+    (to_alice,) = await mail.wait_for(alice.email)
+    assert to_bob["Message-ID"] == to_alice["Message-ID"]  # one email, both recipients

@@ -106,7 +106,9 @@ def run_dev_stack(state_dir: Path, console: Console) -> None:
             stack_file = state_dir / "stack.json"
             stack_file.write_text(json.dumps(info.to_json_dict(urls, token), indent=2))
             _print_summary(console, info, urls, stack_file)
-            signal.signal(signal.SIGTERM, _interrupt)
+            # Explicit handlers: a shell may start us with SIGINT ignored (background jobs).
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(sig, _interrupt)
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -415,9 +416,11 @@ def psql(
     command: Annotated[str | None, typer.Option("-c", help="Run one SQL command and exit")] = None,
 ) -> None:
     """Open psql on the embedded PostgreSQL (the warehouse: one schema per domain)."""
-    import pgserver
-
     from loadbay_cli.client import read_stack
+
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        import pgserver
 
     url = os.environ.get("LOADBAY_POSTGRES__URL") or read_stack().get("postgres", {}).get("url")
     if not url:

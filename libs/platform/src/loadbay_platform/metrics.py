@@ -1,7 +1,8 @@
 """The metric catalogue shared by every service (`loadbay_<what>_<unit>`).
 
-Service-specific metrics live in the service's own `metrics.py`. Every metric has a `service`
-label so one Grafana dashboard can show all services side by side.
+Service-specific metrics live in the service's own `metrics.py` (each process exports only its own,
+so they need no `service` label). These shared ones carry `service`, so one Grafana dashboard
+can show all services side by side (deploy/grafana).
 """
 
 from __future__ import annotations
