@@ -85,3 +85,8 @@ def current_principal(
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+async def principal_of(request: Request) -> Principal:
+    """The request's principal, for routes whose authentication is optional by settings."""
+    return current_principal(request, await _bearer(request))

@@ -8,8 +8,9 @@ from typing import Any
 from fastapi import FastAPI
 
 from loadbay_contracts import Event, ReloadRequested
-from loadbay_loader import dlz
+from loadbay_loader import dlz, load_jobs, neptune_api
 from loadbay_loader.handlers import Handlers
+from loadbay_loader.settings import LoaderSettings
 from loadbay_platform.consumer import Handler, RawHandler
 from loadbay_platform.service import Resources
 
@@ -17,8 +18,14 @@ from loadbay_platform.service import Resources
 class LoaderService:
     name = "loader"
     title = "loadbay loader"
-    description = "Streams files from object storage into the warehouse."
+    description = (
+        "Streams files from object storage into the warehouse, and runs the"
+        " Neptune-compatible bulk loader (/loader) into the graph store."
+    )
     migrations_package = "loadbay_loader"
+
+    def __init__(self, settings: LoaderSettings | None = None) -> None:
+        self.settings = settings or LoaderSettings()
 
     def handlers(self, res: Resources) -> Mapping[type[Event], Handler]:
         return {ReloadRequested: Handlers(res).on_reload_requested}
@@ -27,7 +34,10 @@ class LoaderService:
         return {}
 
     def background(self, res: Resources) -> list[Coroutine[Any, Any, None]]:
-        return [dlz.run_publisher(res.pool, res.s3)]
+        return [
+            dlz.run_publisher(res.pool, res.s3),
+            load_jobs.Worker(res.pool, res.s3, self.settings).run(),
+        ]
 
     def routes(self, app: FastAPI, res: Resources) -> None:
-        pass
+        neptune_api.add_routes(app, res, self.settings)

@@ -1,0 +1,29 @@
+"""Settings of the loader (`LOADBAY_LOADER_*`), beside the shared platform ones."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RoleCredentials(BaseModel):
+    access_key_id: str
+    secret_access_key: str
+
+
+class LoaderSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOADBAY_LOADER_", extra="ignore")
+
+    # The bulk-loader API takes the bearer JWT of the other APIs; turn it off on a private
+    # network, as a Neptune cluster without IAM authentication runs, so scripts work as-is.
+    neptune_auth: bool = True
+    # The region the loader's object store is in; a load request must name it. Default: the
+    # S3 settings' region.
+    region: str | None = None
+    # Buckets the loader may read from (None: any bucket its credentials reach).
+    readable_buckets: list[str] | None = None
+    # iamRoleArn -> credentials. Empty: any well-formed role ARN uses the S3 settings' keys.
+    iam_roles: dict[str, RoleCredentials] = {}
+    # vCPUs that `parallelism` scales (LOW = /8, MEDIUM = /2, HIGH = x1, OVERSUBSCRIBE = x2).
+    vcpus: int | None = None
+    queue_limit: int = 64
