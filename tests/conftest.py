@@ -28,6 +28,9 @@ from loadbay_cli.services import service_definition
 from loadbay_cli.stack import EmbeddedStack, StackInfo
 
 __all__ = ["StackInfo"]
+from loadbay_distribution.app import DistributionService
+from loadbay_distribution.settings import DistributionSettings
+
 from loadbay_platform.auth import mint_token
 from loadbay_platform.service import RunningService, run_service
 from loadbay_platform.settings import (
@@ -86,6 +89,7 @@ async def platform(settings: PlatformSettings) -> AsyncIterator[Platform]:
         "reload": ReloadService(ReloadSettings(watcher_enabled=True, watch_interval_s=0.3)),
         "loader": service_definition("loader"),
         "notifier": service_definition("notifier"),
+        "distribution": DistributionService(DistributionSettings(scheduler_interval_s=0.5)),
     }
     running = {name: RunningService() for name in definitions}
     tasks = [

@@ -9,7 +9,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "src").is_dir())
-SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|TRUNCATE)\s", re.I)
+SQL = re.compile(
+    r"^\s*(SELECT\s|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+(TABLE|INDEX|SCHEMA)"
+    r"|DROP\s+(TABLE|SCHEMA)|ALTER\s+TABLE|TRUNCATE\s|LOCK\s+TABLE|WITH\s+\w+\s+AS)"
+)
 # Where SQL may be written: each service's repository, the platform's own tables, and the
 # loader's warehouse DDL/COPY module.
 SQL_HOMES = {"repository.py", "db.py", "outbox.py", "consumer.py", "tabular.py"}

@@ -452,6 +452,11 @@ async def test_blank_labels_and_ids_are_parse_errors(pool: asyncpg.Pool) -> None
     loaded = await load(pool, "~id,~from,~to,~label\ne1,v1,v2,\ne2,,v2,x\ne3,v1,v2,x\n")
     assert loaded.where == [("PARSING_ERROR", 1), ("PARSING_ERROR", 2)]
     assert await graph_size(pool) == {"vertices": 4, "edges": 1}
+    long = "x" * 1025  # ids are index keys: at most 1024 bytes
+    loaded = await load(pool, f"~id\n{long}\n")
+    assert loaded.where == [("PARSING_ERROR", 1)] and "longer than 1024" in loaded.errors[0].message
+    loaded = await load(pool, f"~id,~from,~to\n{long},v1,v2\ne4,v1,v2\n")
+    assert loaded.where == [("PARSING_ERROR", 1)] and (await graph_size(pool))["edges"] == 2
 
 
 # --------------------------------------------------------------------------- cardinality

@@ -32,13 +32,30 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Mailbox
 from prometheus_client import REGISTRY
 
-from loadbay_contracts import Envelope, Event, Recipient, ReloadFinished, ReloadRejected
+from loadbay_contracts import (
+    DistributionFinished,
+    Envelope,
+    Event,
+    Recipient,
+    ReloadFinished,
+    ReloadRejected,
+)
 from loadbay_notifier import repository
 from loadbay_notifier.app import NotifierService
-from loadbay_notifier.handlers import handler_map, on_reload_finished, on_reload_rejected
+from loadbay_notifier.handlers import (
+    handler_map,
+    on_distribution_finished,
+    on_reload_finished,
+    on_reload_rejected,
+)
 from loadbay_notifier.sender import EmailSender, message_id
 from loadbay_notifier.settings import NotifierSettings
-from loadbay_notifier.templates import render_reload_finished
+from loadbay_notifier.templates import (
+    MANUAL_RECOVERY_STEPS,
+    MAX_LISTED_FILES,
+    render_distribution_finished,
+    render_reload_finished,
+)
 from loadbay_platform.auth import mint_token
 from loadbay_platform.consumer import Consumer
 from loadbay_platform.db import create_pool, migrate
@@ -232,6 +249,26 @@ def reload_rejected() -> ReloadRejected:
     )
 
 
+def distribution_run(**update: Any) -> DistributionFinished:
+    """A partially failed run: two failed loads (one workspace now needs manual recovery) and
+    a problem."""
+    started = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
+    event = DistributionFinished(
+        run_id="run-42",
+        data_product_id="dp-1",
+        data_product="sales",
+        status="partially_failed",
+        loads=12,
+        failures=(f"ws-2/orders: {REASON}", "ws-3/orders: connection reset"),
+        needs_recovery=("ws-3/orders",),
+        problems=("Orders_2026_inc.csv: no timestamp in the file name",),
+        started_at=started,
+        finished_at=started + timedelta(minutes=2, seconds=5),
+        recipients=(ALICE, BOB),
+    )
+    return event.model_copy(update=update)
+
+
 def wrap(event: Event) -> Envelope:
     return Envelope.wrap(event, source="loadbay/reload", correlation_id=f"corr-{uuid.uuid4()}")
 
@@ -418,6 +455,142 @@ def test_html_escapes_every_value_from_the_event() -> None:
     assert "<script>" not in email.html
     assert "&lt;script&gt;" in email.html
     assert "a&amp;b.csv" in email.html
+
+
+async def test_a_distribution_run_needing_recovery_is_emailed_with_the_recovery_steps(
+    pool: asyncpg.Pool, smtp: SmtpSink
+) -> None:
+    await smtp.start()
+    event = distribution_run()
+    envelope = wrap(event)
+    # Through the real consumer, so the event's registration in the handler map counts.
+    consumer = Consumer(
+        service="notifier",
+        pool=pool,
+        producer=None,
+        kafka=KafkaSettings(),
+        handlers=handler_map(),
+    )
+    value = envelope.model_dump_json().encode()
+    record: ConsumerRecord[bytes, bytes] = ConsumerRecord(
+        DistributionFinished.topic(), 0, 3, 0, 0, b"dp-1", value, None, 4, len(value), []
+    )
+    async with running_sender(pool, smtp.port):
+        await consumer.process(record)
+        messages = await eventually(smtp.received)
+        row = await eventually(lambda: _with_status(pool, envelope.id, "sent"))
+
+    assert handler_map()[DistributionFinished] is on_distribution_finished
+    assert len(messages) == 1
+    message = messages[0]
+    assert message["To"] == "alice@example.com, bob@example.com"
+    # A long subject comes folded onto two header lines (RFC 5322): unfold it.
+    assert " ".join(str(message["Subject"]).split()) == (
+        "[loadbay] Distribution of sales partially failed:"
+        " 1 workspace needs manual recovery, 1 problem"
+    )
+    assert message["X-Loadbay-Event-Type"] == "distribution.finished"
+    assert message["X-Loadbay-Event-Id"] == envelope.id
+    bodies = parts(message)
+    text, page = bodies["text/plain"], bodies["text/html"]
+    assert "2 loads of 12 into client workspaces failed" in text
+    assert f"ws-2/orders: {REASON}" in text
+    assert "ws-3/orders: connection reset" in text
+    assert "Needing manual recovery (1):\n  - ws-3/orders" in text
+    assert "three times in a row" in text
+    for n, step in enumerate(MANUAL_RECOVERY_STEPS, 1):
+        assert f"  {n}. {step}" in text
+        assert f"<li>{html.escape(step)}</li>" in page
+    assert "Orders_2026_inc.csv: no timestamp in the file name" in text
+    assert html.escape(f"ws-2/orders: {REASON}") in page
+    assert "<b>" not in page
+    assert "<ol>" in page
+    assert (row["event_type"], row["attempts"]) == ("distribution.finished", 1)
+
+
+def test_the_recovery_steps_are_the_seeds() -> None:
+    steps = " ".join(MANUAL_RECOVERY_STEPS).lower()
+    for words in (
+        "export the data the workspace is missing",
+        "new timestamp",
+        "upload the source file",
+        "delete the old source files that failed to load",
+        "run the distribution again",
+    ):
+        assert words in steps
+
+
+async def test_a_fully_successful_distribution_run_is_emailed_too(pool: asyncpg.Pool) -> None:
+    event = distribution_run(status="succeeded", failures=(), needs_recovery=(), problems=())
+    envelope = wrap(event)
+    await handle(pool, envelope, event, on_distribution_finished)
+
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT subject, recipients, body_text, body_html FROM emails WHERE event_id = $1",
+            envelope.id,
+        )
+    assert row is not None
+    assert row["subject"] == "[loadbay] Distribution of sales succeeded"
+    assert row["recipients"] == ["alice@example.com", "bob@example.com"]
+    for body in (row["body_text"], row["body_html"]):
+        assert "all 12 loads into client workspaces succeeded" in body
+        assert "2 min 5 s" in body
+        assert "2026-11-21T06:00:00+00:00" in body
+        assert "manual recovery" not in body.lower()
+        assert "Failed loads (" not in body
+        assert "Problems (" not in body
+
+
+def test_a_successful_distribution_run_with_problems_says_so() -> None:
+    event = distribution_run(status="succeeded", failures=(), needs_recovery=())
+    email = render_distribution_finished(event)
+    assert email.subject == "[loadbay] Distribution of sales succeeded: 1 problem"
+    assert "Problems (1):" in email.text
+    assert "misnamed source files" in email.text
+    assert "Manual recovery steps" not in email.text
+
+
+def test_a_failed_distribution_run_lists_the_failures_and_the_retry() -> None:
+    event = distribution_run(
+        status="failed",
+        loads=2,
+        needs_recovery=("ws-2/orders", "ws-3/orders", "ws-3/customers"),
+        problems=(),
+    )
+    email = render_distribution_finished(event)
+    assert email.subject == (
+        "[loadbay] Distribution of sales failed: 2 workspaces need manual recovery"
+    )
+    assert "failed: 2 loads of 2 into client workspaces failed." in email.text
+    assert "the next run tries the failed source file again" in email.text
+    assert "2 workspaces failed to load three times in a row" in email.text
+    assert "Needing manual recovery (3):" in email.text
+    assert "Manual recovery steps, for each of them:" in email.text
+    assert "Problems (" not in email.text
+
+
+def test_a_distribution_email_escapes_folds_and_caps_what_the_event_says() -> None:
+    failures = tuple(f"ws-{i}/orders: bad <row> & more" for i in range(MAX_LISTED_FILES + 70))
+    event = distribution_run(
+        data_product="sales\r\nBcc: eve@example.com <script>",
+        failures=failures,
+        problems=("line one\nline two", "x" * 5000),
+    )
+    email = render_distribution_finished(event)
+    assert "\n" not in email.subject and "\r" not in email.subject
+    assert "<script>" not in email.html
+    assert "&lt;script&gt;" in email.html
+    assert "<row>" not in email.html
+    assert "bad &lt;row&gt; &amp; more" in email.html
+    assert f"Failed loads ({len(failures)}):" in email.text
+    assert f"ws-{MAX_LISTED_FILES - 1}/orders" in email.text
+    assert f"ws-{MAX_LISTED_FILES}/orders" not in email.text
+    assert "... and 70 more" in email.text
+    assert "<p>... and 70 more</p>" in email.html
+    assert "  - line one line two" in email.text
+    assert "x" * 5000 not in email.text
+    assert "x" * 990 + "..." in email.text
 
 
 async def test_migrations_build_the_emails_table_once(pool: asyncpg.Pool) -> None:

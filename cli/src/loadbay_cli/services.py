@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from loadbay_distribution.app import DistributionService
+
 from loadbay_loader.app import LoaderService
 from loadbay_notifier.app import NotifierService
 from loadbay_platform.service import ServiceDefinition
@@ -9,10 +11,15 @@ from loadbay_reload.app import ReloadService
 
 
 def service_definition(name: str) -> ServiceDefinition:
-    factories = {"reload": ReloadService, "loader": LoaderService, "notifier": NotifierService}
+    factories = {
+        "reload": ReloadService,
+        "loader": LoaderService,
+        "notifier": NotifierService,
+        "distribution": DistributionService,
+    }
     if name not in factories:
         raise KeyError(f"unknown service {name!r}; choose one of {', '.join(SERVICE_NAMES)}")
     return factories[name]()
 
 
-SERVICE_NAMES = ("reload", "loader", "notifier")
+SERVICE_NAMES = ("reload", "loader", "notifier", "distribution")

@@ -1,6 +1,14 @@
 """loadbay's event contracts: typed pydantic models shared by producers and consumers."""
 
 from loadbay_contracts.datasets import ColumnSpec, CsvOptionsSpec, DatasetSpec
+from loadbay_contracts.distribution import (
+    DistributionFinished,
+    LoadRequested,
+    WorkspaceColumn,
+    WorkspaceLoadCompleted,
+    WorkspaceLoadResult,
+    WorkspaceTarget,
+)
 from loadbay_contracts.envelope import Envelope, Event, dead_letter_topic, topic_for
 from loadbay_contracts.files import FileLanded
 from loadbay_contracts.loads import FileResult, LoadCompleted, LoadError
@@ -18,6 +26,7 @@ __all__ = [
     "ColumnSpec",
     "CsvOptionsSpec",
     "DatasetSpec",
+    "DistributionFinished",
     "Envelope",
     "Event",
     "FileLanded",
@@ -25,10 +34,15 @@ __all__ = [
     "FileResult",
     "LoadCompleted",
     "LoadError",
+    "LoadRequested",
     "Recipient",
     "ReloadFinished",
     "ReloadRejected",
     "ReloadRequested",
+    "WorkspaceColumn",
+    "WorkspaceLoadCompleted",
+    "WorkspaceLoadResult",
+    "WorkspaceTarget",
     "dead_letter_topic",
     "topic_for",
 ]

@@ -13,6 +13,9 @@ PRODUCERS = {
     "reload.rejected": "reload",
     "reload.finished": "reload",
     "load.completed": "loader",
+    "load.requested": "distribution",
+    "workspace.load.completed": "loader",
+    "distribution.finished": "distribution",
 }
 
 

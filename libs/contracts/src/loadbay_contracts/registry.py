@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from loadbay_contracts.distribution import (
+    DistributionFinished,
+    LoadRequested,
+    WorkspaceLoadCompleted,
+)
 from loadbay_contracts.envelope import Event
 from loadbay_contracts.files import FileLanded
 from loadbay_contracts.loads import LoadCompleted
@@ -9,5 +14,14 @@ from loadbay_contracts.reload import ReloadFinished, ReloadRejected, ReloadReque
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.TYPE: cls
-    for cls in (FileLanded, ReloadRequested, ReloadRejected, ReloadFinished, LoadCompleted)
+    for cls in (
+        FileLanded,
+        ReloadRequested,
+        ReloadRejected,
+        ReloadFinished,
+        LoadCompleted,
+        LoadRequested,
+        WorkspaceLoadCompleted,
+        DistributionFinished,
+    )
 }

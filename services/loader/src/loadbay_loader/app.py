@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from loadbay_contracts import Event, ReloadRequested
+from loadbay_contracts import Event, LoadRequested, ReloadRequested
 from loadbay_loader import dlz, load_jobs, neptune_api
 from loadbay_loader.handlers import Handlers
 from loadbay_loader.settings import LoaderSettings
@@ -28,7 +28,11 @@ class LoaderService:
         self.settings = settings or LoaderSettings()
 
     def handlers(self, res: Resources) -> Mapping[type[Event], Handler]:
-        return {ReloadRequested: Handlers(res).on_reload_requested}
+        handlers = Handlers(res)
+        return {
+            ReloadRequested: handlers.on_reload_requested,
+            LoadRequested: handlers.on_load_requested,
+        }
 
     def raw_handlers(self, res: Resources) -> Mapping[str, RawHandler]:
         return {}

@@ -27,6 +27,14 @@ support it for openCypher) and is ignored. A node without a label gets ``vertex`
 without a ``~label``/``:TYPE`` column gets ``edge``.
 
 A header problem is one PARSING_ERROR (record 0) naming the file, and nothing of it loads.
+
+Record numbers (``recordNum``) count CSV records after the header from 1, as COPY reads them: a
+record with quoted line breaks is one record, a blank line inside the data takes a number but
+is neither a record nor an error, blank lines at the end of the file are ignored. Where the
+format page and the load page disagree or say nothing, this module and graph_store.py say
+what they chose: a blank ``~label`` cell (or one holding only ``;``) is a PARSING_ERROR rather
+than the default label, which only applies when the column is absent; values are trimmed; see
+graph_store.py for values, duplicates and errors.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from loadbay_contracts import Envelope, ReloadRequested
-from loadbay_loader import reload_loads
+from loadbay_contracts import Envelope, LoadRequested, ReloadRequested
+from loadbay_loader import reload_loads, workspace_loads
 from loadbay_platform.service import Resources
 
 
@@ -17,3 +17,9 @@ class Handlers:
         self, conn: asyncpg.Connection, envelope: Envelope, event: ReloadRequested
     ) -> None:
         await reload_loads.run_reload(conn, self.res.s3, event)
+
+    async def on_load_requested(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: LoadRequested
+    ) -> None:
+        opener = workspace_loads.s3_opener(self.res.s3, event.bucket)
+        await workspace_loads.load_into_workspaces(conn, opener, event)

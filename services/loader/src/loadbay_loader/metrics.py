@@ -19,3 +19,14 @@ DLZ_BACKLOG = Gauge(
     "loadbay_loader_dlz_backlog_publications",
     "Successful reloads whose files are not yet copied to the DLZ.",
 )
+WORKSPACE_LOADS = Counter(
+    "loadbay_loader_workspace_loads_total",
+    "Loads into one client workspace (a target of a load.requested), by mode and outcome"
+    " (untouched: the file had no rows for the workspace's client id).",
+    ["mode", "status"],
+)
+WORKSPACE_ROWS = Counter(
+    "loadbay_loader_workspace_rows_total",
+    "Rows changed in client workspaces, by change (upserted, deleted).",
+    ["change"],
+)

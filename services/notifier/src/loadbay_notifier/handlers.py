@@ -12,10 +12,17 @@ from typing import Any
 
 import asyncpg
 
-from loadbay_contracts import Envelope, Recipient, ReloadFinished, ReloadRejected
+from loadbay_contracts import (
+    DistributionFinished,
+    Envelope,
+    Recipient,
+    ReloadFinished,
+    ReloadRejected,
+)
 from loadbay_notifier import repository
 from loadbay_notifier.templates import (
     RenderedEmail,
+    render_distribution_finished,
     render_reload_finished,
     render_reload_rejected,
 )
@@ -33,6 +40,13 @@ async def on_reload_rejected(
     conn: asyncpg.Connection, envelope: Envelope, event: ReloadRejected
 ) -> None:
     await record_email(conn, envelope, event.recipients, render_reload_rejected(event))
+
+
+async def on_distribution_finished(
+    conn: asyncpg.Connection, envelope: Envelope, event: DistributionFinished
+) -> None:
+    # Every run gets its email, a fully successful one too: an email for every outcome.
+    await record_email(conn, envelope, event.recipients, render_distribution_finished(event))
 
 
 async def record_email(
@@ -77,4 +91,8 @@ def _unique_addresses(recipients: Iterable[Recipient]) -> list[str]:
 
 
 def handler_map() -> dict[type[Any], Any]:
-    return {ReloadFinished: on_reload_finished, ReloadRejected: on_reload_rejected}
+    return {
+        ReloadFinished: on_reload_finished,
+        ReloadRejected: on_reload_rejected,
+        DistributionFinished: on_distribution_finished,
+    }

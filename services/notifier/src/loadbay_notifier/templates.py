@@ -11,10 +11,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from loadbay_contracts import ReloadFinished, ReloadRejected
+from loadbay_contracts import DistributionFinished, ReloadFinished, ReloadRejected
 
-# Past this many files a list is cut short ("... and 120 more"): an email is no file listing.
+# Past this many files (or failures, problems) a list is cut short ("... and 120 more"): an
+# email is no file listing.
 MAX_LISTED_FILES = 50
+# An item longer than this (a failure reason with a whole stack trace) is cut short too.
+MAX_ITEM_CHARS = 1000
+
+# What to do for a workspace whose loads failed three times in a row (for three successive
+# timestamps): it is no longer loaded automatically, so its missing data is loaded by hand
+# (GoodData ADD v2, "Loading Data to a Workspace after Three Successive Load Failures").
+MANUAL_RECOVERY_STEPS = (
+    "Export the data the workspace is missing for the dataset (every timestamp since its last"
+    " successful load, up to the newest source file, inclusive) from the database to one"
+    " source file, and give it a new timestamp, later than all of them.",
+    "Upload the source file to the object storage.",
+    "Delete the old source files that failed to load from the object storage.",
+    "Run the distribution again to load the source file with the new timestamp into the workspace.",
+)
 
 
 @dataclass(frozen=True)
@@ -22,6 +37,16 @@ class RenderedEmail:
     subject: str
     text: str
     html: str
+
+
+@dataclass(frozen=True)
+class _Section:
+    """A list after the facts: counted and cut short past MAX_LISTED_FILES, or, for steps,
+    numbered and always whole."""
+
+    heading: str
+    items: Sequence[str]
+    steps: bool = False
 
 
 def render_reload_finished(event: ReloadFinished) -> RenderedEmail:
@@ -52,7 +77,7 @@ def render_reload_finished(event: ReloadFinished) -> RenderedEmail:
             f"The {_count(len(event.files), 'file')} of this reload are back in pending: fix"
             " the file named in the reason, upload it again, and process the pending files.",
         ]
-    return _render(subject, lead, facts, event.files)
+    return _render(subject, lead, facts, [_Section("Files", event.files)])
 
 
 def render_reload_rejected(event: ReloadRejected) -> RenderedEmail:
@@ -73,21 +98,105 @@ def render_reload_rejected(event: ReloadRejected) -> RenderedEmail:
     return _render(subject, lead, facts, ())
 
 
+def render_distribution_finished(event: DistributionFinished) -> RenderedEmail:
+    """One email per run, whatever its outcome: failed loads, the workspaces that need manual
+    recovery (with the steps) and the run's problems each get their own list."""
+    product = event.data_product
+    outcome = {
+        "succeeded": "succeeded",
+        "failed": "failed",
+        "partially_failed": "partially failed",
+    }[event.status]
+    failed, recovery, problems = event.failures, event.needs_recovery, event.problems
+    recovery_workspaces = sorted({entry.split("/", 1)[0] for entry in recovery})
+
+    notes = []
+    if recovery:
+        notes.append(
+            f"{_count(len(recovery_workspaces), 'workspace')} need"
+            f"{'s' if len(recovery_workspaces) == 1 else ''} manual recovery"
+        )
+    if problems:
+        notes.append(_count(len(problems), "problem"))
+    subject = f"[loadbay] Distribution of {product} {outcome}"
+    if notes:
+        subject += ": " + ", ".join(notes)
+
+    run = f"The distribution run {event.run_id} of data product {product}"
+    failed_of = f"{_count(len(failed), 'load')} of {event.loads} into client workspaces failed"
+    if event.status == "succeeded" and event.loads == 0:
+        lead = [f"{run} succeeded: there was nothing to load into the client workspaces."]
+    elif event.status == "succeeded":
+        lead = [
+            f"{run} succeeded: all {_count(event.loads, 'load')} into client workspaces succeeded."
+        ]
+    elif event.status == "partially_failed":
+        lead = [f"{run} partially failed: {failed_of}, the others succeeded."]
+    else:
+        lead = [f"{run} failed: {failed_of}." if failed else f"{run} failed."]
+    if failed:
+        lead.append(
+            "Unless it needs manual recovery, a workspace whose load failed keeps its last load"
+            " timestamp, and the next run tries the failed source file again, then the newer"
+            " ones."
+        )
+    if recovery:
+        n = len(recovery_workspaces)
+        lead.append(
+            f"{_count(n, 'workspace')} failed to load three times in a row (for three"
+            f" successive timestamps) and {'is' if n == 1 else 'are'} no longer loaded"
+            " automatically: load the missing data by hand, following the steps below."
+        )
+    if problems:
+        lead.append(
+            "The run also reported problems, such as misnamed source files or client ids that"
+            " match no workspace: see the list below."
+        )
+
+    facts = [
+        ("Data product", product),
+        ("Data product id", event.data_product_id),
+        ("Run", event.run_id),
+        ("Status", outcome),
+        ("Loads", f"{event.loads:,}"),
+        ("Failed loads", f"{len(failed):,}"),
+        ("Started", _when(event.started_at)),
+        ("Finished", _when(event.finished_at)),
+        ("Duration", _duration(event.started_at, event.finished_at)),
+    ]
+    sections = [
+        _Section("Failed loads", failed),
+        _Section("Needing manual recovery", recovery),
+    ]
+    if recovery:
+        sections.append(
+            _Section("Manual recovery steps, for each of them", MANUAL_RECOVERY_STEPS, True)
+        )
+    sections.append(_Section("Problems", problems))
+    return _render(subject, lead, facts, sections)
+
+
 def _render(
     subject: str,
     paragraphs: Sequence[str],
     facts: Sequence[tuple[str, str]],
-    files: Sequence[str],
+    sections: Sequence[_Section],
 ) -> RenderedEmail:
-    listed, more = files[:MAX_LISTED_FILES], len(files) - MAX_LISTED_FILES
+    sections = [s for s in sections if s.items]
     width = max(len(label) for label, _ in facts) + 1
 
     text: list[str] = []
     for paragraph in paragraphs:
         text += [paragraph, ""]
     text += [f"{label + ':':<{width}} {value}" for label, value in facts]
-    if files:
-        text += ["", f"Files ({len(files)}):", *(f"  - {f}" for f in listed)]
+    for section in sections:
+        if section.steps:
+            text += ["", f"{section.heading}:"]
+            text += [f"  {n}. {step}" for n, step in enumerate(section.items, 1)]
+            continue
+        listed, more = _listed(section.items)
+        text += ["", f"{section.heading} ({len(section.items)}):"]
+        text += [f"  - {item}" for item in listed]
         if more > 0:
             text.append(f"  ... and {more} more")
     text += ["", "-- ", "loadbay"]
@@ -100,9 +209,14 @@ def _render(
         for label, value in facts
     ]
     body.append("</table>")
-    if files:
-        body.append(f"<p>Files ({len(files)}):</p>")
-        body.append("<ul>" + "".join(f"<li>{esc(f)}</li>" for f in listed) + "</ul>")
+    for section in sections:
+        if section.steps:
+            body.append(f"<p>{esc(section.heading)}:</p>")
+            body.append("<ol>" + "".join(f"<li>{esc(s)}</li>" for s in section.items) + "</ol>")
+            continue
+        listed, more = _listed(section.items)
+        body.append(f"<p>{esc(section.heading)} ({len(section.items)}):</p>")
+        body.append("<ul>" + "".join(f"<li>{esc(item)}</li>" for item in listed) + "</ul>")
         if more > 0:
             body.append(f"<p>... and {more} more</p>")
     page = (
@@ -112,6 +226,17 @@ def _render(
         + '\n<p style="color:#777">loadbay</p>\n</body></html>\n'
     )
     return RenderedEmail(subject=_one_line(subject), text="\n".join(text) + "\n", html=page)
+
+
+def _listed(items: Sequence[str]) -> tuple[list[str], int]:
+    """The items to show, each on one line and cut short if long, and how many are left out."""
+    listed = []
+    for item in items[:MAX_LISTED_FILES]:
+        line = _one_line(item)
+        if len(line) > MAX_ITEM_CHARS:
+            line = line[: MAX_ITEM_CHARS - 3] + "..."
+        listed.append(line)
+    return listed, len(items) - len(listed)
 
 
 def _one_line(text: str) -> str:

@@ -42,9 +42,9 @@ async def register_landing(
     """Turn one landed object into a pending file, or start its batch's reload if it is the
     `_SUCCESS` marker. Anything that matches no dataset is a TerminalError (dead-lettered)."""
     if landed.bucket != lz_bucket:
-        raise TerminalError(
-            f"s3://{landed.bucket}/{landed.key} is not in the landing zone bucket {lz_bucket!r}"
-        )
+        # Other buckets are other services' business (a data product's source location).
+        log.debug("ignoring s3://%s/%s: not in the landing zone", landed.bucket, landed.key)
+        return
     path = parse_landing_path(landed.key)
     dataset = await find_dataset(conn, path.domain, path.dataset)
     if dataset is None:

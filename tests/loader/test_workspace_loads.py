@@ -1,0 +1,563 @@
+"""Loads into client workspaces (load.requested) against a real PostgreSQL (pgserver) and, for
+the handler path, a real S3 (moto_server)."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import zipfile
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pgserver
+import pytest
+
+from loadbay_contracts import (
+    Envelope,
+    LoadRequested,
+    WorkspaceColumn,
+    WorkspaceLoadCompleted,
+    WorkspaceLoadResult,
+    WorkspaceTarget,
+)
+from loadbay_loader import workspace_loads
+from loadbay_loader.handlers import Handlers
+from loadbay_platform.db import create_pool, migrate
+from loadbay_platform.s3 import s3_client
+from loadbay_platform.service import Resources
+from loadbay_platform.settings import PlatformSettings, PostgresSettings, S3Settings
+
+SCHEMA = "loadbay_loader"
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    # Not under pytest's tmp_path: as root, pgserver runs PostgreSQL as its own user, which
+    # must be able to reach the data directory.
+    parent = Path(tempfile.mkdtemp(prefix="loadbay-ws-pg-"))
+    parent.chmod(0o755)
+    server = pgserver.get_server(parent / "data", cleanup_mode="delete")  # type: ignore[attr-defined]
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+async def pool(pg_url: str) -> AsyncIterator[asyncpg.Pool]:
+    created = await create_pool(PostgresSettings(url=pg_url), SCHEMA)
+    async with created.acquire() as conn:
+        await migrate(conn, SCHEMA, "loadbay_loader")
+    try:
+        yield created
+    finally:
+        await created.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    exe = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
+    port = _free_port()
+    proc = subprocess.Popen(
+        [exe, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("moto_server did not start")
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+# --------------------------------------------------------------------------- helpers
+
+INVOICES = (
+    WorkspaceColumn(name="cp__invoice_id", type="integer"),
+    WorkspaceColumn(name="r__customer", type="integer"),
+    WorkspaceColumn(name="f__totalprice", type="numeric"),
+)
+TICKETS = (
+    WorkspaceColumn(name="a__ticket_id", type="integer"),
+    WorkspaceColumn(name="a__organization"),
+    WorkspaceColumn(name="f__timespentsec", type="integer"),
+)
+BRANCHES = (
+    WorkspaceColumn(name="a__branch"),
+    WorkspaceColumn(name="a__organization"),
+    WorkspaceColumn(name="a__address"),
+    WorkspaceColumn(name="f__mrr", type="numeric"),
+)
+
+
+def target(client: str, mode: str = "inc", schema: str | None = None) -> WorkspaceTarget:
+    return WorkspaceTarget(
+        workspace_id=f"ws-{client}",
+        client_id=client,
+        schema_name=schema or f"ws_{uuid.uuid4().hex[:12]}",
+        mode=mode,
+    )
+
+
+def request(
+    keys: tuple[str, ...],
+    targets: tuple[WorkspaceTarget, ...],
+    columns: tuple[WorkspaceColumn, ...] = INVOICES,
+    grain: tuple[str, ...] = (),
+    dataset: str = "invoices",
+) -> LoadRequested:
+    return LoadRequested(
+        request_id=str(uuid.uuid4()),
+        run_id="run-1",
+        data_product_id="dp-1",
+        dataset=dataset,
+        columns=columns,
+        grain=grain,
+        bucket="source",
+        keys=keys,
+        timestamp="20200821120000",
+        targets=targets,
+    )
+
+
+async def load(
+    pool: asyncpg.Pool, event: LoadRequested, files: dict[str, bytes]
+) -> WorkspaceLoadCompleted:
+    """Run the load as the consumer does (one transaction), and return the event it emitted
+    through the outbox (checked against the function's own return value)."""
+
+    async def open_object(key: str) -> AsyncIterator[bytes]:
+        data = files[key]
+        for i in range(0, len(data), 7):  # small chunks: headers and rows straddle them
+            yield data[i : i + 7]
+
+    async with pool.acquire() as conn, conn.transaction():
+        returned = await workspace_loads.load_into_workspaces(conn, open_object, event)
+    return await emitted(pool, event, returned)
+
+
+async def emitted(
+    pool: asyncpg.Pool, event: LoadRequested, returned: WorkspaceLoadCompleted | None = None
+) -> WorkspaceLoadCompleted:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT topic, key, envelope::text AS envelope FROM outbox"
+            " WHERE envelope->'data'->>'request_id' = $1",
+            event.request_id,
+        )
+    assert len(rows) == 1
+    assert rows[0]["topic"] == WorkspaceLoadCompleted.topic()
+    assert rows[0]["key"] == event.data_product_id
+    envelope = Envelope.model_validate_json(rows[0]["envelope"])
+    assert envelope.type == WorkspaceLoadCompleted.TYPE
+    completed = WorkspaceLoadCompleted.model_validate(envelope.data)
+    if returned is not None:
+        assert completed == returned
+    return completed
+
+
+async def rows_of(pool: asyncpg.Pool, schema: str, table: str) -> list[tuple[Any, ...]]:
+    async with pool.acquire() as conn:
+        records = await conn.fetch(f'SELECT * FROM "{schema}"."{table}"')
+    return sorted((tuple(r.values()) for r in records), key=repr)
+
+
+def ok(t: WorkspaceTarget, upserted: int = 0, deleted: int = 0) -> WorkspaceLoadResult:
+    return WorkspaceLoadResult(
+        workspace_id=t.workspace_id,
+        status="succeeded",
+        rows_upserted=upserted,
+        rows_deleted=deleted,
+    )
+
+
+def csv(*lines: str) -> bytes:
+    return ("\n".join(lines) + "\n").encode()
+
+
+# --------------------------------------------------------------------------- the seed's deletes
+
+
+async def test_inc_deletes_by_connection_point(pool: asyncpg.Pool) -> None:
+    ws = target("c1", "full")
+    first = csv(
+        "cp__invoice_id,r__customer,f__totalprice,x__deleted",
+        "100,3,324,FALSE",
+        "101,78,109,FALSE",
+    )
+    done = await load(pool, request(("inv_1.csv",), (ws,)), {"inv_1.csv": first})
+    assert done.results == (ok(ws, upserted=2),)
+
+    inc = target("c1", "inc", ws.schema_name)
+    update = csv("cp__invoice_id,r__customer,f__totalprice,x__deleted", "101,3,,TRUE")
+    done = await load(pool, request(("inv_2.csv",), (inc,)), {"inv_2.csv": update})
+
+    assert done.results == (ok(inc, deleted=1),)
+    assert await rows_of(pool, ws.schema_name, "invoices") == [(100, 3, Decimal(324))]
+
+
+async def test_inc_deletes_by_fact_table_grain(pool: asyncpg.Pool) -> None:
+    grain = ("a__ticket_id", "a__organization")
+    ws = target("c1", "full")
+    header = "a__ticket_id,a__organization,f__timespentsec,x__deleted"
+    first = csv(header, "12345,ABC company,458,FALSE", "12346,CDE company,11342,FALSE")
+    await load(pool, request(("t_1.csv",), (ws,), TICKETS, grain, "tickets"), {"t_1.csv": first})
+
+    inc = target("c1", "inc", ws.schema_name)
+    # Same ticket id in another organization: not the same grain, so it stays.
+    update = csv(header, "12345,ABC company,,TRUE", "12346,ABC company,,TRUE")
+    done = await load(
+        pool, request(("t_2.csv",), (inc,), TICKETS, grain, "tickets"), {"t_2.csv": update}
+    )
+
+    assert done.results == (ok(inc, deleted=1),)
+    assert await rows_of(pool, ws.schema_name, "tickets") == [(12346, "CDE company", 11342)]
+
+
+async def test_inc_deletes_by_all_attributes(pool: asyncpg.Pool) -> None:
+    ws = target("c1", "full")
+    header = "a__branch,a__organization,a__address,f__mrr,x__deleted"
+    first = csv(
+        header,
+        "NYC,ABC company,5th avenue,20000,FALSE",
+        "LA,CDE company,3rd street,100000,FALSE",
+        "SF,ABC company,,500,FALSE",  # an empty attribute must still match
+    )
+    await load(pool, request(("b_1.csv",), (ws,), BRANCHES, dataset="br"), {"b_1.csv": first})
+
+    inc = target("c1", "inc", ws.schema_name)
+    update = csv(
+        header,
+        "NYC,ABC company,5th avenue,20000,TRUE",  # all attributes match: deleted
+        "LA,CDE company,4th street,100000,TRUE",  # one attribute differs: nothing to delete
+        "SF,ABC company,,,TRUE",  # facts are ignored, empty matches empty
+    )
+    done = await load(
+        pool, request(("b_2.csv",), (inc,), BRANCHES, dataset="br"), {"b_2.csv": update}
+    )
+
+    assert done.results == (ok(inc, deleted=2),)
+    assert await rows_of(pool, ws.schema_name, "br") == [
+        ("LA", "CDE company", "3rd street", Decimal(100000))
+    ]
+
+
+async def test_inc_upsert_by_all_attributes_replaces_equal_rows(pool: asyncpg.Pool) -> None:
+    ws = target("c1", "inc")
+    header = "a__branch,a__organization,a__address,f__mrr"
+    await load(
+        pool,
+        request(("b_1.csv",), (ws,), BRANCHES, dataset="br"),
+        {"b_1.csv": csv(header, "NYC,ABC,5th,1", "LA,CDE,3rd,2")},
+    )
+    done = await load(
+        pool,
+        request(("b_2.csv",), (ws,), BRANCHES, dataset="br"),
+        {"b_2.csv": csv(header, "NYC,ABC,5th,10", "NYC,ABC,5th,11", "SF,ABC,1st,3")},
+    )
+    assert done.results == (ok(ws, upserted=2),)  # NYC's last row wins
+    assert await rows_of(pool, ws.schema_name, "br") == [
+        ("LA", "CDE", "3rd", Decimal(2)),
+        ("NYC", "ABC", "5th", Decimal(11)),
+        ("SF", "ABC", "1st", Decimal(3)),
+    ]
+
+
+# --------------------------------------------------------------------------- modes
+
+
+async def test_full_rewrites_the_dataset_without_deleted_rows(pool: asyncpg.Pool) -> None:
+    ws = target("c1", "full")
+    header = "cp__invoice_id,r__customer,f__totalprice,x__deleted"
+    await load(pool, request(("a.csv",), (ws,)), {"a.csv": csv(header, "1,1,1,false", "2,2,2,")})
+    done = await load(
+        pool,
+        request(("b.csv",), (ws,)),
+        {"b.csv": csv(header, "3,3,3,false", "4,4,4,true", "5,5,5,")},
+    )
+    assert done.results == (ok(ws, upserted=2, deleted=2),)
+    assert await rows_of(pool, ws.schema_name, "invoices") == [
+        (3, 3, Decimal(3)),
+        (5, 5, Decimal(5)),
+    ]
+
+
+async def test_inc_upserts_and_the_last_row_of_a_key_wins(pool: asyncpg.Pool) -> None:
+    ws = target("c1", "inc")
+    header = "cp__invoice_id,r__customer,f__totalprice,x__deleted"
+    await load(pool, request(("a.csv",), (ws,)), {"a.csv": csv(header, "1,1,1,", "2,2,2,")})
+    done = await load(
+        pool,
+        request(("b.csv",), (ws,)),
+        {
+            "b.csv": csv(
+                header,
+                "1,1,10,false",
+                "1,1,11,false",  # last upsert of 1 wins
+                "2,2,,true",
+                "2,2,20,false",  # deleted, then upserted: upserted
+                "3,3,30,false",
+                "3,3,,true",  # upserted, then deleted: not there
+            )
+        },
+    )
+    assert done.results == (ok(ws, upserted=2),)
+    assert await rows_of(pool, ws.schema_name, "invoices") == [
+        (1, 1, Decimal(11)),
+        (2, 2, Decimal(20)),
+    ]
+
+
+async def test_rows_go_to_their_client_and_a_workspace_without_rows_is_untouched(
+    pool: asyncpg.Pool,
+) -> None:
+    acme, beta, idle = target("acme"), target("beta", "full"), target("idle", "full")
+    header = "x__client_id,cp__invoice_id,r__customer,f__totalprice"
+    await load(pool, request(("a.csv",), (idle,)), {"a.csv": csv(header, "idle,9,9,9")})
+
+    data = csv(header, "acme,1,1,1", "beta,2,2,2", "acme,3,3,3", "ghost,4,4,4", "zed,5,5,5")
+    done = await load(pool, request(("b.csv",), (acme, beta, idle)), {"b.csv": data})
+
+    assert done.results == (ok(acme, upserted=2), ok(beta, upserted=1), ok(idle))
+    assert done.unknown_client_ids == ("ghost", "zed")
+    assert await rows_of(pool, acme.schema_name, "invoices") == [
+        (1, 1, Decimal(1)),
+        (3, 3, Decimal(3)),
+    ]
+    assert await rows_of(pool, beta.schema_name, "invoices") == [(2, 2, Decimal(2))]
+    assert await rows_of(pool, idle.schema_name, "invoices") == [(9, 9, Decimal(9))]
+
+
+async def test_one_workspace_failing_leaves_the_others_loaded(pool: asyncpg.Pool) -> None:
+    good, bad = target("good"), target("bad")
+    async with pool.acquire() as conn:
+        await conn.execute(
+            f'CREATE SCHEMA "{bad.schema_name}";'
+            f' CREATE TABLE "{bad.schema_name}".invoices (cp__invoice_id integer,'
+            " r__customer integer, f__totalprice text)"
+        )
+    header = "cp__invoice_id,r__customer,f__totalprice"
+    done = await load(pool, request(("a.csv",), (good, bad)), {"a.csv": csv(header, "1,1,1")})
+
+    assert done.results[0] == ok(good, upserted=1)
+    assert done.results[1].status == "failed"
+    assert done.results[1].reason == (
+        f"{bad.schema_name}.invoices: column f__totalprice is text, the dataset declares numeric"
+    )
+    assert await rows_of(pool, good.schema_name, "invoices") == [(1, 1, Decimal(1))]
+    assert await rows_of(pool, bad.schema_name, "invoices") == []
+
+
+# --------------------------------------------------------------------------- bad files
+
+
+async def assert_file_fails(
+    pool: asyncpg.Pool, files: dict[str, bytes], reason: str, keys: tuple[str, ...] = ("f.csv",)
+) -> None:
+    ws = target("c1", "full")
+    header = "cp__invoice_id,r__customer,f__totalprice"
+    await load(pool, request(("seed.csv",), (ws,)), {"seed.csv": csv(header, "7,7,7")})
+    other = target("c2", "inc")
+    done = await load(pool, request(keys, (ws, other)), files)
+    assert [r.status for r in done.results] == ["failed", "failed"]
+    assert [r.reason for r in done.results] == [reason, reason]
+    assert await rows_of(pool, ws.schema_name, "invoices") == [(7, 7, Decimal(7))]
+    async with pool.acquire() as conn:
+        assert not await conn.fetchval(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = $1", other.schema_name
+        )
+
+
+async def test_a_missing_dataset_column_fails_every_workspace(pool: asyncpg.Pool) -> None:
+    await assert_file_fails(
+        pool,
+        {"f.csv": csv("cp__invoice_id,f__totalprice", "1,1")},
+        "f.csv line 1, column 'r__customer': the header has no column 'r__customer', which the"
+        " dataset declares",
+    )
+
+
+async def test_an_unprefixed_column_fails_every_workspace(pool: asyncpg.Pool) -> None:
+    await assert_file_fails(
+        pool,
+        {"f.csv": csv("cp__invoice_id,r__customer,f__totalprice,comment", "1,1,1,hi")},
+        "f.csv line 1, column 'comment': column 'comment' has no documented prefix"
+        " (cp__, a__, l__, f__, r__, d__) and is not one of x__client_id, x__deleted,"
+        " x__timestamp",
+    )
+
+
+async def test_a_non_boolean_x_deleted_names_file_line_column_and_value(
+    pool: asyncpg.Pool,
+) -> None:
+    await assert_file_fails(
+        pool,
+        {
+            "f.csv": csv(
+                "cp__invoice_id,r__customer,f__totalprice,x__deleted", "1,1,1,f", "2,2,2,maybe"
+            )
+        },
+        "f.csv line 3, column 'x__deleted': invalid input syntax for type boolean: \"maybe\"",
+    )
+
+
+async def test_an_empty_connection_point_fails_the_file(pool: asyncpg.Pool) -> None:
+    await assert_file_fails(
+        pool,
+        {"f.csv": csv("cp__invoice_id,r__customer,f__totalprice", "1,1,1", ",2,2")},
+        "f.csv line 3, column 'cp__invoice_id': column \"cp__invoice_id\" requires a value but"
+        " the field is empty",
+    )
+
+
+async def test_a_bad_value_in_a_later_part_fails_the_whole_load(pool: asyncpg.Pool) -> None:
+    header = "cp__invoice_id,r__customer,f__totalprice"
+    await assert_file_fails(
+        pool,
+        {"p1.csv": csv(header, "1,1,1"), "p2.csv": csv(header, "2,2,abc")},
+        "p2.csv line 2, column 'f__totalprice': invalid input syntax for type numeric: \"abc\"",
+        keys=("p1.csv", "p2.csv"),
+    )
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def zipped(name: str, data: bytes) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, data)
+    return out.getvalue()
+
+
+async def test_gz_and_zip_parts_load_together(pool: asyncpg.Pool) -> None:
+    ws = target("c1", "inc")
+    header = "cp__invoice_id,r__customer,f__totalprice,x__timestamp,a__extra"
+    files = {
+        "inv_part1.csv.gz": gzip.compress(csv(header, "1,1,1,t,x", "2,2,2,t,y")),
+        "inv_part2.zip": zipped("inv_part2.csv", csv(header, "2,2,20,t,z", "3,3,3,t,")),
+    }
+    done = await load(pool, request(tuple(files), (ws,)), files)
+    assert done.results == (ok(ws, upserted=3),)
+    assert await rows_of(pool, ws.schema_name, "invoices") == [
+        (1, 1, Decimal(1)),
+        (2, 2, Decimal(20)),
+        (3, 3, Decimal(3)),
+    ]
+
+
+async def test_a_bad_row_in_a_zip_is_placed(pool: asyncpg.Pool) -> None:
+    header = "cp__invoice_id,r__customer,f__totalprice"
+    await assert_file_fails(
+        pool,
+        {"z.zip": zipped("z.csv", csv(header, "1,1,1", '2,2,"x\ny"'))},
+        "z.zip line 3, column 'f__totalprice': invalid input syntax for type numeric: \"x\ny\"",
+        keys=("z.zip",),
+    )
+    await assert_file_fails(
+        pool,
+        {"z.zip": zipped("a.txt", b"")},
+        "z.zip: a .zip must hold exactly one .csv file; it holds a.txt",
+        keys=("z.zip",),
+    )
+
+
+async def test_parquet(pool: asyncpg.Pool) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    table = pa.table(
+        {
+            "x__client_id": ["c1", "c1", "c2"],
+            "cp__invoice_id": pa.array([1, 2, 3], pa.int32()),
+            "r__customer": pa.array([5, None, 7], pa.int64()),
+            "f__totalprice": [1.5, 2.5, 3.5],
+            "x__deleted": [False, None, False],
+        }
+    )
+    out = io.BytesIO()
+    pq.write_table(table, out, row_group_size=2)
+    ws = target("c1", "full")
+    done = await load(pool, request(("i.parquet",), (ws,)), {"i.parquet": out.getvalue()})
+    assert done.results == (ok(ws, upserted=2),)
+    assert done.unknown_client_ids == ("c2",)
+    assert await rows_of(pool, ws.schema_name, "invoices") == [
+        (1, 5, Decimal("1.5")),
+        (2, None, Decimal("2.5")),
+    ]
+
+
+# --------------------------------------------------------------------------- the handler and S3
+
+
+async def test_handler_reads_s3_and_a_missing_object_fails_every_workspace(
+    pool: asyncpg.Pool, moto_endpoint: str
+) -> None:
+    settings = S3Settings(
+        endpoint_url=moto_endpoint,
+        access_key_id="x",
+        secret_access_key="x",
+    )
+    header = "cp__invoice_id,r__customer,f__totalprice"
+    async with s3_client(settings) as s3:
+        await s3.create_bucket(Bucket="source")
+        await s3.put_object(Bucket="source", Key="inv.csv", Body=csv(header, "1,1,1"))
+        handlers = Handlers(
+            Resources(
+                service="loader",
+                settings=PlatformSettings(),
+                pool=pool,
+                producer=None,
+                s3=s3,
+            )
+        )
+        a, b = target("c1"), target("c2", "full")
+        present = request(("inv.csv",), (a, b))
+        gone = request(("inv.csv", "inv_gone.csv"), (a, b))
+        for event in (present, gone):
+            envelope = Envelope.wrap(event, source="loadbay/distribution")
+            async with pool.acquire() as conn, conn.transaction():
+                await handlers.on_load_requested(conn, envelope, event)
+
+    done = await emitted(pool, present)
+    assert done.results == (ok(a, upserted=1), ok(b, upserted=1))
+    failed = await emitted(pool, gone)
+    reason = (
+        "s3://source/inv_gone.csv: cannot read the source file (NoSuchKey); it may have been"
+        " deleted after the distribution listed it"
+    )
+    assert [(r.status, r.reason) for r in failed.results] == [("failed", reason)] * 2
+    assert await rows_of(pool, a.schema_name, "invoices") == [(1, 1, Decimal(1))]
+    async with pool.acquire() as conn:
+        ledger = await conn.fetchrow(
+            "SELECT status, error FROM loads WHERE id = $1", gone.request_id
+        )
+    assert ledger["status"] == "failed"
+    assert json.loads(ledger["error"])["message"] == reason
