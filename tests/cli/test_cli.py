@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import uuid
 from pathlib import Path
 
 import asyncpg
@@ -108,3 +109,38 @@ async def test_cli_errors_say_what_to_do(tmp_path: Path) -> None:
         env={"LOADBAY_TOKEN": "x", "LOADBAY_RELOAD_URL": "http://127.0.0.1:9"},
     )
     assert code == 1 and "DOMAIN/NAME" in err
+
+
+async def test_a_data_product_with_the_cli(
+    platform: Platform, alice: User, s3: object, stack_db: str
+) -> None:
+    name = f"cli_{uuid.uuid4().hex[:6]}"
+    bucket = f"cli-src-{name[4:]}"
+    s3.create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
+    s3.put_object(  # type: ignore[attr-defined]
+        Bucket=bucket, Key="items_20300101120000_full.csv", Body=b"cp__id,a__name\n1,one\n"
+    )
+    env = {"LOADBAY_DISTRIBUTION_URL": platform.urls["distribution"], "LOADBAY_TOKEN": alice.token}
+    for args in (
+        ("dist", "create", name, "--bucket", bucket),
+        ("dist", "add-workspace", name, "acme"),
+        ("dist", "add-dataset", name, "items", "-c", "cp__id:integer", "-c", "a__name"),
+        ("dist", "run", name),
+    ):
+        code, out, err = await run_cli(*args, env=env)
+        assert code == 0, (args, err)
+    for _ in range(100):
+        code, out, _ = await run_cli("dist", "runs", name, env=env)
+        if "succeeded" in out:
+            break
+        await asyncio.sleep(0.2)
+    assert "succeeded" in out
+    code, out, _ = await run_cli("dist", "show", name, env=env)
+    assert code == 0 and '"lsts": "20300101120000"' in out
+    conn = await asyncpg.connect(stack_db)
+    try:
+        assert await conn.fetchval(f'SELECT count(*) FROM "ws_{name}_acme".items') == 1
+    finally:
+        await conn.close()
+    code, out, _ = await run_cli("dist", "delete", name, env=env)
+    assert code == 0 and "deleted" in out

@@ -561,3 +561,54 @@ async def test_handler_reads_s3_and_a_missing_object_fails_every_workspace(
         )
     assert ledger["status"] == "failed"
     assert json.loads(ledger["error"])["message"] == reason
+
+
+async def test_a_platform_schema_is_never_written(pool: asyncpg.Pool) -> None:
+    mine = target("c1", "full", schema=SCHEMA)
+    event = request(("f.csv",), (mine,), dataset="outbox")
+    done = await load(pool, event, {"f.csv": csv("cp__invoice_id,r__customer,f__totalprice")})
+    assert done.results[0].status == "failed"
+    assert done.results[0].reason == f"{SCHEMA}: schema name is reserved for the platform"
+
+
+async def test_without_a_key_full_keeps_every_row_and_inc_matches_attributes(
+    pool: asyncpg.Pool,
+) -> None:
+    full, inc = target("f", "full"), target("i", "inc")
+    header = "x__client_id,a__branch,a__organization,a__address,f__mrr,x__deleted"
+    await load(
+        pool,
+        request(("a.csv",), (inc,), BRANCHES, dataset="br"),
+        {"a.csv": csv(header, "i,NYC,ABC,5th,1,", "i,LA,CDE,3rd,2,")},
+    )
+    data = csv(
+        header,
+        "f,NYC,ABC,5th,1,",
+        "f,NYC,ABC,5th,2,",  # no key: a full load keeps both
+        "f,SF,ABC,1st,3,true",
+        "i,NYC,ABC,5th,10,",
+        "i,LA,CDE,3rd,,true",
+    )
+    done = await load(
+        pool, request(("b.csv",), (full, inc), BRANCHES, dataset="br"), {"b.csv": data}
+    )
+    assert done.results == (ok(full, upserted=2), ok(inc, upserted=1, deleted=1))
+    assert await rows_of(pool, full.schema_name, "br") == [
+        ("NYC", "ABC", "5th", Decimal(1)),
+        ("NYC", "ABC", "5th", Decimal(2)),
+    ]
+    assert await rows_of(pool, inc.schema_name, "br") == [("NYC", "ABC", "5th", Decimal(10))]
+
+
+async def test_an_existing_table_gains_the_dataset_s_new_column(pool: asyncpg.Pool) -> None:
+    ws = target("c1")
+    async with pool.acquire() as conn:
+        await conn.execute(
+            f'CREATE SCHEMA "{ws.schema_name}";'
+            f' CREATE TABLE "{ws.schema_name}".invoices (cp__invoice_id integer, r__customer'
+            " integer); INSERT INTO " + f'"{ws.schema_name}"' + ".invoices VALUES (1, 1)"
+        )
+    header = "cp__invoice_id,r__customer,f__totalprice"
+    done = await load(pool, request(("a.csv",), (ws,)), {"a.csv": csv(header, "2,2,2")})
+    assert done.results == (ok(ws, upserted=1),)
+    assert await rows_of(pool, ws.schema_name, "invoices") == [(1, 1, None), (2, 2, Decimal(2))]

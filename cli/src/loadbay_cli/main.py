@@ -29,6 +29,11 @@ datasets_app = typer.Typer(
     help="Create, list, show and delete Reload datasets.", no_args_is_help=True
 )
 app.add_typer(datasets_app, name="datasets")
+dist_app = typer.Typer(
+    help="Automated data distribution: data products, client workspaces, datasets and runs.",
+    no_args_is_help=True,
+)
+app.add_typer(dist_app, name="dist")
 console = Console()
 err = Console(stderr=True)
 
@@ -428,6 +433,127 @@ def psql(
     binary = Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql"
     args = [str(binary), url] + (["-c", command] if command else [])
     os.execv(args[0], args)
+
+
+# -- distribution ------------------------------------------------------------------------------
+
+DistUrlOpt = Annotated[
+    str | None, typer.Option("--url", help="Distribution service URL (default: stack.json)")
+]
+ProductArg = Annotated[str, typer.Argument(help="The data product's name")]
+
+
+def _dist(url: str | None, token: str | None) -> Api:
+    return Api("distribution", url, token)
+
+
+@dist_app.command("create")
+def dist_create(
+    name: ProductArg,
+    bucket: Annotated[str, typer.Option(help="Bucket of the source files")],
+    prefix: Annotated[str, typer.Option(help="Prefix of the source files")] = "",
+    segment: Annotated[list[str] | None, typer.Option(help="Segment name; repeatable")] = None,
+    url: DistUrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Create a data product with its source location and segments."""
+    body = {"name": name, "bucket": bucket, "prefix": prefix, "segments": segment or ["default"]}
+    _dist(url, token).call("POST", "/data-products", json=body)
+    console.print(f"created data product {name} (source s3://{bucket}/{prefix})")
+
+
+@dist_app.command("list")
+def dist_list(url: DistUrlOpt = None, token: TokenOpt = None) -> None:
+    """List your data products."""
+    table = Table("data product", "source", "segments")
+    for p in _dist(url, token).call("GET", "/data-products"):
+        table.add_row(p["name"], f"s3://{p['bucket']}/{p['prefix']}", ", ".join(p["segments"]))
+    console.print(table)
+
+
+@dist_app.command("show")
+def dist_show(name: ProductArg, url: DistUrlOpt = None, token: TokenOpt = None) -> None:
+    """A data product with its workspaces (LSTS per dataset) and datasets, as JSON."""
+    api = _dist(url, token)
+    _print_json({
+        **api.call("GET", f"/data-products/{name}"),
+        "workspaces": api.call("GET", f"/data-products/{name}/workspaces"),
+        "datasets": api.call("GET", f"/data-products/{name}/datasets"),
+    })  # fmt: skip
+
+
+@dist_app.command("delete")
+def dist_delete(name: ProductArg, url: DistUrlOpt = None, token: TokenOpt = None) -> None:
+    """Delete a data product (its workspaces' schemas stay in the warehouse)."""
+    _dist(url, token).call("DELETE", f"/data-products/{name}")
+    console.print(f"deleted data product {name}")
+
+
+@dist_app.command("add-workspace")
+def dist_add_workspace(
+    name: ProductArg,
+    client_id: Annotated[str, typer.Argument(help="1-255 characters of [0-9A-Za-z_]")],
+    segment: Annotated[str, typer.Option(help="The workspace's segment")] = "default",
+    url: DistUrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Add a client workspace (a PostgreSQL schema) to a segment."""
+    made = _dist(url, token).call(
+        "POST", f"/data-products/{name}/workspaces",
+        json={"client_id": client_id, "segment": segment},
+    )  # fmt: skip
+    console.print(f"added workspace {client_id} (schema {made['schema']})")
+
+
+@dist_app.command("add-dataset")
+def dist_add_dataset(
+    name: ProductArg,
+    dataset: Annotated[str, typer.Argument(help="The dataset name, as in the file names")],
+    column: Annotated[
+        list[str],
+        typer.Option("--column", "-c", help="PREFIXED_NAME:TYPE, e.g. cp__id:integer; repeatable"),
+    ],
+    grain: Annotated[list[str] | None, typer.Option(help="A fact table grain column")] = None,
+    segment: Annotated[str, typer.Option(help="The dataset's segment")] = "default",
+    url: DistUrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Define a dataset by its prefixed columns (cp__, a__, l__, f__, r__, d__)."""
+    columns = []
+    for spec in column:
+        col, _, kind = spec.partition(":")
+        columns.append({"name": col, "type": kind or "text"})
+    _dist(url, token).call(
+        "POST", f"/data-products/{name}/datasets",
+        json={"name": dataset, "segment": segment, "columns": columns, "grain": grain or []},
+    )  # fmt: skip
+    console.print(f"added dataset {dataset} to {name}")
+
+
+@dist_app.command("run")
+def dist_run(name: ProductArg, url: DistUrlOpt = None, token: TokenOpt = None) -> None:
+    """Start a distribution run now."""
+    started = _dist(url, token).call("POST", f"/data-products/{name}/runs")
+    console.print(f"run started: {started['run_id']}")
+
+
+@dist_app.command("runs")
+def dist_runs(name: ProductArg, url: DistUrlOpt = None, token: TokenOpt = None) -> None:
+    """The data product's runs, newest first."""
+    table = Table("run", "status", "trigger", "started", "problems")
+    for r in _dist(url, token).call("GET", f"/data-products/{name}/runs"):
+        table.add_row(r["id"], r["status"], r["trigger"], r["started_at"], str(len(r["problems"])))
+    console.print(table)
+
+
+@dist_app.command("show-run")
+def dist_show_run(
+    run_id: Annotated[str, typer.Argument(help="The run id")],
+    url: DistUrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """One run with its per-workspace, per-dataset results, as JSON."""
+    _print_json(_dist(url, token).call("GET", f"/runs/{run_id}"))
 
 
 def main() -> None:

@@ -4,27 +4,28 @@ A ``load.requested`` names one source file (all parts of one timestamp), the dat
 and the target workspaces, each with its load mode. The loader:
 
 1. streams the file once into a session-local staging table by COPY (tabular.copy_csv:
-   PostgreSQL types and checks every value, a bad one names file, line, column and value).
-   ``.csv``, ``.gz``, ``.zip`` (one CSV inside) and ``.parquet`` (converted to CSV by pyarrow,
-   batch by batch). The header must name every dataset column; other columns need a
-   documented prefix and are ignored. A file that cannot be loaded fails every target with
-   the reason, and nothing changes anywhere.
-2. sorts the file once into a *batch*: one row per (x__client_id, key), the file's last (last
-   row wins), where the key is the connection point, else the fact table grain, else all
-   attributes (a__, l__, r__, d__);
-3. per target workspace, in a savepoint of its own (one workspace failing undoes only its own
-   changes), creates ``<schema_name>.<dataset>`` if needed (with a unique index on the key
-   when there is a connection point or grain), then
+   PostgreSQL types and checks every value; a bad one names file, line, column and value):
+   ``.csv``, ``.gz``, ``.zip`` (one CSV inside) or ``.parquet`` (turned into CSV by pyarrow,
+   batch by batch). The header must name every dataset column; any other column needs a
+   documented prefix, and is ignored. A connection point or grain value may not be empty.
+   A file that cannot be loaded fails every target with the reason; nothing changes.
+2. sorts it once by client id into a *batch*: one row per (x__client_id, key), the file's
+   last (last row wins), the key being the connection point, else the fact table grain, else
+   all attributes (a__, l__, r__, d__; facts ignored). A full load of a dataset with neither
+   connection point nor grain takes every row instead (there is no key to collapse on).
+3. per target workspace, in a savepoint of its own (a workspace that fails undoes only its
+   own changes), creates ``<schema_name>.<dataset>`` if needed (unique index on the
+   connection point or grain), then
    - ``full``: deletes every row and inserts the live rows (x__deleted false or empty);
-   - ``inc``: deletes the keys whose last row has x__deleted true and upserts the others; by
-     all attributes this is "delete every row with equal attributes, insert the live rows".
-   Rows of a file with an ``x__client_id`` column go to the workspace whose client id they
-   name; a workspace with no rows in such a file is not touched (and succeeds with 0/0).
-4. emits one ``workspace.load.completed`` with a result per target, through the outbox, in
+   - ``inc``: deletes the rows matching a row of the batch and inserts the live ones: the
+     x__deleted rows delete, the others upsert.
+   Rows of a file with an ``x__client_id`` column go to the workspace of that client id; a
+   workspace with no rows in such a file is not touched (and succeeds with 0/0).
+4. emits one ``workspace.load.completed`` with a result per target through the outbox, in
    the consumer's transaction: results and effects commit together, exactly once.
 
-Python reads only the header line; rows go from object storage to COPY and from the staging
-table to the workspaces in set-based SQL (workspace_store.py).
+Python reads only the header line; the rows go from object storage to COPY, and from staging
+to the workspaces in set-based SQL (workspace_store.py).
 """
 
 from __future__ import annotations
@@ -122,8 +123,7 @@ class Shape:
     columns: tuple[str, ...]
     types: dict[str, tabular.ColumnType]
     key: tuple[str, ...]  # connection point, else grain, else all attributes
-    keyed: bool  # connection point or grain: unique index and ON CONFLICT
-    matched_by: str
+    keyed: bool  # connection point or grain: never empty, unique in the workspace's table
 
     @classmethod
     def of(cls, request: LoadRequested) -> Shape:
@@ -143,11 +143,11 @@ class Shape:
             )
         types = {c.name: c.type for c in request.columns}
         if points:
-            return cls(tuple(names), types, tuple(points), True, "connection point")
+            return cls(tuple(names), types, tuple(points), keyed=True)
         if request.grain:
-            return cls(tuple(names), types, tuple(request.grain), True, "fact table grain")
+            return cls(tuple(names), types, tuple(request.grain), keyed=True)
         attributes = tuple(n for n in names if n.startswith(ATTRIBUTE_PREFIXES))
-        return cls(tuple(names), types, attributes, False, "all attributes")
+        return cls(tuple(names), types, attributes, keyed=False)
 
 
 @dataclass
@@ -170,7 +170,11 @@ class Staged:
 async def load_into_workspaces(
     conn: asyncpg.Connection, open_object: Opener, request: LoadRequested
 ) -> WorkspaceLoadCompleted:
-    """Carry out ``request`` inside the caller's transaction and emit its results."""
+    """Carry out ``request`` inside the caller's transaction and emit its results.
+
+    A file that cannot be loaded, and a workspace that cannot take it, are results (failed,
+    with the reason). What is raised is the infrastructure's failure (connection lost,
+    object storage unreachable): the caller's transaction then undoes everything."""
     started = datetime.now(UTC)
     clock = time.perf_counter()
     staging = f"_lb_ws_{uuid.uuid4().hex[:12]}"

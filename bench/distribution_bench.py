@@ -1,0 +1,131 @@
+"""Distribution benchmark: 100 client workspaces, one incremental file of 1,000,000 rows spread
+over them by x__client_id, through a real run; and a raw COPY of the same file.
+
+Starts the embedded stack and the distribution, loader and notifier services as separate
+processes (as `make run` does). Prints the run's wall time (API start -> run finished), the
+rows/s it reached, the rows/s of a raw COPY of the same file into one plain table, their ratio,
+and the loader process's peak RSS.
+
+    .venv/bin/python bench/distribution_bench.py --rows 1000000 --workspaces 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+import boto3
+import httpx
+from boto3.s3.transfer import TransferConfig
+
+from loadbay_cli.devstack import ServiceProcesses
+from loadbay_cli.stack import EmbeddedStack
+from loadbay_platform.auth import mint_token
+from loadbay_platform.settings import AuthSettings
+
+COLUMNS = [
+    ("cp__order_id", "bigint"), ("a__customer", "text"), ("a__city", "text"),
+    ("f__amount", "numeric"), ("f__quantity", "integer"), ("d__ordered", "date"),
+]  # fmt: skip
+
+
+def generate(path: Path, rows: int, workspaces: int) -> None:
+    rnd = random.Random(3)
+    cities = ["Oslo", "Lima", "Pune", "Austin", "Porto", "Hanoi"]
+    with path.open("w") as out:
+        out.write(",".join(c for c, _ in COLUMNS) + ",x__client_id,x__deleted\n")
+        for i in range(rows):
+            out.write(
+                f"{i},customer {rnd.randint(1, 50000)},{rnd.choice(cities)},"
+                f"{rnd.randint(1, 99999) / 100},{rnd.randint(1, 20)},"
+                f"2030-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d},"
+                f"client_{i % workspaces},false\n"
+            )
+
+
+async def raw_copy(url: str, path: Path) -> float:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("DROP TABLE IF EXISTS public.bench_raw_orders")
+        cols = ", ".join(f"{c} {t}" for c, t in COLUMNS)
+        await conn.execute(
+            f"CREATE TABLE public.bench_raw_orders ({cols}, x__client_id text, x__deleted boolean)"
+        )
+        started = time.perf_counter()
+        await conn.copy_to_table(
+            "bench_raw_orders", schema_name="public", source=path, format="csv", header=True
+        )
+        return time.perf_counter() - started
+    finally:
+        await conn.execute("DROP TABLE IF EXISTS public.bench_raw_orders")
+        await conn.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--workspaces", type=int, default=100)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="loadbay-dist-bench-") as tmp:
+        work = Path(tmp)
+        data = work / "orders.csv"
+        generate(data, args.rows, args.workspaces)
+        print(f"generated {args.rows:,} rows for {args.workspaces} workspaces"
+              f" ({data.stat().st_size / 1e6:.1f} MB)")  # fmt: skip
+        with EmbeddedStack(work / "stack") as stack:
+            info = stack.info
+            s3 = boto3.client(
+                "s3", endpoint_url=info.s3_endpoint_url, aws_access_key_id=info.s3_access_key_id,
+                aws_secret_access_key=info.s3_secret_access_key, region_name=info.s3_region,
+            )  # fmt: skip
+            s3.create_bucket(Bucket="bench-source")
+            services = ServiceProcesses(info, work / "logs", {})
+            urls = services.start(("loader", "notifier", "distribution"))
+            try:
+                services.wait_ready()
+                token = mint_token(AuthSettings(), "bench", "bench@example.com")
+                http = httpx.Client(base_url=urls["distribution"], timeout=60,
+                                    headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+                http.post("/data-products", json={"name": "bench", "bucket": "bench-source",
+                                                   "prefix": ""}).raise_for_status()  # fmt: skip
+                for i in range(args.workspaces):
+                    http.post("/data-products/bench/workspaces",
+                              json={"client_id": f"client_{i}"}).raise_for_status()  # fmt: skip
+                http.post("/data-products/bench/datasets", json={
+                    "name": "orders", "columns": [{"name": c, "type": t} for c, t in COLUMNS],
+                }).raise_for_status()  # fmt: skip
+                s3.upload_file(str(data), "bench-source", "orders_20300101120000_inc.csv",
+                               Config=TransferConfig(multipart_chunksize=64 << 20))  # fmt: skip
+                started = time.perf_counter()
+                run_id = http.post("/data-products/bench/runs").json()["run_id"]
+                while (run := http.get(f"/runs/{run_id}").json())["status"] == "running":
+                    time.sleep(0.05)
+                wall = time.perf_counter() - started
+                peak = _peak_rss(services.procs["loader"].pid)
+                raw = asyncio.run(raw_copy(info.postgres_url, data))
+            finally:
+                services.stop()
+    loaded = sum(r["rows_upserted"] for r in run["results"])
+    failed = [r for r in run["results"] if r["status"] != "succeeded"]
+    print(f"run {run['status']}: {len(run['results'])} workspace loads, {len(failed)} failed,"
+          f" {loaded:,} rows upserted")  # fmt: skip
+    print(f"distribution run (100 workspaces): {args.rows / wall:,.0f} rows/s, wall {wall:.2f} s")
+    print(f"raw COPY of the same file         : {args.rows / raw:,.0f} rows/s ({raw:.2f} s)")
+    print(f"ratio run / raw COPY              : {raw / wall:.2f}")
+    print(f"loader peak RSS                   : {peak / 2**20:.0f} MiB")
+
+
+def _peak_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+if __name__ == "__main__":
+    main()
