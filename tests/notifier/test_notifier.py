@@ -36,6 +36,7 @@ from loadbay_contracts import (
     DistributionFinished,
     Envelope,
     Event,
+    IngestionFinished,
     Recipient,
     ReloadFinished,
     ReloadRejected,
@@ -45,6 +46,7 @@ from loadbay_notifier.app import NotifierService
 from loadbay_notifier.handlers import (
     handler_map,
     on_distribution_finished,
+    on_ingestion_finished,
     on_reload_finished,
     on_reload_rejected,
 )
@@ -54,6 +56,7 @@ from loadbay_notifier.templates import (
     MANUAL_RECOVERY_STEPS,
     MAX_LISTED_FILES,
     render_distribution_finished,
+    render_ingestion_finished,
     render_reload_finished,
 )
 from loadbay_platform.auth import mint_token
@@ -264,6 +267,31 @@ def distribution_run(**update: Any) -> DistributionFinished:
         problems=("Orders_2026_inc.csv: no timestamp in the file name",),
         started_at=started,
         finished_at=started + timedelta(minutes=2, seconds=5),
+        recipients=(ALICE, BOB),
+    )
+    return event.model_copy(update=update)
+
+
+def ingestion_run(**update: Any) -> IngestionFinished:
+    """A failed run: one object copied before it stopped, two skipped and one failed."""
+    started = datetime(2026, 11, 21, 7, 0, tzinfo=UTC)
+    event = IngestionFinished(
+        run_id="ing-7",
+        connection="partner-s3",
+        dataset="sales/orders",
+        version="1.0",
+        status="failed",
+        reason=REASON,
+        copied=("in/orders-2026-01.csv",),
+        skipped=(
+            "in/orders-2025-12.csv: same name, size and ETag as already ingested",
+            "archive/orders-2019.csv: storage class GLACIER",
+        ),
+        failed=("in/orders-2026-02.csv: AccessDenied",),
+        bytes_copied=123456,
+        skip_lz=True,
+        started_at=started,
+        finished_at=started + timedelta(seconds=42),
         recipients=(ALICE, BOB),
     )
     return event.model_copy(update=update)
@@ -591,6 +619,121 @@ def test_a_distribution_email_escapes_folds_and_caps_what_the_event_says() -> No
     assert "  - line one line two" in email.text
     assert "x" * 5000 not in email.text
     assert "x" * 990 + "..." in email.text
+
+
+async def test_a_failed_ingestion_run_is_emailed_with_the_reason_first(
+    pool: asyncpg.Pool, smtp: SmtpSink
+) -> None:
+    await smtp.start()
+    event = ingestion_run()
+    envelope = wrap(event)
+    # Through the real consumer, so the event's registration in the handler map counts.
+    consumer = Consumer(
+        service="notifier",
+        pool=pool,
+        producer=None,
+        kafka=KafkaSettings(),
+        handlers=handler_map(),
+    )
+    value = envelope.model_dump_json().encode()
+    record: ConsumerRecord[bytes, bytes] = ConsumerRecord(
+        IngestionFinished.topic(), 0, 5, 0, 0, b"sales/orders", value, None, 4, len(value), []
+    )
+    async with running_sender(pool, smtp.port):
+        await consumer.process(record)
+        messages = await eventually(smtp.received)
+        row = await eventually(lambda: _with_status(pool, envelope.id, "sent"))
+
+    assert handler_map()[IngestionFinished] is on_ingestion_finished
+    assert len(messages) == 1
+    message = messages[0]
+    assert message["To"] == "alice@example.com, bob@example.com"
+    assert " ".join(str(message["Subject"]).split()) == (
+        "[loadbay] Ingestion from partner-s3 into sales/orders failed"
+    )
+    assert message["X-Loadbay-Event-Type"] == "ingestion.finished"
+    assert message["X-Loadbay-Event-Id"] == envelope.id
+    bodies = parts(message)
+    text, page = bodies["text/plain"], bodies["text/html"]
+    assert text.startswith(f"Reason: {REASON}\n")
+    assert page.index(html.escape(REASON)) < page.index("ingestion run ing-7")
+    assert "<b>" not in page
+    assert "1 object (123,456 bytes) had been copied before it ended" in text
+    assert "Failed objects (1):\n  - in/orders-2026-02.csv: AccessDenied" in text
+    assert (
+        "Skipped objects (2):\n"
+        "  - in/orders-2025-12.csv: same name, size and ETag as already ingested\n"
+        "  - archive/orders-2019.csv: storage class GLACIER"
+    ) in text
+    assert "Copied objects (1):\n  - in/orders-2026-01.csv" in text
+    assert "<li>archive/orders-2019.csv: storage class GLACIER</li>" in page
+    for body in (text, page):
+        assert "partner-s3" in body
+        assert "42.0 s" in body
+        assert "2026-11-21T07:00:00+00:00" in body
+    assert "Skip LZ:         yes" in text
+    assert (row["event_type"], row["attempts"]) == ("ingestion.finished", 1)
+
+
+def test_a_successful_ingestion_run_counts_copied_and_skipped_objects() -> None:
+    event = ingestion_run(
+        status="succeeded",
+        reason=None,
+        copied=("a.csv", "b.csv", "c.csv"),
+        failed=(),
+        bytes_copied=2048,
+        skip_lz=False,
+    )
+    email = render_ingestion_finished(event)
+    assert email.subject == (
+        "[loadbay] Ingestion from partner-s3 into sales/orders succeeded:"
+        " 3 objects copied, 2 skipped"
+    )
+    assert email.text.startswith(
+        "The ingestion run ing-7 from S3 connection partner-s3 into dataset sales/orders"
+        " succeeded: 3 objects (2,048 bytes) copied."
+    )
+    assert "Reason:" not in email.text
+    assert "2 objects were skipped and not copied" in email.text
+    assert "Skipped objects (2):" in email.text
+    assert "Failed objects (" not in email.text
+    assert "Copied objects (3):" in email.text
+    assert "Bytes copied:    2,048" in email.text
+    assert "Skip LZ:         no" in email.text
+    assert "Failed objects (" not in email.html
+    assert "<li>c.csv</li>" in email.html
+
+    nothing = render_ingestion_finished(
+        event.model_copy(update={"copied": (), "skipped": (), "bytes_copied": 0})
+    )
+    assert nothing.subject.endswith("succeeded: 0 objects copied")
+    assert "succeeded, but copied no object." in nothing.text
+    assert "objects (" not in nothing.text
+
+
+def test_an_ingestion_email_escapes_folds_and_caps_what_the_event_says() -> None:
+    skipped = tuple(f"k-{i}<x>.csv: storage class GLACIER" for i in range(MAX_LISTED_FILES + 5))
+    event = ingestion_run(
+        connection="conn\r\nBcc: eve@example.com <script>",
+        reason=None,
+        copied=(),
+        skipped=skipped,
+        failed=("bad & <broken>.csv: " + "y" * 5000,),
+    )
+    email = render_ingestion_finished(event)
+    assert "\n" not in email.subject and "\r" not in email.subject
+    assert email.text.startswith("Reason: no reason was given\n")
+    assert "failed; no object was copied." in email.text
+    assert "<script>" not in email.html and "&lt;script&gt;" in email.html
+    assert "<x>" not in email.html and "k-0&lt;x&gt;.csv" in email.html
+    assert "bad &amp; &lt;broken&gt;.csv" in email.html
+    assert f"Skipped objects ({len(skipped)}):" in email.text
+    assert f"k-{MAX_LISTED_FILES - 1}<x>.csv" in email.text
+    assert f"k-{MAX_LISTED_FILES}<x>.csv" not in email.text
+    assert "... and 5 more" in email.text
+    assert "<p>... and 5 more</p>" in email.html
+    assert "y" * 5000 not in email.text
+    assert "y" * 900 + "..." in email.text
 
 
 async def test_migrations_build_the_emails_table_once(pool: asyncpg.Pool) -> None:

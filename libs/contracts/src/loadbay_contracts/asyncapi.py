@@ -8,7 +8,7 @@ from loadbay_contracts.envelope import Envelope, dead_letter_topic
 from loadbay_contracts.registry import EVENT_TYPES
 
 PRODUCERS = {
-    "file.landed": "upstream ETL; the reload service (translated S3 notifications, bucket watcher)",
+    "file.landed": "upstream ETL; ingestion; reload (translated S3 notifications, watcher)",
     "reload.requested": "reload",
     "reload.rejected": "reload",
     "reload.finished": "reload",
@@ -16,6 +16,7 @@ PRODUCERS = {
     "load.requested": "distribution",
     "workspace.load.completed": "loader",
     "distribution.finished": "distribution",
+    "ingestion.finished": "ingestion",
 }
 
 

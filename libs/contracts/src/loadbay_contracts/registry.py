@@ -9,6 +9,7 @@ from loadbay_contracts.distribution import (
 )
 from loadbay_contracts.envelope import Event
 from loadbay_contracts.files import FileLanded
+from loadbay_contracts.ingestion import IngestionFinished
 from loadbay_contracts.loads import LoadCompleted
 from loadbay_contracts.reload import ReloadFinished, ReloadRejected, ReloadRequested
 
@@ -23,5 +24,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
         LoadRequested,
         WorkspaceLoadCompleted,
         DistributionFinished,
+        IngestionFinished,
     )
 }

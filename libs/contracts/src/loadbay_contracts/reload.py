@@ -38,6 +38,7 @@ class ReloadRequested(Event):
     exactly the rows of `files`, in one transaction."""
 
     TYPE = "reload.requested"
+    VERSION = "1.1"  # 1.1 adds `mode`
 
     execution_id: str
     dataset: DatasetSpec
@@ -46,6 +47,9 @@ class ReloadRequested(Event):
     dlz_prefix: str
     triggered_by: str
     trigger: Trigger
+    # replace: the dataset holds exactly these files' rows (Reload datasets);
+    # append: their rows are added (Append datasets; a file is never loaded twice).
+    mode: Literal["replace", "append"] = "replace"
 
     def ordering_key(self) -> str:
         return self.dataset.dataset_id

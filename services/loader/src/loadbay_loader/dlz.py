@@ -25,12 +25,18 @@ log = logging.getLogger(__name__)
 CHANNEL = "loadbay_loader_dlz"
 
 
-async def publish(s3: Any, bucket: str, prefix: str, files: list[dict[str, str]]) -> None:
+async def publish(
+    s3: Any, bucket: str, prefix: str, files: list[dict[str, str]], *, replace: bool = True
+) -> None:
+    """Copy `files` under `prefix`; with `replace` (reloads) also remove what earlier loads
+    put there; without it (appends) the DLZ keeps every file."""
     wanted = {prefix + f["name"]: f for f in files}
     for key, f in wanted.items():
         await s3.copy_object(
             Bucket=bucket, Key=key, CopySource={"Bucket": f["bucket"], "Key": f["key"]}
         )
+    if not replace:
+        return
     paginator = s3.get_paginator("list_objects_v2")
     async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
@@ -49,7 +55,13 @@ async def publish_next(pool: asyncpg.Pool, s3: Any) -> bool:
             DLZ_BACKLOG.set(0)
             return False
         try:
-            await publish(s3, row["dlz_bucket"], row["dlz_prefix"], json.loads(row["files"]))
+            await publish(
+                s3,
+                row["dlz_bucket"],
+                row["dlz_prefix"],
+                json.loads(row["files"]),
+                replace=row["replace"],
+            )
         except (ClientError, BotoCoreError) as exc:
             log.warning("DLZ publication for load %s failed, will retry: %s", row["load_id"], exc)
             await repository.fail_dlz_publication(conn, row["id"], str(exc))

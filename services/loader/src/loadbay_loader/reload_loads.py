@@ -69,13 +69,22 @@ async def run_reload(conn: asyncpg.Connection, s3: Any, request: ReloadRequested
                     reopen=functools.partial(_open, s3, file),
                 )
                 results.append(FileResult(key=file.key, rows=copied.rows, bytes=copied.bytes))
-            await tabular.swap_in(conn, spec.warehouse_schema, spec.table, staging)
+            if request.mode == "append":
+                await tabular.append_from(conn, spec.warehouse_schema, spec.table, staging, columns)
+            else:
+                await tabular.swap_in(conn, spec.warehouse_schema, spec.table, staging)
             await repository.insert_dlz_publication(
                 conn,
                 request.execution_id,
                 request.dlz_bucket,
                 request.dlz_prefix,
-                [{"bucket": f.bucket, "key": f.key, "name": f.name} for f in request.files],
+                # skip-LZ files are in the DLZ already; appends keep every batch's files
+                [
+                    {"bucket": f.bucket, "key": f.key, "name": _dlz_name(f, request.mode)}
+                    for f in request.files
+                    if f.bucket != request.dlz_bucket
+                ],
+                replace=request.mode == "replace",
             )
     except tabular.RowError as exc:
         key = next((f.key for f in request.files if f.name == exc.file), exc.file)
@@ -129,6 +138,13 @@ async def run_reload(conn: asyncpg.Connection, s3: Any, request: ReloadRequested
         len(request.files),
     )
     return completed
+
+
+def _dlz_name(file: FileRef, mode: str) -> str:
+    """The file's key under the dataset's DLZ prefix: its name for a reload (the previous
+    version is replaced), its batch path for an append (files of one name in two batches are
+    two files)."""
+    return file.key.split("/", 2)[2] if mode == "append" else file.name
 
 
 async def _open(s3: Any, file: FileRef) -> Any:

@@ -54,13 +54,13 @@ async def list_loads(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Recor
 
 
 INSERT_DLZ_PUBLICATION = """
-INSERT INTO dlz_publications (load_id, dlz_bucket, dlz_prefix, files)
-VALUES ($1, $2, $3, $4::jsonb)
+INSERT INTO dlz_publications (load_id, dlz_bucket, dlz_prefix, files, replace)
+VALUES ($1, $2, $3, $4::jsonb, $5)
 """
 NOTIFY_DLZ = "SELECT pg_notify('loadbay_loader_dlz', '')"
 # One publisher at a time, oldest first: a later reload's copy must land last.
 NEXT_DLZ_PUBLICATION = """
-SELECT id, load_id, dlz_bucket, dlz_prefix, files::text AS files FROM dlz_publications
+SELECT id, load_id, dlz_bucket, dlz_prefix, files::text AS files, replace FROM dlz_publications
 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
 """
 TRY_DLZ_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('loadbay_loader_dlz'))"
@@ -77,8 +77,12 @@ async def insert_dlz_publication(
     dlz_bucket: str,
     dlz_prefix: str,
     files: list[dict[str, str]],
+    *,
+    replace: bool = True,
 ) -> None:
-    await conn.execute(INSERT_DLZ_PUBLICATION, load_id, dlz_bucket, dlz_prefix, json.dumps(files))
+    await conn.execute(
+        INSERT_DLZ_PUBLICATION, load_id, dlz_bucket, dlz_prefix, json.dumps(files), replace
+    )
     await conn.execute(NOTIFY_DLZ)
 
 

@@ -482,6 +482,22 @@ async def swap_in(conn: asyncpg.Connection, schema: str, target: str, staging: s
     await conn.execute(f"DROP TABLE IF EXISTS {s}.{t}; ALTER TABLE {s}.{st} RENAME TO {t}")
 
 
+async def append_from(
+    conn: asyncpg.Connection, schema: str, target: str, staging: str, columns: Sequence[Column]
+) -> None:
+    """Add the rows of ``schema.staging`` to ``schema.target`` (created if missing) and drop
+    the staging table, in the caller's transaction: readers see all the new rows or none."""
+    if not conn.is_in_transaction():
+        raise RuntimeError("append_from must run inside a transaction (conn.transaction())")
+    s, t, st = quote_ident(schema), quote_ident(target), quote_ident(staging)
+    await conn.execute(create_table_sql(schema, target, columns).replace(
+        "CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1
+    ))  # fmt: skip
+    names = ", ".join(quote_ident(c.name) for c in columns)
+    await conn.execute(f"INSERT INTO {s}.{t} ({names}) SELECT {names} FROM {s}.{st}")
+    await conn.execute(f"DROP TABLE {s}.{st}")
+
+
 async def prefetch(chunks: AsyncIterator[bytes], depth: int = 4) -> AsyncIterator[bytes]:
     """Read ``chunks`` ahead in a task, so a download overlaps the ``COPY`` that consumes it.
 

@@ -99,13 +99,12 @@ _CONNECTION_LOST = (
 
 
 class SourceUnavailable(Exception):
-    """The source object cannot be read (deleted between listing and loading, no access)."""
+    """The source object cannot be read: deleted between listing and loading, no access,
+    object storage unreachable. ADD v2 counts that as a failed load like any other."""
 
-    def __init__(self, location: str, detail: str) -> None:
-        super().__init__(
-            f"{location}: cannot read the source file ({detail}); it may have been deleted"
-            " after the distribution listed it"
-        )
+    def __init__(self, location: str, detail: str, *, gone: bool = False) -> None:
+        hint = "; it may have been deleted after the distribution listed it" if gone else ""
+        super().__init__(f"{location}: cannot read the source file ({detail}){hint}")
 
 
 class InvalidRequest(Exception):
@@ -172,9 +171,9 @@ async def load_into_workspaces(
 ) -> WorkspaceLoadCompleted:
     """Carry out ``request`` inside the caller's transaction and emit its results.
 
-    A file that cannot be loaded, and a workspace that cannot take it, are results (failed,
-    with the reason). What is raised is the infrastructure's failure (connection lost,
-    object storage unreachable): the caller's transaction then undoes everything."""
+    A file that cannot be read or loaded, and a workspace that cannot take it, are results
+    (failed, with the reason). What is raised is a failure of the database (connection lost,
+    disk full...): the caller's transaction then undoes everything, and the event is retried."""
     started = datetime.now(UTC)
     clock = time.perf_counter()
     staging = f"_lb_ws_{uuid.uuid4().hex[:12]}"
@@ -443,9 +442,9 @@ async def _load_workspace(
 
 async def _ensure_table(conn: asyncpg.Connection, schema: str, table: str, shape: Shape) -> None:
     columns = [store.StagingColumn(n, shape.types[n]) for n in shape.columns]
-    await store.ensure_schema(conn, schema)
     existing = await store.table_columns(conn, schema, table)
     if not existing:
+        await store.ensure_schema(conn, schema)
         await store.create_table(conn, schema, table, columns)
     else:
         wrong = [
@@ -529,8 +528,9 @@ def s3_opener(s3: Any, bucket: str) -> Opener:
             async for chunk in tabular.s3_chunks(s3, bucket, key):
                 yield chunk
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "error")
-            raise SourceUnavailable(f"s3://{bucket}/{key}", str(code)) from exc
+            code = str(exc.response.get("Error", {}).get("Code", "error"))
+            gone = code in ("NoSuchKey", "404", "NotFound")
+            raise SourceUnavailable(f"s3://{bucket}/{key}", code, gone=gone) from exc
         except BotoCoreError as exc:
             raise SourceUnavailable(f"s3://{bucket}/{key}", str(exc)) from exc
 

@@ -219,11 +219,14 @@ def key_index_name(table: str, key: Sequence[str]) -> str:
 async def ensure_unique_index(
     conn: asyncpg.Connection, schema: str, table: str, key: Sequence[str]
 ) -> None:
-    """The index ``ON CONFLICT`` upserts by (fails if the rows already break it)."""
-    await conn.execute(
-        f"CREATE UNIQUE INDEX IF NOT EXISTS {quote_ident(key_index_name(table, key))}"
-        f" ON {_table(schema, table)} ({_cols(key)})"
-    )
+    """The unique index on the key (fails if the rows already break it). Looked up first:
+    even with IF NOT EXISTS, CREATE INDEX locks the table and logs a notice every load."""
+    name = key_index_name(table, key)
+    if await conn.fetchval("SELECT to_regclass($1)", _table(schema, name)) is None:
+        await conn.execute(
+            f"CREATE UNIQUE INDEX IF NOT EXISTS {quote_ident(name)}"
+            f" ON {_table(schema, table)} ({_cols(key)})"
+        )
 
 
 def _params(routed: bool, client_id: str) -> list[str]:

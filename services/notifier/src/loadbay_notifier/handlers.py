@@ -15,6 +15,7 @@ import asyncpg
 from loadbay_contracts import (
     DistributionFinished,
     Envelope,
+    IngestionFinished,
     Recipient,
     ReloadFinished,
     ReloadRejected,
@@ -23,6 +24,7 @@ from loadbay_notifier import repository
 from loadbay_notifier.templates import (
     RenderedEmail,
     render_distribution_finished,
+    render_ingestion_finished,
     render_reload_finished,
     render_reload_rejected,
 )
@@ -47,6 +49,13 @@ async def on_distribution_finished(
 ) -> None:
     # Every run gets its email, a fully successful one too: an email for every outcome.
     await record_email(conn, envelope, event.recipients, render_distribution_finished(event))
+
+
+async def on_ingestion_finished(
+    conn: asyncpg.Connection, envelope: Envelope, event: IngestionFinished
+) -> None:
+    # Every run gets its email, a fully successful one too.
+    await record_email(conn, envelope, event.recipients, render_ingestion_finished(event))
 
 
 async def record_email(
@@ -95,4 +104,5 @@ def handler_map() -> dict[type[Any], Any]:
         ReloadFinished: on_reload_finished,
         ReloadRejected: on_reload_rejected,
         DistributionFinished: on_distribution_finished,
+        IngestionFinished: on_ingestion_finished,
     }

@@ -11,7 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from loadbay_contracts import DistributionFinished, ReloadFinished, ReloadRejected
+from loadbay_contracts import (
+    DistributionFinished,
+    IngestionFinished,
+    ReloadFinished,
+    ReloadRejected,
+)
 
 # Past this many files (or failures, problems) a list is cut short ("... and 120 more"): an
 # email is no file listing.
@@ -173,6 +178,68 @@ def render_distribution_finished(event: DistributionFinished) -> RenderedEmail:
             _Section("Manual recovery steps, for each of them", MANUAL_RECOVERY_STEPS, True)
         )
     sections.append(_Section("Problems", problems))
+    return _render(subject, lead, facts, sections)
+
+
+def render_ingestion_finished(event: IngestionFinished) -> RenderedEmail:
+    """One email per ingestion run from an S3 connection into a dataset, whatever its outcome:
+    on failure the reason comes first; failed, skipped (each with why) and copied objects get
+    their own lists."""
+    dataset, connection = event.dataset, event.connection
+    copied, skipped, failed = event.copied, event.skipped, event.failed
+    run = f"The ingestion run {event.run_id} from S3 connection {connection} into dataset {dataset}"
+
+    subject = f"[loadbay] Ingestion from {connection} into {dataset} {event.status}"
+    if event.status == "succeeded":
+        notes = [f"{_count(len(copied), 'object')} copied"]
+        notes += [f"{len(skipped):,} skipped"] if skipped else []
+        notes += [f"{len(failed):,} failed"] if failed else []
+        subject += ": " + ", ".join(notes)
+
+    copied_what = f"{_count(len(copied), 'object')} ({event.bytes_copied:,} bytes)"
+    if event.status == "failed":
+        # The reason first: it is what the reader has to act on.
+        lead = [
+            f"Reason: {event.reason or 'no reason was given'}",
+            f"{run} failed; {copied_what} had been copied before it ended."
+            if copied
+            else f"{run} failed; no object was copied.",
+        ]
+    elif copied:
+        lead = [f"{run} succeeded: {copied_what} copied."]
+    else:
+        lead = [f"{run} succeeded, but copied no object."]
+    if failed:
+        lead.append(
+            f"{_count(len(failed), 'object')} could not be copied: each is listed below with why."
+        )
+    if skipped:
+        lead.append(
+            f"{_count(len(skipped), 'object')} {'was' if len(skipped) == 1 else 'were'} skipped"
+            " and not copied (for instance unchanged, with the same name, size and ETag, or in an"
+            " archive storage class): each is listed below with why."
+        )
+
+    facts = [
+        ("Dataset", dataset),
+        ("Connection", connection),
+        ("Run", event.run_id),
+        ("Version", event.version),
+        ("Status", event.status),
+        ("Objects copied", f"{len(copied):,}"),
+        ("Objects skipped", f"{len(skipped):,}"),
+        ("Objects failed", f"{len(failed):,}"),
+        ("Bytes copied", f"{event.bytes_copied:,}"),
+        ("Skip LZ", "yes" if event.skip_lz else "no"),
+        ("Started", _when(event.started_at)),
+        ("Finished", _when(event.finished_at)),
+        ("Duration", _duration(event.started_at, event.finished_at)),
+    ]
+    sections = [
+        _Section("Failed objects", failed),
+        _Section("Skipped objects", skipped),
+        _Section("Copied objects", copied),
+    ]
     return _render(subject, lead, facts, sections)
 
 

@@ -27,13 +27,16 @@ class AuthorizedUser(BaseModel):
 
 
 class DatasetCreate(BaseModel):
-    """A request to create a Reload dataset."""
+    """A request to create a dataset (Reload, or Append)."""
 
     model_config = ConfigDict(extra="forbid")
 
     domain: str = Field(pattern=IDENTIFIER.pattern, description="Warehouse schema of the dataset")
     name: str = Field(pattern=IDENTIFIER.pattern, min_length=3)
-    dataset_type: Literal["reload"] = "reload"
+    dataset_type: Literal["reload", "append"] = Field(
+        default="reload",
+        description="reload: each run replaces the rows; append: each file's rows are added once",
+    )
     file_type: Literal["csv"] = "csv"
     description: str = ""
     columns: list[ColumnSpec] = Field(min_length=1)
@@ -128,6 +131,7 @@ async def create_dataset(
         owner_id=owner.user_id,
         owner_email=owner.email,
         authorized_users=[(u.user_id, u.email) for u in request.authorized_users],
+        dataset_type=request.dataset_type,
     )
     if not created:
         raise DatasetExists(request.domain, request.name)

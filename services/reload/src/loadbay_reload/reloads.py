@@ -41,12 +41,17 @@ async def register_landing(
 ) -> None:
     """Turn one landed object into a pending file, or start its batch's reload if it is the
     `_SUCCESS` marker. Anything that matches no dataset is a TerminalError (dead-lettered)."""
-    if landed.bucket != lz_bucket:
+    if landed.bucket not in (lz_bucket, dlz_bucket):
         # Other buckets are other services' business (a data product's source location).
         log.debug("ignoring s3://%s/%s: not in the landing zone", landed.bucket, landed.key)
         return
     path = parse_landing_path(landed.key)
     dataset = await find_dataset(conn, path.domain, path.dataset)
+    if dataset is not None and landed.bucket == dlz_bucket and dataset.dataset_type != "append":
+        raise TerminalError(
+            f"s3://{landed.bucket}/{landed.key}: files skip the landing zone (skip-LZ) only"
+            f" into Append datasets; {dataset.domain}/{dataset.name} is a Reload dataset"
+        )
     if dataset is None:
         raise TerminalError(
             f"s3://{landed.bucket}/{landed.key}: no dataset {path.domain}/{path.dataset}"
@@ -193,6 +198,7 @@ async def start_reload(
             dlz_prefix=f"{dataset.domain}/{dataset.name}/",
             triggered_by=user.user_id,
             trigger="api" if trigger == "api" else "success-file",
+            mode="append" if dataset.dataset_type == "append" else "replace",
         ),
         service=SERVICE,
         subject=f"{dataset.domain}/{dataset.name}",

@@ -14,8 +14,8 @@ from asyncpg import Record
 
 INSERT_DATASET = """
 INSERT INTO datasets (id, domain, name, file_type, columns, csv_options, description,
-                      owner_id, owner_email)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9)
+                      owner_id, owner_email, dataset_type)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9, $10)
 ON CONFLICT (domain, name) DO NOTHING
 RETURNING id
 """
@@ -54,6 +54,7 @@ async def insert_dataset(
     owner_id: str,
     owner_email: str,
     authorized_users: Sequence[tuple[str, str]],
+    dataset_type: str = "reload",
 ) -> bool:
     """Insert a dataset; False when (domain, name) is taken."""
     created = await conn.fetchval(
@@ -67,6 +68,7 @@ async def insert_dataset(
         description,
         owner_id,
         owner_email,
+        dataset_type,
     )
     if created is None:
         return False
