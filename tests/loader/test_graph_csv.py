@@ -5,16 +5,13 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import math
-import shutil
 import sys
-import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import pgserver
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,8 +24,6 @@ from loadbay_loader import graph_csv, graph_store  # noqa: E402
 from loadbay_loader.feeds import FeedError, FeedResult, LoadOptions  # noqa: E402
 from loadbay_loader.graph_csv import HeaderError, feed_kind, parse_header  # noqa: E402
 from loadbay_loader.graph_store import EdgePlan, VertexPlan  # noqa: E402
-from loadbay_platform.db import create_pool, migrate  # noqa: E402
-from loadbay_platform.settings import PostgresSettings  # noqa: E402
 
 AIR_ROUTES = ROOT / "tests" / "data" / "air-routes-1.0-gremlin"
 URI = "s3://bucket/graph/feed.csv"
@@ -37,34 +32,6 @@ CYPHER = LoadOptions(format="opencypher", fail_on_error=False)
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    # Not under pytest's tmp_path: as root, pgserver runs PostgreSQL as its own user, which
-    # must be able to reach the data directory.
-    parent = Path(tempfile.mkdtemp(prefix="loadbay-graph-"))
-    parent.chmod(0o755)
-    server = pgserver.get_server(parent / "data", cleanup_mode="delete")  # type: ignore[attr-defined]
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
-        shutil.rmtree(parent, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-async def pool(pg_url: str) -> AsyncIterator[asyncpg.Pool]:
-    conn = await asyncpg.connect(pg_url)
-    try:
-        await migrate(conn, "loadbay_loader", "loadbay_loader")
-    finally:
-        await conn.close()
-    pool = await create_pool(PostgresSettings(url=pg_url), "loadbay_loader")
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 @pytest.fixture(autouse=True)

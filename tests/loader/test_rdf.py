@@ -7,17 +7,14 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import shutil
 import sys
-import tempfile
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import pgserver
 import pytest
 
 try:
@@ -35,8 +32,6 @@ from loadbay_loader.feeds import (
     LoadOptions,
 )
 from loadbay_loader.rdf import BATCH_LINES, load_rdf_feed
-from loadbay_platform.db import create_pool, migrate
-from loadbay_platform.settings import PostgresSettings
 
 W3C = Path(__file__).resolve().parents[1] / "data" / "w3c-rdf-tests" / "rdf" / "rdf11"
 SUITES: dict[str, Format] = {
@@ -93,34 +88,6 @@ def w3c_cases() -> list[Any]:
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def pg_uri() -> Iterator[str]:
-    # Not under pytest's tmp_path: as root, pgserver runs PostgreSQL as its own user, which
-    # must be able to reach the data directory.
-    parent = Path(tempfile.mkdtemp(prefix="loadbay-rdf-pg-"))
-    parent.chmod(0o755)
-    server = pgserver.get_server(parent / "data", cleanup_mode="delete")  # type: ignore[attr-defined]
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
-        shutil.rmtree(parent, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-async def pool(pg_uri: str) -> AsyncIterator[asyncpg.Pool]:
-    conn = await asyncpg.connect(pg_uri)
-    try:
-        await migrate(conn, "loadbay_loader", "loadbay_loader")
-    finally:
-        await conn.close()
-    created = await create_pool(PostgresSettings(url=pg_uri), "loadbay_loader")
-    try:
-        yield created
-    finally:
-        await created.close()
 
 
 @pytest.fixture

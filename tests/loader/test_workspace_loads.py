@@ -11,7 +11,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 import zipfile
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import pgserver
 import pytest
 
 from loadbay_contracts import (
@@ -34,39 +32,13 @@ from loadbay_contracts import (
 )
 from loadbay_loader import workspace_loads
 from loadbay_loader.handlers import Handlers
-from loadbay_platform.db import create_pool, migrate
 from loadbay_platform.s3 import s3_client
 from loadbay_platform.service import Resources
-from loadbay_platform.settings import PlatformSettings, PostgresSettings, S3Settings
+from loadbay_platform.settings import PlatformSettings, S3Settings
 
 SCHEMA = "loadbay_loader"
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    # Not under pytest's tmp_path: as root, pgserver runs PostgreSQL as its own user, which
-    # must be able to reach the data directory.
-    parent = Path(tempfile.mkdtemp(prefix="loadbay-ws-pg-"))
-    parent.chmod(0o755)
-    server = pgserver.get_server(parent / "data", cleanup_mode="delete")  # type: ignore[attr-defined]
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
-        shutil.rmtree(parent, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-async def pool(pg_url: str) -> AsyncIterator[asyncpg.Pool]:
-    created = await create_pool(PostgresSettings(url=pg_url), SCHEMA)
-    async with created.acquire() as conn:
-        await migrate(conn, SCHEMA, "loadbay_loader")
-    try:
-        yield created
-    finally:
-        await created.close()
 
 
 def _free_port() -> int:

@@ -1,0 +1,45 @@
+"""Fixtures of the loader's store-level tests: a fresh database per test module on the
+session's PostgreSQL, with the loader's migrations applied."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from loadbay_platform.db import create_pool, migrate
+from loadbay_platform.settings import PostgresSettings
+from tests.conftest import StackInfo
+
+
+@pytest.fixture(scope="module")
+async def pg_url(stack: StackInfo) -> AsyncIterator[str]:
+    name = f"loader_test_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(stack.postgres_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base, _, query = stack.postgres_url.partition("?")
+    yield f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+    admin = await asyncpg.connect(stack.postgres_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+async def pool(pg_url: str) -> AsyncIterator[asyncpg.Pool]:
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await migrate(conn, "loadbay_loader", "loadbay_loader")
+    finally:
+        await conn.close()
+    created = await create_pool(PostgresSettings(url=pg_url), "loadbay_loader")
+    try:
+        yield created
+    finally:
+        await created.close()
