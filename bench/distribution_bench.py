@@ -18,9 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import asyncpg
-import boto3
 import httpx
+from _common import peak_rss, raw_copy_seconds, s3_client
 from boto3.s3.transfer import TransferConfig
 
 from loadbay_cli.devstack import ServiceProcesses
@@ -48,24 +47,6 @@ def generate(path: Path, rows: int, workspaces: int) -> None:
             )
 
 
-async def raw_copy(url: str, path: Path) -> float:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute("DROP TABLE IF EXISTS public.bench_raw_orders")
-        cols = ", ".join(f"{c} {t}" for c, t in COLUMNS)
-        await conn.execute(
-            f"CREATE TABLE public.bench_raw_orders ({cols}, x__client_id text, x__deleted boolean)"
-        )
-        started = time.perf_counter()
-        await conn.copy_to_table(
-            "bench_raw_orders", schema_name="public", source=path, format="csv", header=True
-        )
-        return time.perf_counter() - started
-    finally:
-        await conn.execute("DROP TABLE IF EXISTS public.bench_raw_orders")
-        await conn.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -79,10 +60,7 @@ def main() -> None:
               f" ({data.stat().st_size / 1e6:.1f} MB)")  # fmt: skip
         with EmbeddedStack(work / "stack") as stack:
             info = stack.info
-            s3 = boto3.client(
-                "s3", endpoint_url=info.s3_endpoint_url, aws_access_key_id=info.s3_access_key_id,
-                aws_secret_access_key=info.s3_secret_access_key, region_name=info.s3_region,
-            )  # fmt: skip
+            s3 = s3_client(info)
             s3.create_bucket(Bucket="bench-source")
             services = ServiceProcesses(info, work / "logs", {})
             urls = services.start(("loader", "notifier", "distribution"))
@@ -106,8 +84,12 @@ def main() -> None:
                 while (run := http.get(f"/runs/{run_id}").json())["status"] == "running":
                     time.sleep(0.05)
                 wall = time.perf_counter() - started
-                peak = _peak_rss(services.procs["loader"].pid)
-                raw = asyncio.run(raw_copy(info.postgres_url, data))
+                peak = peak_rss(services.procs["loader"].pid)
+                raw = asyncio.run(raw_copy_seconds(
+                    info.postgres_url, data,
+                    ", ".join(f"{c} {t}" for c, t in COLUMNS)
+                    + ", x__client_id text, x__deleted boolean",
+                ))  # fmt: skip
             finally:
                 services.stop()
     loaded = sum(r["rows_upserted"] for r in run["results"])
@@ -118,13 +100,6 @@ def main() -> None:
     print(f"raw COPY of the same file         : {args.rows / raw:,.0f} rows/s ({raw:.2f} s)")
     print(f"ratio run / raw COPY              : {raw / wall:.2f}")
     print(f"loader peak RSS                   : {peak / 2**20:.0f} MiB")
-
-
-def _peak_rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 if __name__ == "__main__":

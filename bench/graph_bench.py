@@ -21,10 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import asyncpg
-import boto3
 import httpx
-import psutil
+from _common import peak_rss, raw_copy_seconds, s3_client
 from boto3.s3.transfer import TransferConfig
 
 from loadbay_cli.devstack import ServiceProcesses
@@ -67,24 +65,6 @@ def load(http: httpx.Client, info: StackInfo, key: str) -> dict[str, object]:
         time.sleep(0.05)
 
 
-async def raw_copy(url: str, path: Path) -> float:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute("DROP TABLE IF EXISTS public.bench_raw_edges")
-        await conn.execute(
-            "CREATE TABLE public.bench_raw_edges (id text, from_id text, to_id text, label text,"
-            " weight text, since text)"
-        )
-        started = time.perf_counter()
-        await conn.copy_to_table(
-            "bench_raw_edges", schema_name="public", source=path, format="csv", header=True
-        )
-        return time.perf_counter() - started
-    finally:
-        await conn.execute("DROP TABLE IF EXISTS public.bench_raw_edges")
-        await conn.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--edges", type=int, default=1_000_000)
@@ -97,10 +77,7 @@ def main() -> None:
               f" ({edge_file.stat().st_size / 1e6:.1f} MB)")  # fmt: skip
         with EmbeddedStack(work / "stack") as stack:
             info = stack.info
-            s3 = boto3.client(
-                "s3", endpoint_url=info.s3_endpoint_url, aws_access_key_id=info.s3_access_key_id,
-                aws_secret_access_key=info.s3_secret_access_key, region_name=info.s3_region,
-            )  # fmt: skip
+            s3 = s3_client(info)
             config = TransferConfig(multipart_chunksize=64 << 20)
             s3.upload_file(str(vertex_file), info.lz_bucket, "bench/vertices.csv", Config=config)
             s3.upload_file(str(edge_file), info.lz_bucket, "bench/edges.csv", Config=config)
@@ -121,8 +98,11 @@ def main() -> None:
                 started = time.perf_counter()
                 overall = load(http, info, "bench/edges.csv")
                 loader_s = time.perf_counter() - started
-                peak = _peak_rss(services.procs["loader"].pid)
-                raw_s = asyncio.run(raw_copy(info.postgres_url, edge_file))
+                peak = peak_rss(services.procs["loader"].pid)
+                raw_s = asyncio.run(raw_copy_seconds(
+                    info.postgres_url, edge_file,
+                    "id text, from_id text, to_id text, label text, weight text, since text",
+                ))  # fmt: skip
             finally:
                 services.stop()
     records = int(str(overall["totalRecords"]))
@@ -133,13 +113,6 @@ def main() -> None:
     print(f"raw COPY of the same file      : {args.edges / raw_s:,.0f} edges/s ({raw_s:.2f} s)")
     print(f"ratio loader / raw COPY        : {raw_s / loader_s:.2f}")
     print(f"loader peak RSS                : {peak / 2**20:.0f} MiB")  # fmt: skip
-
-
-def _peak_rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return psutil.Process(pid).memory_info().rss
 
 
 if __name__ == "__main__":

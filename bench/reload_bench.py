@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 
 import asyncpg
-import boto3
 import httpx
 import psutil
+from _common import peak_rss, raw_copy_seconds, s3_client
 from boto3.s3.transfer import TransferConfig
 
 from loadbay_cli.devstack import ServiceProcesses
@@ -46,6 +46,7 @@ COLUMNS = [
     ("note", "text"),
 ]
 USER = ("bench", "bench@example.com")
+COLUMNS_SQL = ", ".join(f"{c} {t}" for c, t in COLUMNS)
 
 
 def generate_csv(path: Path, rows: int) -> None:
@@ -64,22 +65,6 @@ def generate_csv(path: Path, rows: int) -> None:
             )
 
 
-async def raw_copy(url: str, path: Path) -> float:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute("DROP TABLE IF EXISTS public.bench_raw_copy")
-        cols = ", ".join(f"{c} {t}" for c, t in COLUMNS)
-        await conn.execute(f"CREATE TABLE public.bench_raw_copy ({cols})")
-        started = time.perf_counter()
-        await conn.copy_to_table(
-            "bench_raw_copy", schema_name="public", source=path, format="csv", header=True
-        )
-        return time.perf_counter() - started
-    finally:
-        await conn.execute("DROP TABLE IF EXISTS public.bench_raw_copy")
-        await conn.close()
-
-
 async def last_load_seconds(url: str) -> float:
     """The loader's own duration of its latest load, from its ledger."""
     conn = await asyncpg.connect(url)
@@ -96,13 +81,7 @@ async def last_load_seconds(url: str) -> float:
 
 def through_the_flow(info: StackInfo, reload_url: str, token: str, path: Path, run: int) -> float:
     """Seconds from `_SUCCESS` landing to the execution's success, as the user sees it."""
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=info.s3_endpoint_url,
-        aws_access_key_id=info.s3_access_key_id,
-        aws_secret_access_key=info.s3_secret_access_key,
-        region_name=info.s3_region,
-    )
+    s3 = s3_client(info)
     prefix = f"bench/orders/upload_date={1700000000 + run}/{USER[0]}/csv/"
     s3.upload_file(
         str(path),
@@ -168,11 +147,11 @@ def main() -> None:
                 flow: list[float] = []
                 loads: list[float] = []
                 for run in range(args.repeat):
-                    raw.append(asyncio.run(raw_copy(info.postgres_url, data)))
+                    raw.append(asyncio.run(raw_copy_seconds(info.postgres_url, data, COLUMNS_SQL)))
                     flow.append(through_the_flow(info, urls["reload"], token, data, run))
                     loads.append(asyncio.run(last_load_seconds(info.postgres_url)))
                     print(f"run {run + 1}: raw COPY {raw[-1]:.2f} s, reload flow {flow[-1]:.2f} s")
-                peak = _peak_rss(loader.pid)
+                peak = peak_rss(loader.pid)
             finally:
                 services.stop()
                 for line in (work / "logs" / "loader.log").read_text().splitlines():
@@ -189,14 +168,6 @@ def main() -> None:
     )
     print(f"ratio flow / raw COPY    : {flow_rate / raw_rate:.2f}")
     print(f"loader RSS idle / peak   : {rss_idle / 2**20:.0f} MiB / {peak / 2**20:.0f} MiB")
-
-
-def _peak_rss(pid: int) -> int:
-    """VmHWM: the process's peak resident set size."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 if __name__ == "__main__":
