@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-MEMBERS := -e libs/contracts -e libs/platform -e services/reload -e services/loader -e services/notifier -e services/distribution -e cli
+MEMBERS := -e libs/contracts -e libs/platform -e services/reload -e services/loader -e services/notifier -e services/distribution -e services/ingestion -e cli
 PYPROJECTS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml cli/pyproject.toml)
 
 .PHONY: install run test lint bench asyncapi clean

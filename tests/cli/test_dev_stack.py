@@ -37,7 +37,13 @@ def test_dev_stack_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
             "lz_bucket",
             "dlz_bucket",
         }
-        assert set(stack["services"]) == {"reload", "loader", "notifier", "distribution"}
+        assert set(stack["services"]) == {
+            "reload",
+            "loader",
+            "notifier",
+            "distribution",
+            "ingestion",
+        }
         for url in stack["services"].values():
             assert httpx.get(url + "/readyz").status_code == 200
         datasets = httpx.get(

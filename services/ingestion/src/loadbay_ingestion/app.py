@@ -1,0 +1,59 @@
+"""The ingestion service: wiring only (see runs.py for the flow)."""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Mapping
+from typing import Any
+
+from fastapi import FastAPI
+
+from loadbay_contracts import Event
+from loadbay_ingestion import api, scheduler
+from loadbay_ingestion.crypto import SecretBox
+from loadbay_ingestion.runs import RunContext
+from loadbay_ingestion.settings import IngestionSettings
+from loadbay_ingestion.worker import RunWorker
+from loadbay_platform.consumer import Handler, RawHandler
+from loadbay_platform.service import Resources
+
+_WORKER = "ingestion.worker"
+
+
+class IngestionService:
+    name = "ingestion"
+    title = "loadbay ingestion"
+    description = (
+        "S3 connections (access keys or bucket policy, versions 1.6/1.7/1.8), bindings of"
+        " datasets to a remote path and file type, DataIngestion schedules and throttled,"
+        " resumable ingestion runs into the LZ (or the DLZ with skip-LZ)."
+    )
+    migrations_package = "loadbay_ingestion"
+
+    def __init__(self, settings: IngestionSettings | None = None) -> None:
+        self.settings = settings or IngestionSettings()
+        self.box = SecretBox(self.settings.secret_key)
+
+    def worker(self, res: Resources) -> RunWorker:
+        """The replica's run worker, built once per Resources (routes wake it)."""
+        found = res.extras.get(_WORKER)
+        if found is None:
+            ctx = RunContext(res.pool, res.s3, res.settings.s3, self.settings, self.box)
+            found = res.extras[_WORKER] = RunWorker(ctx)
+        assert isinstance(found, RunWorker)
+        return found
+
+    def handlers(self, res: Resources) -> Mapping[type[Event], Handler]:
+        return {}
+
+    def raw_handlers(self, res: Resources) -> Mapping[str, RawHandler]:
+        return {}
+
+    def background(self, res: Resources) -> list[Coroutine[Any, Any, None]]:
+        worker = self.worker(res)
+        return [
+            worker.run(),
+            scheduler.run_scheduler(res.pool, self.settings.scheduler_interval_s, worker.wake),
+        ]
+
+    def routes(self, app: FastAPI, res: Resources) -> None:
+        api.add_routes(app, res, self.settings, self.box, self.worker(res).wake)
