@@ -43,3 +43,9 @@ async def pool(pg_url: str) -> AsyncIterator[asyncpg.Pool]:
         yield created
     finally:
         await created.close()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(stack: StackInfo) -> str:
+    """The session's S3 server (tests create buckets of their own names on it)."""
+    return stack.s3_endpoint_url

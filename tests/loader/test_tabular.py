@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
@@ -630,69 +626,39 @@ async def test_prefetch_closed_early_stops_and_closes_source() -> None:
 # --------------------------------------------------------------------------- S3
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def moto_server() -> Iterator[str]:
-    exe = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
-    port = _free_port()
-    proc = subprocess.Popen(
-        [exe, "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("moto_server did not start")
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-async def test_s3_streamed_load(conn: asyncpg.Connection, schema: str) -> None:
+async def test_s3_streamed_load(conn: asyncpg.Connection, schema: str, moto_endpoint: str) -> None:
     from aiobotocore.session import get_session
 
     data = need(USGS).read_bytes()
     bad = data.replace(b"\n", b'\n"', 1)  # an unterminated quote on line 2
     columns = text_columns(*data.split(b"\n", 1)[0].decode().split(","))
-    with moto_server() as endpoint:
-        session = get_session()
-        async with session.create_client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        ) as s3:
-            await s3.create_bucket(Bucket="landing")
-            await s3.put_object(Bucket="landing", Key="quakes.csv", Body=data)
-            await s3.put_object(Bucket="landing", Key="bad.csv", Body=bad)
+    session = get_session()
+    async with session.create_client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    ) as s3:
+        await s3.create_bucket(Bucket="tabular-landing")
+        await s3.put_object(Bucket="tabular-landing", Key="quakes.csv", Body=data)
+        await s3.put_object(Bucket="tabular-landing", Key="bad.csv", Body=bad)
 
-            def opener(key: str) -> Callable[[], AsyncIterator[bytes]]:
-                return lambda: s3_chunks(s3, "landing", key, chunk_size=1 << 14)
+        def opener(key: str) -> Callable[[], AsyncIterator[bytes]]:
+            return lambda: s3_chunks(s3, "tabular-landing", key, chunk_size=1 << 14)
 
-            await create_staging_table(conn, schema, "stg", columns)
-            result = await copy_csv(
+        await create_staging_table(conn, schema, "stg", columns)
+        result = await copy_csv(
+            conn, schema, "stg", columns, CsvOptions(),
+            prefetch(opener("quakes.csv")(), depth=4), file_name="quakes.csv",
+            reopen=opener("quakes.csv"),
+        )  # fmt: skip
+        assert result == CopyResult(rows=7268, bytes=len(data))
+
+        with pytest.raises(RowError) as info:
+            await copy_csv(
                 conn, schema, "stg", columns, CsvOptions(),
-                prefetch(opener("quakes.csv")(), depth=4), file_name="quakes.csv",
-                reopen=opener("quakes.csv"),
+                prefetch(opener("bad.csv")()), file_name="bad.csv", reopen=opener("bad.csv"),
             )  # fmt: skip
-            assert result == CopyResult(rows=7268, bytes=len(data))
-
-            with pytest.raises(RowError) as info:
-                await copy_csv(
-                    conn, schema, "stg", columns, CsvOptions(),
-                    prefetch(opener("bad.csv")()), file_name="bad.csv", reopen=opener("bad.csv"),
-                )  # fmt: skip
-            assert (info.value.file, info.value.line) == ("bad.csv", 2)
+        assert (info.value.file, info.value.line) == ("bad.csv", 2)
     assert await conn.fetchval(f'SELECT count(*) FROM "{schema}".stg') == 7268

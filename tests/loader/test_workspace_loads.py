@@ -3,20 +3,13 @@ the handler path, a real S3 (moto_server)."""
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import io
 import json
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import uuid
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -39,35 +32,6 @@ from loadbay_platform.settings import PlatformSettings, S3Settings
 SCHEMA = "loadbay_loader"
 
 # --------------------------------------------------------------------------- fixtures
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    exe = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
-    port = _free_port()
-    proc = subprocess.Popen(
-        [exe, "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("moto_server did not start")
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -113,7 +77,7 @@ def request(
         dataset=dataset,
         columns=columns,
         grain=grain,
-        bucket="source",
+        bucket="ws-loads-source",
         keys=keys,
         timestamp="20200821120000",
         targets=targets,
@@ -499,8 +463,8 @@ async def test_handler_reads_s3_and_a_missing_object_fails_every_workspace(
     )
     header = "cp__invoice_id,r__customer,f__totalprice"
     async with s3_client(settings) as s3:
-        await s3.create_bucket(Bucket="source")
-        await s3.put_object(Bucket="source", Key="inv.csv", Body=csv(header, "1,1,1"))
+        await s3.create_bucket(Bucket="ws-loads-source")
+        await s3.put_object(Bucket="ws-loads-source", Key="inv.csv", Body=csv(header, "1,1,1"))
         handlers = Handlers(
             Resources(
                 service="loader",
@@ -522,8 +486,8 @@ async def test_handler_reads_s3_and_a_missing_object_fails_every_workspace(
     assert done.results == (ok(a, upserted=1), ok(b, upserted=1))
     failed = await emitted(pool, gone)
     reason = (
-        "s3://source/inv_gone.csv: cannot read the source file (NoSuchKey); it may have been"
-        " deleted after the distribution listed it"
+        "s3://ws-loads-source/inv_gone.csv: cannot read the source file (NoSuchKey); it may"
+        " have been deleted after the distribution listed it"
     )
     assert [(r.status, r.reason) for r in failed.results] == [("failed", reason)] * 2
     assert await rows_of(pool, a.schema_name, "invoices") == [(1, 1, Decimal(1))]
