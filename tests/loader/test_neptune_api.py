@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from loadbay_loader.settings import LoaderSettings
-from tests.conftest import Platform, User, eventually
+from tests.conftest import Mailbox, Platform, User, body_text, eventually
 
 ROLE = "arn:aws:iam::123456789012:role/NeptuneLoadFromS3"
 TERMINAL = {
@@ -113,7 +113,12 @@ class GraphLock:
 
 
 async def test_a_gremlin_load_end_to_end(
-    platform: Platform, neptune: httpx.AsyncClient, s3: Any, tag: str
+    platform: Platform,
+    neptune: httpx.AsyncClient,
+    s3: Any,
+    tag: str,
+    alice: User,
+    mail: Mailbox,
 ) -> None:
     # Edge file first in listing order: the loader still loads vertices first.
     put(s3, platform, f"g/{tag}/a_edges.csv", edges(tag))
@@ -144,6 +149,8 @@ async def test_a_gremlin_load_end_to_end(
     assert same.json()["payload"]["overallStatus"]["status"] == "LOAD_COMPLETED"
     ids = (await neptune.get("/loader")).json()["payload"]["loadIds"]
     assert ids[0] == load_id
+    (email,) = await mail.wait_for(alice.email)  # whoever asked is told how it ended
+    assert "Graph load" in email["Subject"] and load_id in body_text(email)
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,7 @@ from loadbay_contracts import (
     DistributionFinished,
     Envelope,
     Event,
+    GraphLoadFinished,
     IngestionFinished,
     Recipient,
     ReloadFinished,
@@ -46,6 +47,7 @@ from loadbay_notifier.app import NotifierService
 from loadbay_notifier.handlers import (
     handler_map,
     on_distribution_finished,
+    on_graph_load_finished,
     on_ingestion_finished,
     on_reload_finished,
     on_reload_rejected,
@@ -56,6 +58,7 @@ from loadbay_notifier.templates import (
     MANUAL_RECOVERY_STEPS,
     MAX_LISTED_FILES,
     render_distribution_finished,
+    render_graph_load_finished,
     render_ingestion_finished,
     render_reload_finished,
 )
@@ -292,6 +295,35 @@ def ingestion_run(**update: Any) -> IngestionFinished:
         skip_lz=True,
         started_at=started,
         finished_at=started + timedelta(seconds=42),
+        recipients=(ALICE, BOB),
+    )
+    return event.model_copy(update=update)
+
+
+LOAD_ID = "0a237328-afd5-4574-a0bc-c29ce5f54802"
+GRAPH_ERROR = 'PARSING_ERROR s3://graph/people/v.csv#17: bad header "<name>" & more'
+
+
+def graph_load(**update: Any) -> GraphLoadFinished:
+    """A failed bulk load: 12,345 records handled before it stopped, three errors."""
+    started = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+    event = GraphLoadFinished(
+        load_id=LOAD_ID,
+        source="s3://graph/people/",
+        format="csv",
+        status="LOAD_FAILED",
+        total_records=12345,
+        total_duplicates=6,
+        parsing_errors=2,
+        datatype_mismatch_errors=1,
+        insert_errors=0,
+        first_errors=(
+            GRAPH_ERROR,
+            "PARSING_ERROR s3://graph/people/v.csv#18: unexpected end of line",
+            "DATATYPE_MISMATCH s3://graph/people/e.csv#3: age:Int is not an Int",
+        ),
+        started_at=started,
+        finished_at=started + timedelta(minutes=1, seconds=15),
         recipients=(ALICE, BOB),
     )
     return event.model_copy(update=update)
@@ -734,6 +766,138 @@ def test_an_ingestion_email_escapes_folds_and_caps_what_the_event_says() -> None
     assert "<p>... and 5 more</p>" in email.html
     assert "y" * 5000 not in email.text
     assert "y" * 900 + "..." in email.text
+
+
+async def test_a_failed_graph_load_is_emailed_with_what_stays_and_where_the_errors_are(
+    pool: asyncpg.Pool, smtp: SmtpSink
+) -> None:
+    await smtp.start()
+    event = graph_load()
+    envelope = wrap(event)
+    # Through the real consumer, so the event's registration in the handler map counts.
+    consumer = Consumer(
+        service="notifier",
+        pool=pool,
+        producer=None,
+        kafka=KafkaSettings(),
+        handlers=handler_map(),
+    )
+    value = envelope.model_dump_json().encode()
+    record: ConsumerRecord[bytes, bytes] = ConsumerRecord(
+        GraphLoadFinished.topic(), 0, 9, 0, 0, LOAD_ID.encode(), value, None, 4, len(value), []
+    )
+    async with running_sender(pool, smtp.port):
+        await consumer.process(record)
+        messages = await eventually(smtp.received)
+        row = await eventually(lambda: _with_status(pool, envelope.id, "sent"))
+
+    assert handler_map()[GraphLoadFinished] is on_graph_load_finished
+    assert len(messages) == 1
+    message = messages[0]
+    assert message["To"] == "alice@example.com, bob@example.com"
+    assert " ".join(str(message["Subject"]).split()) == (
+        "[loadbay] Graph load 0a237328 of s3://graph/people/: failed"
+    )
+    assert message["X-Loadbay-Event-Type"] == "graph.load.finished"
+    assert message["X-Loadbay-Event-Id"] == envelope.id
+    bodies = parts(message)
+    text, page = bodies["text/plain"], bodies["text/html"]
+    assert f"First errors (3):\n  - {GRAPH_ERROR}\n" in text
+    assert f"<li>{html.escape(GRAPH_ERROR)}</li>" in page
+    assert "<name>" not in page
+    for body in (text, page):
+        assert "the data loaded before the error stays in the graph" in body
+        assert "not atomic" in body
+        assert f"GET /loader/{LOAD_ID}?errors=TRUE lists all its errors" in body
+        assert "12,345 records (6 duplicates, 3 errors)" in body
+        assert "1 min 15 s" in body
+        assert "2026-11-21T08:00:00+00:00" in body
+    assert "Datatype mismatch errors: 1\n" in text
+    assert "Status:                   LOAD_FAILED\n" in text
+    assert (row["event_type"], row["attempts"]) == ("graph.load.finished", 1)
+
+
+def test_a_completed_graph_load_reports_neptunes_counters() -> None:
+    event = graph_load(
+        status="LOAD_COMPLETED",
+        parsing_errors=0,
+        datatype_mismatch_errors=0,
+        first_errors=(),
+    )
+    email = render_graph_load_finished(event)
+    assert email.subject == "[loadbay] Graph load 0a237328 of s3://graph/people/: completed"
+    assert email.text.startswith(
+        f"The graph load {LOAD_ID} of s3://graph/people/ (csv) completed:"
+        " 12,345 records (6 duplicates, 0 errors).\n"
+    )
+    for label, value in (
+        ("Total records", "12,345"),
+        ("Total duplicates", "6"),
+        ("Parsing errors", "0"),
+        ("Datatype mismatch errors", "0"),
+        ("Insert errors", "0"),
+        ("Duration", "1 min 15 s"),
+    ):
+        assert f"{label + ':':<25} {value}\n" in email.text
+        assert f'<tr><th align="left">{label}</th><td>{value}</td></tr>' in email.html
+    for body in (email.text, email.html):
+        assert "First errors" not in body
+        assert "not atomic" not in body
+        assert "errors=TRUE" not in body
+
+    # Completed past errors (failOnError off): said in the subject, with where to read them.
+    with_errors = render_graph_load_finished(graph_load(status="LOAD_COMPLETED"))
+    assert with_errors.subject.endswith(": completed with 3 errors")
+    assert "may be missing from the graph" in with_errors.text
+    assert f"GET /loader/{LOAD_ID}?errors=TRUE lists all its errors" in with_errors.text
+    assert "First errors (3):" in with_errors.text
+    assert "not atomic" not in with_errors.text
+
+
+def test_a_graph_load_that_ended_early_says_in_words_how() -> None:
+    cancelled = render_graph_load_finished(graph_load(status="LOAD_CANCELLED_BY_USER"))
+    assert cancelled.subject.endswith(": cancelled by the user")
+    assert "the data loaded before it was cancelled stays in the graph" in cancelled.text
+
+    # A load never started for its dependencies loaded nothing: no "what stays", no timings.
+    blocked = render_graph_load_finished(
+        graph_load(
+            status="LOAD_FAILED_BECAUSE_DEPENDENCY_NOT_SATISFIED",
+            total_records=0,
+            total_duplicates=0,
+            parsing_errors=0,
+            datatype_mismatch_errors=0,
+            first_errors=(),
+            started_at=None,
+        )
+    )
+    assert blocked.subject.endswith(": not run, dependency not satisfied")
+    assert "did not run: a load it depends on did not complete" in blocked.text
+    assert "not atomic" not in blocked.text
+    assert "Started:" not in blocked.text and "Duration:" not in blocked.text
+    assert "Finished:" in blocked.text
+
+    unknown = render_graph_load_finished(graph_load(status="LOAD_SOMETHING_NEW"))
+    assert unknown.subject.endswith(": something new")
+    assert "not atomic" in unknown.text
+
+
+def test_a_graph_load_email_escapes_folds_and_caps_what_the_event_says() -> None:
+    first = tuple(f"INSERT_ERROR v<{i}>.csv#1: & no" for i in range(MAX_LISTED_FILES + 3))
+    event = graph_load(
+        source="s3://graph/\r\nBcc: eve@example.com <script>",
+        first_errors=("z" * 5000, *first),
+    )
+    email = render_graph_load_finished(event)
+    assert "\n" not in email.subject and "\r" not in email.subject
+    assert "<script>" not in email.html and "&lt;script&gt;" in email.html
+    assert "<0>" not in email.html and "INSERT_ERROR v&lt;0&gt;.csv#1: &amp; no" in email.html
+    assert f"First errors ({len(first) + 1}):" in email.text
+    assert "z" * 5000 not in email.text and "z" * 997 + "..." in email.text
+    assert f"v<{MAX_LISTED_FILES - 2}>.csv" in email.text
+    assert f"v<{MAX_LISTED_FILES - 1}>.csv" not in email.text
+    assert "... and 4 more" in email.text
+    assert "<p>... and 4 more</p>" in email.html
 
 
 async def test_migrations_build_the_emails_table_once(pool: asyncpg.Pool) -> None:

@@ -11,6 +11,7 @@ from loadbay_contracts.distribution import (
 )
 from loadbay_contracts.envelope import Envelope, Event, dead_letter_topic, topic_for
 from loadbay_contracts.files import FileLanded
+from loadbay_contracts.graph import GraphLoadFinished
 from loadbay_contracts.ingestion import IngestionFinished
 from loadbay_contracts.loads import FileResult, LoadCompleted, LoadError
 from loadbay_contracts.registry import EVENT_TYPES
@@ -33,6 +34,7 @@ __all__ = [
     "FileLanded",
     "FileRef",
     "FileResult",
+    "GraphLoadFinished",
     "IngestionFinished",
     "LoadCompleted",
     "LoadError",

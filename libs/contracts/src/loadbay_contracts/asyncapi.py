@@ -17,6 +17,7 @@ PRODUCERS = {
     "workspace.load.completed": "loader",
     "distribution.finished": "distribution",
     "ingestion.finished": "ingestion",
+    "graph.load.finished": "loader",
 }
 
 

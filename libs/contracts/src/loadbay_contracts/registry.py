@@ -9,6 +9,7 @@ from loadbay_contracts.distribution import (
 )
 from loadbay_contracts.envelope import Event
 from loadbay_contracts.files import FileLanded
+from loadbay_contracts.graph import GraphLoadFinished
 from loadbay_contracts.ingestion import IngestionFinished
 from loadbay_contracts.loads import LoadCompleted
 from loadbay_contracts.reload import ReloadFinished, ReloadRejected, ReloadRequested
@@ -25,5 +26,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
         WorkspaceLoadCompleted,
         DistributionFinished,
         IngestionFinished,
+        GraphLoadFinished,
     )
 }

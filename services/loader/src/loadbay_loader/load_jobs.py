@@ -17,11 +17,13 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from botocore.exceptions import BotoCoreError, ClientError
 
+from loadbay_contracts import GraphLoadFinished, Recipient
 from loadbay_loader import graph_csv, rdf, tabular
 from loadbay_loader import load_jobs_repository as jobs
 from loadbay_loader.compression import decompressed
@@ -41,6 +43,10 @@ from loadbay_loader.neptune_errors import (
     S3Problem,
 )
 from loadbay_loader.settings import LoaderSettings
+from loadbay_platform import outbox
+from loadbay_platform.auth import Principal
+
+SERVICE = "loader"
 
 log = logging.getLogger(__name__)
 FEED_LOADERS: dict[str, FeedLoader] = {
@@ -67,7 +73,7 @@ async def submit(
     settings: LoaderSettings,
     region: str,
     request: LoadRequest,
-    requested_by: str | None,
+    requested_by: Principal | None,
 ) -> str:
     """Admit a load request (Neptune's checks and messages) and return its load id."""
     if request.region != region:
@@ -129,7 +135,8 @@ async def submit(
             dependencies=request.dependencies,
             region=request.region,
             iam_role_arn=request.iam_role_arn,
-            requested_by=requested_by,
+            requested_by=requested_by.user_id if requested_by else None,
+            requested_by_email=requested_by.email if requested_by else None,
             status="LOAD_IN_QUEUE" if active else "LOAD_NOT_STARTED",
         )
         await jobs.notify_worker(conn, load_id)
@@ -163,8 +170,39 @@ async def cancel(pool: asyncpg.Pool, load_id: str) -> None:
         if status is None:
             raise LoadIdNotFound(f"The load with id = {load_id} does not exist or not active")
         if status in jobs.WAITING:
-            await jobs.set_status(conn, load_id, "LOAD_CANCELLED_BY_USER", terminal=True)
+            await finish_load(conn, load_id, "LOAD_CANCELLED_BY_USER")
         await jobs.notify_worker(conn, load_id)
+
+
+async def finish_load(conn: asyncpg.Connection, load_id: str, status: str) -> None:
+    """Give a load its terminal status and tell whoever asked for it (graph.load.finished)."""
+    await jobs.set_status(conn, load_id, status, terminal=True)
+    row = await jobs.get_load(conn, load_id)
+    if row is None or not row["requested_by_email"]:
+        return  # no recipient: the API ran without authentication
+    first = await jobs.errors_page(conn, load_id, 0, 5)
+    await outbox.enqueue(
+        conn,
+        GraphLoadFinished(
+            load_id=load_id,
+            source=row["source"],
+            format=row["format"],
+            status=status,
+            total_records=row["total_records"],
+            total_duplicates=row["total_duplicates"],
+            parsing_errors=row["parsing_errors"],
+            datatype_mismatch_errors=row["datatype_mismatch_errors"],
+            insert_errors=row["insert_errors"],
+            first_errors=tuple(
+                f"{e['error_code']} {e['file_name']}#{e['record_num']}: {e['error_message']}"
+                for e in first
+            ),
+            started_at=row["start_time"],
+            finished_at=row["finished_at"] or datetime.now(UTC),
+            recipients=(Recipient(user_id=row["requested_by"], email=row["requested_by_email"]),),
+        ),
+        service=SERVICE,
+    )
 
 
 # -- status ------------------------------------------------------------------------------------
@@ -305,18 +343,17 @@ class Worker:
             waiting = await jobs.waiting_loads(conn)
             for job in waiting:
                 if job["cancel_requested"]:
-                    await jobs.set_status(conn, job["id"], "LOAD_CANCELLED_BY_USER", terminal=True)
+                    async with conn.transaction():
+                        await finish_load(conn, job["id"], "LOAD_CANCELLED_BY_USER")
                     return True
                 deps = await jobs.statuses_of(conn, job["dependencies"])
                 if any(
                     deps.get(d) not in (*jobs.ACTIVE, "LOAD_COMPLETED") for d in job["dependencies"]
                 ):
-                    await jobs.set_status(
-                        conn,
-                        job["id"],
-                        "LOAD_FAILED_BECAUSE_DEPENDENCY_NOT_SATISFIED",
-                        terminal=True,
-                    )
+                    async with conn.transaction():
+                        await finish_load(
+                            conn, job["id"], "LOAD_FAILED_BECAUSE_DEPENDENCY_NOT_SATISFIED"
+                        )
                     return True  # its dependents are settled on the next pass
                 if all(deps.get(d) == "LOAD_COMPLETED" for d in job["dependencies"]):
                     break
@@ -337,8 +374,8 @@ class Worker:
                 FeedError("INTERNAL_ERROR", f"{type(exc).__name__}: {exc}", job["source"], 0)
             )
             status = "LOAD_UNEXPECTED_ERROR"
-        async with self.pool.acquire() as conn:
-            await jobs.set_status(conn, load_id, status, terminal=True)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await finish_load(conn, load_id, status)
         log.info("load %s of %s finished: %s", load_id, job["source"], status)
 
     async def _run_feeds(self, job: Any) -> str:

@@ -21,8 +21,9 @@ WAITING = ("LOAD_NOT_STARTED", "LOAD_IN_QUEUE")
 INSERT_LOAD = """
 INSERT INTO graph_loads (id, source, bucket, prefix, format, mode, fail_on_error, parallelism,
     parser_configuration, update_single_cardinality, user_provided_edge_ids, queue_request,
-    edge_only_load, dependencies, region, iam_role_arn, requested_by, status)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+    edge_only_load, dependencies, region, iam_role_arn, requested_by, status, requested_by_email)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+        $19)
 """
 PRUNE_HISTORY = """
 DELETE FROM graph_loads WHERE status <> ALL($2::text[]) AND id IN (
@@ -118,7 +119,7 @@ async def insert_load(conn: asyncpg.Connection, **f: Any) -> None:
         f["fail_on_error"], f["parallelism"], json.dumps(f["parser_configuration"]),
         f["update_single_cardinality"], f["user_provided_edge_ids"], f["queue_request"],
         f["edge_only_load"], list(f["dependencies"]), f["region"], f["iam_role_arn"],
-        f["requested_by"], f["status"],
+        f["requested_by"], f["status"], f.get("requested_by_email"),
     )  # fmt: skip
     await conn.execute(PRUNE_HISTORY, HISTORY_LIMIT, list(ACTIVE))
 

@@ -21,7 +21,7 @@ from loadbay_loader.neptune_errors import (
     NeptuneError,
 )
 from loadbay_loader.settings import LoaderSettings
-from loadbay_platform.auth import principal_of
+from loadbay_platform.auth import Principal, principal_of
 from loadbay_platform.service import Resources
 
 OK = "200 OK"
@@ -51,14 +51,16 @@ def add_routes(app: FastAPI, res: Resources, settings: LoaderSettings) -> None:
             status_code=exc.http_status,
         )
 
-    async def caller(request: Request) -> str | None:
+    async def caller(request: Request) -> Principal | None:
         """The bearer token's user, unless the loader runs without authentication."""
         if not settings.neptune_auth:
             return None
-        return (await principal_of(request)).user_id
+        return await principal_of(request)
 
     @app.post("/loader", tags=["bulk loader"])
-    async def start_load(request: Request, user: str | None = Depends(caller)) -> JSONResponse:
+    async def start_load(
+        request: Request, user: Principal | None = Depends(caller)
+    ) -> JSONResponse:
         """Start a load (Neptune StartLoaderJob): a JSON body or URL-encoded parameters."""
         body = await _request_body(request)
         load = parse_request(body)
@@ -66,7 +68,9 @@ def add_routes(app: FastAPI, res: Resources, settings: LoaderSettings) -> None:
         return JSONResponse({"status": OK, "payload": {"loadId": load_id}})
 
     @app.get("/loader", tags=["bulk loader"])
-    async def list_or_status(request: Request, user: str | None = Depends(caller)) -> JSONResponse:
+    async def list_or_status(
+        request: Request, user: Principal | None = Depends(caller)
+    ) -> JSONResponse:
         """List load ids (newest first), or the status of `loadId`."""
         params = request.query_params
         if params.get("loadId"):
@@ -78,7 +82,7 @@ def add_routes(app: FastAPI, res: Resources, settings: LoaderSettings) -> None:
 
     @app.get("/loader/{load_id}", tags=["bulk loader"])
     async def get_status(
-        load_id: str, request: Request, user: str | None = Depends(caller)
+        load_id: str, request: Request, user: Principal | None = Depends(caller)
     ) -> JSONResponse:
         """A load's status (Neptune Get-Status): details, errors, page, errorsPerPage."""
         return await _status(load_id, dict(request.query_params))
@@ -96,7 +100,7 @@ def add_routes(app: FastAPI, res: Resources, settings: LoaderSettings) -> None:
         return JSONResponse({"status": OK, "payload": payload})
 
     @app.delete("/loader/{load_id}", tags=["bulk loader"])
-    async def cancel_load(load_id: str, user: str | None = Depends(caller)) -> JSONResponse:
+    async def cancel_load(load_id: str, user: Principal | None = Depends(caller)) -> JSONResponse:
         """Cancel a queued or running load (LOAD_CANCELLED_BY_USER)."""
         _check_load_id(load_id)
         await load_jobs.cancel(pool, load_id)
@@ -104,7 +108,7 @@ def add_routes(app: FastAPI, res: Resources, settings: LoaderSettings) -> None:
 
     @app.delete("/loader", tags=["bulk loader"])
     async def cancel_load_by_query(
-        request: Request, user: str | None = Depends(caller)
+        request: Request, user: Principal | None = Depends(caller)
     ) -> JSONResponse:
         load_id = request.query_params.get("loadId")
         if not load_id:
@@ -113,7 +117,7 @@ def add_routes(app: FastAPI, res: Resources, settings: LoaderSettings) -> None:
 
     @app.get("/graph/vertices/{vertex_id}", tags=["graph"])
     async def get_vertex(
-        vertex_id: str, request: Request, user: str | None = Depends(caller)
+        vertex_id: str, request: Request, user: Principal | None = Depends(caller)
     ) -> JSONResponse:
         """A vertex with its labels and properties (`idSpace` for openCypher id spaces)."""
         async with pool.acquire() as conn:
@@ -125,7 +129,7 @@ def add_routes(app: FastAPI, res: Resources, settings: LoaderSettings) -> None:
         return JSONResponse(found)
 
     @app.get("/graph/edges/{edge_id}", tags=["graph"])
-    async def get_edge(edge_id: str, user: str | None = Depends(caller)) -> JSONResponse:
+    async def get_edge(edge_id: str, user: Principal | None = Depends(caller)) -> JSONResponse:
         """An edge with its label, endpoints and properties."""
         async with pool.acquire() as conn:
             found = await graph_store.get_edge(conn, edge_id)
@@ -134,7 +138,7 @@ def add_routes(app: FastAPI, res: Resources, settings: LoaderSettings) -> None:
         return JSONResponse(found)
 
     @app.get("/graph/summary", tags=["graph"])
-    async def graph_summary(user: str | None = Depends(caller)) -> JSONResponse:
+    async def graph_summary(user: Principal | None = Depends(caller)) -> JSONResponse:
         """Vertex and edge counts, in all and by label."""
         async with pool.acquire() as conn:
             totals = await graph_store.count_graph(conn)
@@ -143,7 +147,9 @@ def add_routes(app: FastAPI, res: Resources, settings: LoaderSettings) -> None:
         return JSONResponse({**totals, "byLabel": by_label, "quads": quads})
 
     @app.get("/rdf/statements", tags=["graph"])
-    async def statements(request: Request, user: str | None = Depends(caller)) -> JSONResponse:
+    async def statements(
+        request: Request, user: Principal | None = Depends(caller)
+    ) -> JSONResponse:
         """RDF statements by subject (an N-Triples term, e.g. `<http://example.org/s>`)."""
         params = request.query_params
         subject = params.get("subject")

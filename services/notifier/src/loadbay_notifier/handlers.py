@@ -15,6 +15,7 @@ import asyncpg
 from loadbay_contracts import (
     DistributionFinished,
     Envelope,
+    GraphLoadFinished,
     IngestionFinished,
     Recipient,
     ReloadFinished,
@@ -24,6 +25,7 @@ from loadbay_notifier import repository
 from loadbay_notifier.templates import (
     RenderedEmail,
     render_distribution_finished,
+    render_graph_load_finished,
     render_ingestion_finished,
     render_reload_finished,
     render_reload_rejected,
@@ -56,6 +58,13 @@ async def on_ingestion_finished(
 ) -> None:
     # Every run gets its email, a fully successful one too.
     await record_email(conn, envelope, event.recipients, render_ingestion_finished(event))
+
+
+async def on_graph_load_finished(
+    conn: asyncpg.Connection, envelope: Envelope, event: GraphLoadFinished
+) -> None:
+    # Every load gets its email, a completed one too.
+    await record_email(conn, envelope, event.recipients, render_graph_load_finished(event))
 
 
 async def record_email(
@@ -105,4 +114,5 @@ def handler_map() -> dict[type[Any], Any]:
         ReloadRejected: on_reload_rejected,
         DistributionFinished: on_distribution_finished,
         IngestionFinished: on_ingestion_finished,
+        GraphLoadFinished: on_graph_load_finished,
     }

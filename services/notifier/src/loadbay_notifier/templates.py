@@ -13,6 +13,7 @@ from datetime import datetime
 
 from loadbay_contracts import (
     DistributionFinished,
+    GraphLoadFinished,
     IngestionFinished,
     ReloadFinished,
     ReloadRejected,
@@ -35,6 +36,24 @@ MANUAL_RECOVERY_STEPS = (
     "Delete the old source files that failed to load from the object storage.",
     "Run the distribution again to load the source file with the new timestamp into the workspace.",
 )
+
+# A graph load's Neptune status in words (Neptune Loader Error and Feed Messages); a status
+# not listed here is worded from its code.
+GRAPH_LOAD_COMPLETED = "LOAD_COMPLETED"
+GRAPH_LOAD_STATUS_WORDS = {
+    "LOAD_COMPLETED": "completed",
+    "LOAD_FAILED": "failed",
+    "LOAD_CANCELLED_BY_USER": "cancelled by the user",
+    "LOAD_CANCELLED_DUE_TO_ERRORS": "cancelled because of errors",
+    "LOAD_UNEXPECTED_ERROR": "failed with an unexpected error",
+    "LOAD_FAILED_BECAUSE_DEPENDENCY_NOT_SATISFIED": "not run, dependency not satisfied",
+    "LOAD_FAILED_INVALID_REQUEST": "failed, the request was invalid",
+    "LOAD_S3_READ_ERROR": "failed reading from S3",
+    "LOAD_S3_ACCESS_DENIED_ERROR": "failed, access to S3 was denied",
+    "LOAD_DATA_FAILED_DUE_TO_FEED_MODIFIED_OR_DELETED": "failed, a file changed or was deleted",
+    "LOAD_DATA_DEADLOCK": "rolled back after a deadlock",
+    "LOAD_COMMITTED_W_WRITE_CONFLICTS": "committed with write conflicts",
+}
 
 
 @dataclass(frozen=True)
@@ -243,6 +262,70 @@ def render_ingestion_finished(event: IngestionFinished) -> RenderedEmail:
     return _render(subject, lead, facts, sections)
 
 
+def render_graph_load_finished(event: GraphLoadFinished) -> RenderedEmail:
+    """One email per bulk-loader job, whatever its outcome: Neptune's counters, and the first
+    errors; on failure, that what loaded before it stays (Neptune loads are not atomic) and
+    where to read all the errors."""
+    load_id, source = event.load_id, event.source
+    errors = event.parsing_errors + event.datatype_mismatch_errors + event.insert_errors
+    words = GRAPH_LOAD_STATUS_WORDS.get(event.status) or _status_words(event.status)
+    load = f"The graph load {load_id} of {source} ({event.format})"
+    all_errors = f"GET /loader/{load_id}?errors=TRUE lists all its errors, a page at a time"
+    all_errors += " (page, errorsPerPage)"
+    all_errors += "; the first are listed below." if event.first_errors else "."
+    records = (
+        f"{_count(event.total_records, 'record')} ({event.total_duplicates:,} duplicates,"
+        f" {_count(errors, 'error')})"
+    )
+
+    if event.status == GRAPH_LOAD_COMPLETED:
+        if errors:
+            words += f" with {_count(errors, 'error')}"
+        lead = [f"{load} completed: {records}."]
+        if errors:
+            lead.append(
+                "The records in error may be missing from the graph, or loaded without the"
+                f" values in error. {all_errors}"
+            )
+    elif event.status == "LOAD_FAILED_BECAUSE_DEPENDENCY_NOT_SATISFIED":
+        lead = [
+            f"{load} did not run: a load it depends on did not complete, so nothing was"
+            " loaded. Start it again once the loads it depends on have completed."
+        ]
+    else:
+        cut = "it was cancelled" if event.status == "LOAD_CANCELLED_BY_USER" else "the error"
+        lead = [
+            f"{load} ended: {words} ({event.status}), after {records}.",
+            f"Neptune loads are not atomic: the data loaded before {cut} stays in the graph,"
+            " it is not rolled back.",
+            all_errors,
+        ]
+    subject = f"[loadbay] Graph load {load_id[:8]} of {source}: {words}"
+
+    facts = [
+        ("Load id", load_id),
+        ("Source", source),
+        ("Format", event.format),
+        ("Status", event.status),
+        ("Total records", f"{event.total_records:,}"),
+        ("Total duplicates", f"{event.total_duplicates:,}"),
+        ("Parsing errors", f"{event.parsing_errors:,}"),
+        ("Datatype mismatch errors", f"{event.datatype_mismatch_errors:,}"),
+        ("Insert errors", f"{event.insert_errors:,}"),
+    ]
+    if event.started_at is not None:
+        facts.append(("Started", _when(event.started_at)))
+    facts.append(("Finished", _when(event.finished_at)))
+    if event.started_at is not None:
+        facts.append(("Duration", _duration(event.started_at, event.finished_at)))
+    return _render(subject, lead, facts, [_Section("First errors", event.first_errors)])
+
+
+def _status_words(status: str) -> str:
+    """LOAD_SOMETHING_ELSE -> "something else"."""
+    return status.removeprefix("LOAD_").replace("_", " ").lower() or "unknown status"
+
+
 def _render(
     subject: str,
     paragraphs: Sequence[str],
@@ -325,4 +408,4 @@ def _duration(started: datetime, finished: datetime) -> str:
 
 
 def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+    return f"{n} {noun}" if n == 1 else f"{n:,} {noun}s"
