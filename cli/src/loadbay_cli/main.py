@@ -216,6 +216,17 @@ def datasets_delete(dataset: DatasetArg, url: UrlOpt = None, token: TokenOpt = N
 # -- files and executions ----------------------------------------------------------------------
 
 
+def _transfer_progress() -> Progress:
+    """A progress bar per file, in bytes, on stderr."""
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err,
+    )
+
+
 class _ProgressReader:
     """Feeds a file to httpx while advancing a progress bar."""
 
@@ -242,13 +253,7 @@ def upload(
     """Upload one or more files into the dataset's landing zone; they become pending files."""
     domain, name = _split(dataset)
     api = _api(url, token)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        console=err,
-    ) as progress:
+    with _transfer_progress() as progress:
         for path in files:
             task = progress.add_task(path.name, total=path.stat().st_size)
             reader = _ProgressReader(path, progress, task)
@@ -393,13 +398,7 @@ def land(
         region_name=env.get("LOADBAY_S3__REGION") or s3cfg.get("region"),
     )
     prefix = f"{domain}/{name}/upload_date={int(time.time())}/{user}/{file_type}/"
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        console=err,
-    ) as progress:
+    with _transfer_progress() as progress:
         for path in files:
             task = progress.add_task(path.name, total=path.stat().st_size)
             s3.upload_file(

@@ -164,8 +164,9 @@ def add_routes(app: FastAPI, res: Resources) -> None:
                     landing_source="upload",
                 )
                 FILES_LANDED.labels("upload").inc()
-                rows = await repository.list_files(conn, dataset.id)
-            uploaded.extend(file_view(r) for r in rows if r["key"] == key)
+                row = await repository.file_by_key(conn, s3_settings.lz_bucket, key)
+            if row is not None:
+                uploaded.append(file_view(row))
         return uploaded
 
     @app.get("/datasets/{domain}/{name}/files", tags=["files"])

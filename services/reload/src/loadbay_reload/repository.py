@@ -115,6 +115,7 @@ FROM files
 LIST_FILES = (
     FILE_COLUMNS + " WHERE dataset_id = $1 AND ($2::text IS NULL OR status = $2) ORDER BY id"
 )
+FILE_BY_KEY = FILE_COLUMNS + " WHERE bucket = $1 AND key = $2"
 FILES_BY_IDS = FILE_COLUMNS + " WHERE dataset_id = $1 AND id = ANY($2::bigint[]) ORDER BY id"
 PENDING_IN_BATCH = (
     FILE_COLUMNS + " WHERE dataset_id = $1 AND batch = $2 AND status = 'pending' ORDER BY key"
@@ -170,6 +171,10 @@ async def list_files(
     conn: asyncpg.Connection, dataset_id: str, status: str | None = None
 ) -> list[Record]:
     return await conn.fetch(LIST_FILES, dataset_id, status)
+
+
+async def file_by_key(conn: asyncpg.Connection, bucket: str, key: str) -> Record | None:
+    return await conn.fetchrow(FILE_BY_KEY, bucket, key)
 
 
 async def files_by_ids(
