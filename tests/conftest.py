@@ -73,6 +73,7 @@ def settings(stack: StackInfo) -> PlatformSettings:
             dlz_bucket=stack.dlz_bucket,
         ),
         smtp=SmtpSettings(host=stack.smtp_host, port=stack.smtp_port),
+        dev_mode=True,
     )
 
 

@@ -80,7 +80,9 @@ def dev(
 
 @app.command()
 def serve(
-    service: Annotated[str, typer.Argument(help="reload, loader or notifier")],
+    service: Annotated[
+        str, typer.Argument(help="reload, loader, notifier, distribution or ingestion")
+    ],
     host: Annotated[
         str, typer.Option(envvar="LOADBAY_HTTP_HOST", help="Address to listen on")
     ] = "127.0.0.1",
@@ -90,6 +92,7 @@ def serve(
 ) -> None:
     """Run one service. It reads its broker, database, S3 and SMTP from LOADBAY_* variables."""
     from loadbay_cli.services import service_definition
+    from loadbay_platform.secrets import InsecureConfiguration, check_platform_secrets
     from loadbay_platform.service import configure_logging, run_service
     from loadbay_platform.settings import PlatformSettings
 
@@ -99,6 +102,10 @@ def serve(
         raise CliError(exc.args[0]) from exc
     settings = PlatformSettings()
     configure_logging(service, settings)
+    try:
+        check_platform_secrets(settings)
+    except InsecureConfiguration as exc:
+        raise CliError(f"{service} will not start: {exc}") from exc
 
     async def main() -> None:
         task = asyncio.create_task(run_service(definition, settings, host=host, port=port))

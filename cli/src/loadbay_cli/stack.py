@@ -160,6 +160,7 @@ class StackInfo:
             "LOADBAY_S3__DLZ_BUCKET": self.dlz_bucket,
             "LOADBAY_SMTP__HOST": self.smtp_host,
             "LOADBAY_SMTP__PORT": str(self.smtp_port),
+            "LOADBAY_DEV_MODE": "true",
         }
 
 

@@ -1,5 +1,6 @@
 """loadbay's event contracts: typed pydantic models shared by producers and consumers."""
 
+from loadbay_contracts.dataset_events import DatasetCreated, DatasetDeleted
 from loadbay_contracts.datasets import ColumnSpec, CsvOptionsSpec, DatasetSpec
 from loadbay_contracts.distribution import (
     DistributionFinished,
@@ -27,6 +28,8 @@ __all__ = [
     "EVENT_TYPES",
     "ColumnSpec",
     "CsvOptionsSpec",
+    "DatasetCreated",
+    "DatasetDeleted",
     "DatasetSpec",
     "DistributionFinished",
     "Envelope",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from loadbay_contracts.dataset_events import DatasetCreated, DatasetDeleted
 from loadbay_contracts.distribution import (
     DistributionFinished,
     LoadRequested,
@@ -18,6 +19,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.TYPE: cls
     for cls in (
         FileLanded,
+        DatasetCreated,
+        DatasetDeleted,
         ReloadRequested,
         ReloadRejected,
         ReloadFinished,

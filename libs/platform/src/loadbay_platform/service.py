@@ -28,6 +28,7 @@ from loadbay_platform.db import create_pool, migrate, ping
 from loadbay_platform.http import create_app
 from loadbay_platform.outbox import OutboxRelay
 from loadbay_platform.s3 import s3_client
+from loadbay_platform.secrets import check_platform_secrets
 from loadbay_platform.settings import PlatformSettings
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ async def run_service(
     state: RunningService | None = None,
 ) -> None:
     state = state or RunningService()
+    check_platform_secrets(settings)
     schema = schema_for(definition.name)
     pool = await create_pool(settings.postgres, schema)
     try:

@@ -46,11 +46,15 @@ class SmtpSettings(BaseModel):
     timeout_s: float = 10.0
 
 
+# Public, for `loadbay dev` and the tests only: a service outside dev mode refuses it.
+DEV_AUTH_SECRET = "loadbay-dev-secret-change-me-in-production"
+
+
 class AuthSettings(BaseModel):
     """Bearer JWTs. Dev mode signs and verifies HS256 tokens with `secret`; production points
     `jwks_url` at an OIDC issuer's keys."""
 
-    secret: SecretStr = SecretStr("loadbay-dev-secret-change-me-in-production")
+    secret: SecretStr = SecretStr(DEV_AUTH_SECRET)
     algorithm: str = "HS256"
     jwks_url: str | None = None
     issuer: str | None = None
@@ -68,3 +72,6 @@ class PlatformSettings(BaseSettings):
     smtp: SmtpSettings = SmtpSettings()
     auth: AuthSettings = AuthSettings()
     log_level: str = "INFO"
+    # Dev mode (`loadbay dev`, the test suite) may run on the built-in dev secrets; outside it a
+    # service refuses to start on a default or missing secret (LOADBAY_DEV_MODE).
+    dev_mode: bool = False
