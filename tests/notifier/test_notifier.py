@@ -909,7 +909,11 @@ async def test_migrations_build_the_emails_table_once(pool: asyncpg.Pool) -> Non
             " WHERE table_schema = $1 AND table_name = 'emails' ORDER BY ordinal_position",
             SCHEMA,
         )
-    assert [r["name"] for r in applied] == ["0000_platform.sql", "0001_notifier.sql"]
+    assert [r["name"] for r in applied] == [
+        "0000_platform.sql",
+        "0001_notifier.sql",
+        "0002_email_claims.sql",
+    ]
     assert {r["column_name"]: r["data_type"] for r in columns} == {
         "id": "bigint",
         "event_id": "text",
@@ -925,6 +929,7 @@ async def test_migrations_build_the_emails_table_once(pool: asyncpg.Pool) -> Non
         "next_attempt_at": "timestamp with time zone",
         "sent_at": "timestamp with time zone",
         "created_at": "timestamp with time zone",
+        "claimed_by": "text",
     }
 
 
@@ -969,3 +974,57 @@ async def test_get_emails_lists_the_callers_emails(pool: asyncpg.Pool) -> None:
 async def _with_status(pool: asyncpg.Pool, event_id: str, status: str) -> asyncpg.Record | None:
     row = await email_row(pool, event_id)
     return row if row is not None and row["status"] == status else None
+
+
+async def test_a_restarted_sender_retries_its_own_cut_off_sends_at_once(
+    pool: asyncpg.Pool, smtp: SmtpSink
+) -> None:
+    await smtp.start()
+    mine, theirs = reload_failed(ALICE), reload_failed(BOB)
+    mine_env, theirs_env = wrap(mine), wrap(theirs)
+    await handle(pool, mine_env, mine, on_reload_finished)
+    await handle(pool, theirs_env, theirs, on_reload_finished)
+    # Two senders claimed one email each with a long lease, then died mid-send (kill -9).
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE emails SET attempts = 1, claimed_by = $2,"
+            " next_attempt_at = now() + interval '1 hour' WHERE event_id = $1",
+            mine_env.id,
+            "notifier-0",
+        )
+        await conn.execute(
+            "UPDATE emails SET attempts = 1, claimed_by = $2,"
+            " next_attempt_at = now() + interval '1 hour' WHERE event_id = $1",
+            theirs_env.id,
+            "notifier-1",
+        )
+
+    async with running_sender(pool, smtp.port, sender_id="notifier-0"):
+        row = await eventually(lambda: _with_status(pool, mine_env.id, "sent"), within=5)
+        await asyncio.sleep(0.3)
+        other = await email_row(pool, theirs_env.id)
+
+    assert row["attempts"] == 2
+    # Another replica's claim is left to its own restart or its lease.
+    assert other is not None and other["status"] == "pending"
+    assert [m["X-Loadbay-Event-Id"] for m in smtp.messages()] == [mine_env.id]
+
+
+async def test_the_sender_survives_losing_its_database_connections(
+    pool: asyncpg.Pool, smtp: SmtpSink
+) -> None:
+    await smtp.start()
+    async with running_sender(pool, smtp.port, poll_interval_s=0.2):
+        await asyncio.sleep(0.3)  # idle, listening
+        # What a PostgreSQL restart does to the sender's connections.
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        await asyncio.sleep(0.5)
+        event = reload_failed(ALICE)
+        envelope = wrap(event)
+        await handle(pool, envelope, event, on_reload_finished)
+        await eventually(lambda: _with_status(pool, envelope.id, "sent"), within=10)
+    assert len(smtp.messages()) == 1

@@ -18,13 +18,14 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from loadbay_contracts import Envelope, Event, dead_letter_topic
 from loadbay_platform import logs
 from loadbay_platform.errors import TerminalError
 from loadbay_platform.metrics import CONSUMER_LAG, EVENTS_CONSUMED, HANDLER_SECONDS
+from loadbay_platform.outages import is_outage
 from loadbay_platform.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -33,15 +34,6 @@ Handler = Callable[[asyncpg.Connection, Envelope, Any], Awaitable[None]]
 # For topics that carry someone else's format (e.g. S3 event notifications): gets the raw value.
 RawHandler = Callable[[asyncpg.Connection, bytes], Awaitable[None]]
 
-# Failures of the infrastructure, not of the event: retried without limit.
-INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    KafkaConnectionError,
-)
 MAX_OUTAGE_BACKOFF_S = 30.0
 
 RECORD_HANDLED = (
@@ -163,13 +155,14 @@ class Consumer:
             except TerminalError as exc:
                 await self._dead_letter(record, str(exc))
                 return "dead_lettered"
-            except INFRASTRUCTURE_ERRORS as exc:
-                outages += 1
-                delay = min(self.retry_backoff_s * 2 ** min(outages, 10), MAX_OUTAGE_BACKOFF_S)
-                log.warning("infrastructure unavailable (%r); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                continue
-            except Exception as exc:  # the handler failed: bounded retries, then the DLQ
+            except Exception as exc:
+                if is_outage(exc):  # no fault of the event: wait it out, without limit
+                    outages += 1
+                    delay = min(self.retry_backoff_s * 2 ** min(outages, 10), MAX_OUTAGE_BACKOFF_S)
+                    log.warning("infrastructure unavailable (%r); retrying in %.1fs", exc, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                # the handler failed: bounded retries, then the DLQ
                 failures += 1
                 if failures >= self.kafka.max_retries:
                     log.exception(

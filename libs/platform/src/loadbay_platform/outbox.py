@@ -22,6 +22,7 @@ RELAY_ERRORS = (
     asyncio.TimeoutError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     KafkaError,
 )
 

@@ -32,11 +32,17 @@ WITH due AS (
 )
 UPDATE emails e
    SET attempts = e.attempts + 1,
-       next_attempt_at = now() + make_interval(secs => $2)
+       next_attempt_at = now() + make_interval(secs => $2),
+       claimed_by = $3
   FROM due
  WHERE e.id = due.id
 RETURNING e.id, e.event_id, e.event_type, e.correlation_id, e.recipients, e.subject,
           e.body_text, e.body_html, e.attempts, e.created_at
+"""
+# A sender starting afresh under the same identity died mid-send: its claims are due again.
+RECLAIM_OWN = """
+UPDATE emails SET next_attempt_at = now(), claimed_by = NULL
+ WHERE status = 'pending' AND claimed_by = $1 AND next_attempt_at > now()
 """
 MARK_SENT = """
 UPDATE emails SET status = 'sent', sent_at = now(), last_error = $2
@@ -92,10 +98,18 @@ async def notify_new_email(conn: asyncpg.Connection) -> None:
     await conn.execute(NOTIFY_NEW_EMAIL, NEW_EMAIL_CHANNEL)
 
 
-async def claim_due_emails(conn: asyncpg.Connection, limit: int, lease_s: float) -> list[Record]:
+async def claim_due_emails(
+    conn: asyncpg.Connection, limit: int, lease_s: float, sender_id: str
+) -> list[Record]:
     """Take up to `limit` due emails for one attempt each: counts the attempt and makes the
     email not due again for `lease_s`, so other senders skip it meanwhile."""
-    return await conn.fetch(CLAIM_DUE, limit, lease_s)
+    return await conn.fetch(CLAIM_DUE, limit, lease_s, sender_id)
+
+
+async def reclaim_own_claims(conn: asyncpg.Connection, sender_id: str) -> int:
+    """Make the emails a previous life of `sender_id` had claimed due now; returns how many."""
+    status = await conn.execute(RECLAIM_OWN, sender_id)
+    return int(status.split()[-1])
 
 
 async def mark_sent(conn: asyncpg.Connection, email_id: int, note: str | None = None) -> None:

@@ -33,7 +33,13 @@ from loadbay_platform.settings import SmtpSettings
 log = logging.getLogger(__name__)
 
 # Failures of the database (not of the mail relay): the loop waits and tries again.
-_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_DB_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 _DOT_ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
 
 
@@ -63,14 +69,24 @@ class EmailSender:
 
     async def run(self) -> None:
         """Send due emails until cancelled; never ends on its own."""
+        reclaimed = False
         try:
             while True:
-                await self._ensure_listener()
                 try:
+                    await self._ensure_listener()
+                    if not reclaimed:
+                        await self._reclaim_own_claims()
+                        reclaimed = True
                     await self.send_due()
                     delay = await self._seconds_until_next_due()
                 except _DB_ERRORS as exc:
                     log.warning("email sender: database unavailable, will retry: %s", exc)
+                    # The listening connection may be the broken one: listen afresh next round.
+                    await self._drop_listener()
+                    delay = self.settings.poll_interval_s
+                except Exception:  # a bug must not stop every email: log it and go on
+                    log.exception("email sender: unexpected error, will retry")
+                    await self._drop_listener()
                     delay = self.settings.poll_interval_s
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
@@ -84,7 +100,7 @@ class EmailSender:
         while True:
             async with self.pool.acquire(timeout=self.acquire_timeout_s) as conn:
                 claimed = await repository.claim_due_emails(
-                    conn, self.settings.batch_size, self.settings.claim_lease_s
+                    conn, self.settings.batch_size, self.settings.claim_lease_s, self.sender_id
                 )
             if not claimed:
                 break
@@ -98,6 +114,18 @@ class EmailSender:
         async with self.pool.acquire(timeout=self.acquire_timeout_s) as conn:
             EMAILS_PENDING.set(await repository.count_pending(conn))
         return attempted
+
+    @property
+    def sender_id(self) -> str:
+        return self.settings.sender_id
+
+    async def _reclaim_own_claims(self) -> None:
+        async with self.pool.acquire(timeout=self.acquire_timeout_s) as conn:
+            count = await repository.reclaim_own_claims(conn, self.sender_id)
+        if count:
+            log.warning(
+                "email sender %s: retrying %d sends cut off by a restart", self.sender_id, count
+            )
 
     async def _attempt(self, row: Record) -> None:
         token = logs.correlation_id.set(row["correlation_id"])

@@ -5,6 +5,8 @@ Where the mail relay is lives in the platform's `SmtpSettings` (`LOADBAY_SMTP__*
 
 from __future__ import annotations
 
+import socket
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -25,3 +27,7 @@ class NotifierSettings(BaseSettings):
     # A claimed email is not due again for this long: the time a sender has to finish one
     # send before another replica may take the email over. Sends are cut off at half of it.
     claim_lease_s: float = Field(default=300.0, gt=0)
+    # Who this sender is, stable across restarts of the same replica (the pod name in
+    # Kubernetes): a restarted sender retries its own interrupted sends at once. Give each
+    # replica on one host its own id.
+    sender_id: str = Field(default_factory=socket.gethostname, min_length=1)

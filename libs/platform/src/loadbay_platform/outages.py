@@ -1,0 +1,41 @@
+"""What counts as an outage of a dependency (database, broker, object store), not a fault of the
+work at hand: such failures are waited out without limit, never dead-lettered or failed."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiokafka.errors import KafkaConnectionError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    # "cannot switch to state N; another operation is in progress": a connection that broke
+    # mid-operation when the server went away.
+    asyncpg.InternalClientError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    KafkaConnectionError,
+    BotoConnectionError,
+    HTTPClientError,
+)
+
+# S3 answers that mean "the service is struggling", not "your request is wrong".
+_TRANSIENT_S3_CODES = frozenset(
+    {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling"}
+)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True when `exc` says a dependency is unavailable, so the same work may succeed later."""
+    if isinstance(exc, INFRASTRUCTURE_ERRORS):
+        return True
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return error.get("Code") in _TRANSIENT_S3_CODES or int(status or 0) >= 500
+    return False

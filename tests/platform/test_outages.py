@@ -1,0 +1,58 @@
+"""Outages of a dependency are waited out, never dead-lettered: the consumer's retry loop with
+the errors the object store, the database and the broker really raise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from aiokafka import ConsumerRecord
+from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+
+from loadbay_platform.consumer import Consumer
+from loadbay_platform.outages import is_outage
+from loadbay_platform.settings import KafkaSettings
+
+
+def s3_error(code: str, status: int) -> ClientError:
+    response: Any = {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return ClientError(response, "GetObject")
+
+
+def test_outages_are_told_from_faults_of_the_work() -> None:
+    assert is_outage(EndpointConnectionError(endpoint_url="http://127.0.0.1:9"))
+    assert is_outage(ReadTimeoutError(endpoint_url="http://127.0.0.1:9"))
+    assert is_outage(asyncpg.InternalClientError("cannot switch to state 15"))
+    assert is_outage(s3_error("SlowDown", 503))
+    assert is_outage(s3_error("InternalError", 500))
+    assert not is_outage(s3_error("NoSuchKey", 404))
+    assert not is_outage(s3_error("AccessDenied", 403))
+    assert not is_outage(ValueError("bad data"))
+
+
+async def test_an_object_store_outage_is_retried_past_the_handler_retry_limit() -> None:
+    consumer = Consumer(
+        service="test",
+        pool=None,  # type: ignore[arg-type]  # the attempt below does not use it
+        producer=None,  # type: ignore[arg-type]  # a dead letter would need it: must not happen
+        kafka=KafkaSettings(max_retries=2),
+        handlers={},
+        retry_backoff_s=0.001,
+    )
+    record: ConsumerRecord[bytes, bytes] = ConsumerRecord(
+        "loadbay.reload.requested", 0, 1, 0, 0, b"k", b"{}", None, 1, 2, []
+    )
+    failures = [
+        EndpointConnectionError(endpoint_url="http://127.0.0.1:9"),
+        s3_error("ServiceUnavailable", 503),
+        asyncpg.InternalClientError("cannot switch to state 15"),
+        EndpointConnectionError(endpoint_url="http://127.0.0.1:9"),
+    ]
+
+    async def attempt() -> str:
+        if failures:
+            raise failures.pop(0)
+        return "handled"
+
+    assert await consumer._with_retries(record, attempt) == "handled"
+    assert failures == []
