@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 STACK_FILE = Path(".loadbay") / "stack.json"
 
@@ -18,10 +19,27 @@ class CliError(Exception):
 
 
 def read_stack(path: Path = STACK_FILE) -> dict[str, Any]:
+    """What `loadbay dev` wrote about the running platform; {} if it is not running."""
     if not path.exists():
         return {}
     data: dict[str, Any] = json.loads(path.read_text())
+    owner = data.get("owner")
+    if isinstance(owner, dict) and not _alive(owner.get("pid"), owner.get("started")):
+        raise CliError(
+            f"the platform is not running ({path} is left from a run that was stopped):"
+            " start it with 'make run', or point the CLI elsewhere with --url"
+        )
     return data
+
+
+def _alive(pid: object, started: object) -> bool:
+    if not isinstance(pid, int):
+        return True  # not ours to judge
+    try:
+        proc = psutil.Process(pid)
+        return not isinstance(started, int | float) or abs(proc.create_time() - started) < 0.01
+    except psutil.Error:
+        return False
 
 
 def service_url(service: str, override: str | None = None) -> str:

@@ -1,8 +1,11 @@
 """`loadbay dev`: the embedded platform on one machine, for trying loadbay and for its tests.
 
 Starts the embedded servers (stack.py), then each service as its own process
-(`loadbay serve <name>`), waits until every one is ready, writes `.loadbay/stack.json` and
-prints where everything is. Ctrl-C stops the services, then the servers.
+(`loadbay serve <name>`), waits until every one is ready (saying which it still waits for, up
+to LOADBAY_DEV_READY_TIMEOUT_S), writes `.loadbay/stack.json` and prints where everything is.
+Ctrl-C stops the services (SIGTERM, then SIGKILL after a few seconds: they are crash-safe),
+then the servers, and removes `stack.json`. If this process is killed, the kernel stops the
+services and servers with it (see lifetime.py).
 """
 
 from __future__ import annotations
@@ -13,18 +16,25 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 import httpx
+import psutil
 from rich.console import Console
 
+from loadbay_cli.lifetime import die_with_parent
 from loadbay_cli.services import SERVICE_NAMES
 from loadbay_cli.stack import EmbeddedStack, StackInfo, free_port
 from loadbay_platform.auth import mint_token
 from loadbay_platform.settings import PlatformSettings
 
 DEV_USER = ("dev", "dev@example.com")
+# A busy machine can take minutes to start five services; say so rather than give up early.
+READY_TIMEOUT_S = float(os.environ.get("LOADBAY_DEV_READY_TIMEOUT_S", "300"))
+# Services get this long to stop on SIGTERM before SIGKILL (the whole Ctrl-C stays under 5 s).
+STOP_GRACE_S = 2.5
 
 
 class ServiceProcesses:
@@ -50,14 +60,26 @@ class ServiceProcesses:
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent(),
             )
             self.urls[name] = f"http://127.0.0.1:{port}"
         return self.urls
 
-    def wait_ready(self, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
+    def wait_ready(
+        self,
+        timeout_s: float = READY_TIMEOUT_S,
+        progress: Callable[[list[str], float], None] | None = None,
+    ) -> None:
+        """Wait until every service answers /readyz; `progress(waiting, elapsed)` is called
+        every few seconds while some are not ready yet."""
+        started = time.monotonic()
+        deadline = started + timeout_s
+        next_report = started + 5
         waiting = dict(self.urls)
         while waiting and time.monotonic() < deadline:
+            if progress is not None and time.monotonic() >= next_report:
+                progress(sorted(waiting), time.monotonic() - started)
+                next_report += 5
             for name, url in list(waiting.items()):
                 if self.procs[name].poll() is not None:
                     raise RuntimeError(
@@ -71,18 +93,20 @@ class ServiceProcesses:
             time.sleep(0.2)
         if waiting:
             raise RuntimeError(
-                f"not ready after {timeout_s:.0f}s: {', '.join(waiting)} (logs in {self.log_dir})"
+                f"not ready after {timeout_s:.0f}s: {', '.join(waiting)} (logs in"
+                f" {self.log_dir}; allow longer with LOADBAY_DEV_READY_TIMEOUT_S)"
             )
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
         for proc in self.procs.values():
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.01))
             except subprocess.TimeoutExpired:
-                proc.kill()
+                proc.kill()  # every service is crash-safe (outbox, inbox, job tables)
                 proc.wait()
         for log in self._logs:
             log.close()
@@ -91,6 +115,8 @@ class ServiceProcesses:
 def run_dev_stack(state_dir: Path, console: Console) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
     console.print("starting the embedded servers (Kafka, PostgreSQL, S3, SMTP)...")
+    stack_file = state_dir / "stack.json"
+    stack_file.unlink(missing_ok=True)  # left by a run that was killed
     with EmbeddedStack(state_dir, persistent_kafka=True) as stack:
         info = stack.start()
         services = ServiceProcesses(
@@ -101,10 +127,14 @@ def run_dev_stack(state_dir: Path, console: Console) -> None:
         try:
             urls = services.start()
             console.print("starting the services (joining Kafka groups takes a few seconds)...")
-            services.wait_ready()
+            services.wait_ready(
+                progress=lambda waiting, elapsed: _still_waiting(console, waiting, elapsed)
+            )
             token = mint_token(PlatformSettings().auth, *DEV_USER)
-            stack_file = state_dir / "stack.json"
-            stack_file.write_text(json.dumps(info.to_json_dict(urls, token), indent=2))
+            document = info.to_json_dict(urls, token)
+            # Who serves it: a CLI finding this file with a dead owner knows it is stale.
+            document["owner"] = {"pid": os.getpid(), "started": _started(os.getpid())}
+            stack_file.write_text(json.dumps(document, indent=2))
             _print_summary(console, info, urls, stack_file)
             # Explicit handlers: a shell may start us with SIGINT ignored (background jobs).
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -115,12 +145,21 @@ def run_dev_stack(state_dir: Path, console: Console) -> None:
             pass
         finally:
             console.print("stopping...")
+            stack_file.unlink(missing_ok=True)
             services.stop()
     console.print("stopped.")
 
 
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
+
+
+def _still_waiting(console: Console, waiting: list[str], elapsed: float) -> None:
+    console.print(f"  still starting after {elapsed:.0f}s: {', '.join(waiting)}")
+
+
+def _started(pid: int) -> float:
+    return psutil.Process(pid).create_time()
 
 
 def _print_summary(

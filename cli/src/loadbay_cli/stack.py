@@ -52,6 +52,8 @@ from urllib.parse import quote
 
 import psutil
 
+from loadbay_cli.lifetime import die_with_parent, start_watchdog
+
 if TYPE_CHECKING:
     from aiosmtpd.controller import Controller
     from pgserver.postgres_server import PostgresServer
@@ -332,6 +334,7 @@ class EmbeddedStack:
         self._procs: dict[str, _Proc] = {}
         self._postgres: _Postgres | None = None
         self._smtp: Controller | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
         self._atexit_registered = False
         self._pidfile_written = False
         self._timings = _Timings()
@@ -492,6 +495,8 @@ class EmbeddedStack:
                     cwd=self.state_dir,
                     # own session: Ctrl-C in a terminal reaches only us; we stop it in order
                     start_new_session=True,
+                    # ...and the kernel stops it if we die without stopping it (kill -9)
+                    preexec_fn=die_with_parent(),
                 )
             except OSError as exc:
                 raise StackError(name, f"cannot run {argv[0]}: {exc}") from exc
@@ -625,6 +630,8 @@ class EmbeddedStack:
             admin_url = f"postgresql://postgres@/postgres?host={host}"
             pg = _Postgres(server, pid, pgdata, url, admin_url)
             self._postgres = pg  # stopped by _stop_all if database creation fails
+            # pg_ctl daemonizes the postmaster: a watchdog stops it if we die without doing so.
+            self._watchdog = start_watchdog(pid, _create_time(pid))
             self._ensure_database(pg)
             return pg
         except StackError:
@@ -711,6 +718,12 @@ class EmbeddedStack:
         if self._postgres is not None:
             pg, self._postgres = self._postgres, None
             self._stop_postgres(pg)
+        if self._watchdog is not None:
+            watchdog, self._watchdog = self._watchdog, None
+            with contextlib.suppress(OSError):
+                watchdog.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                watchdog.wait(2)
 
     def _stop_postgres(self, pg: _Postgres) -> None:
         from pgserver.postgres_server import PostgresServer
