@@ -90,8 +90,9 @@ class Consumer:
         try:
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=50)
-                if consumer.assignment():
-                    self.ready.set()
+                # Ready once polling works, with or without partitions: a replica beyond the
+                # partition count is a healthy standby, not a stalled rollout.
+                self.ready.set()
                 for tp, records in batch.items():
                     for record in records:
                         await self.process(record)

@@ -21,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 
-from loadbay_contracts import Event, dead_letter_topic
+from loadbay_contracts import EVENT_TYPES, Event, dead_letter_topic
 from loadbay_platform import logs
 from loadbay_platform.consumer import Consumer, Handler, RawHandler
 from loadbay_platform.db import create_pool, migrate, ping
@@ -29,7 +29,7 @@ from loadbay_platform.http import create_app
 from loadbay_platform.outbox import OutboxRelay
 from loadbay_platform.s3 import s3_client
 from loadbay_platform.secrets import check_platform_secrets
-from loadbay_platform.settings import PlatformSettings
+from loadbay_platform.settings import KafkaSettings, PlatformSettings
 
 log = logging.getLogger(__name__)
 
@@ -67,19 +67,33 @@ def schema_for(service: str) -> str:
     return f"loadbay_{service}"
 
 
-async def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int = 3) -> None:
-    """Create topics (and their dead-letter twins) that do not exist yet."""
+async def ensure_topics(kafka: KafkaSettings, topics: list[str]) -> None:
+    """Create topics (and their dead-letter twins) that do not exist yet, with the configured
+    partition count; waits for the broker if it is not up yet."""
     wanted = sorted({*topics, *(dead_letter_topic(t) for t in topics)})
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [NewTopic(t, partitions, 1) for t in wanted if t not in existing]
-        if missing:
-            with contextlib.suppress(KafkaError):
-                await admin.create_topics(missing)
-    finally:
-        await admin.close()
+    delay = 0.5
+    while True:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=kafka.bootstrap_servers, security_protocol=kafka.security_protocol
+        )
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [
+                NewTopic(t, kafka.topic_partitions, kafka.replication_factor)
+                for t in wanted
+                if t not in existing
+            ]
+            if missing:
+                with contextlib.suppress(KafkaError):  # another replica was quicker
+                    await admin.create_topics(missing)
+            return
+        except (KafkaError, OSError) as exc:
+            log.warning("broker unavailable (%r); creating topics again in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+        finally:
+            await admin.close()
 
 
 @dataclass
@@ -146,11 +160,18 @@ async def _serve(
             raw_handlers=raw,
             acquire_timeout_s=res.settings.postgres.acquire_timeout_s,
         )
-        await ensure_topics(res.settings.kafka.bootstrap_servers, consumer.topics)
+    # Every loadbay topic, not only those consumed here: a topic a producer creates by
+    # publishing would get the broker's default partition count instead.
+    await ensure_topics(
+        res.settings.kafka,
+        sorted(
+            {cls.topic() for cls in EVENT_TYPES.values()} | set(consumer.topics if consumer else [])
+        ),
+    )
 
     async def readiness() -> str | None:
         if consumer is not None and not consumer.ready.is_set():
-            return "the event consumer has not joined its group yet"
+            return "the event consumer has not reached the broker yet"
         try:
             async with res.pool.acquire(timeout=2) as conn:
                 await ping(conn)

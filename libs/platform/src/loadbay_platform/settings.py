@@ -7,7 +7,7 @@ a real mail relay. Service-specific settings live in each service's own `setting
 
 from __future__ import annotations
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,6 +17,11 @@ class KafkaSettings(BaseModel):
     fetch_max_wait_ms: int = 20
     max_retries: int = 3
     security_protocol: str = "PLAINTEXT"
+    # Partitions of the topics loadbay creates: the most replicas of one service that can
+    # share its work (more stand by, ready to take over). Sized for scale-out; an existing
+    # topic keeps its count (raise it with the broker's tools).
+    topic_partitions: int = Field(12, ge=1)
+    replication_factor: int = Field(1, ge=1)
 
 
 class PostgresSettings(BaseModel):
