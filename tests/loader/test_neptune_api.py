@@ -14,9 +14,7 @@ import httpx
 import pytest
 
 from loadbay_loader.settings import LoaderSettings
-from loadbay_platform.auth import mint_token
-from loadbay_platform.settings import PlatformSettings
-from tests.conftest import GRAPH_USERS, Mailbox, Platform, User, body_text, eventually
+from tests.conftest import Mailbox, Platform, User, body_text, eventually
 
 ROLE = "arn:aws:iam::123456789012:role/NeptuneLoadFromS3"
 TERMINAL = {
@@ -24,22 +22,6 @@ TERMINAL = {
     "LOAD_FAILED_BECAUSE_DEPENDENCY_NOT_SATISFIED", "LOAD_CANCELLED_DUE_TO_ERRORS",
     "LOAD_FAILED_INVALID_REQUEST", "LOAD_S3_READ_ERROR", "LOAD_S3_ACCESS_DENIED_ERROR",
 }  # fmt: skip
-
-
-def graph_user(settings: PlatformSettings, user_id: str) -> User:
-    """One of the graph's users (a fixed id the test loader lists), with a fresh email."""
-    email = f"{user_id}_{uuid.uuid4().hex[:6]}@example.com"
-    return User(user_id, email, mint_token(settings.auth, user_id, email))
-
-
-@pytest.fixture
-def ann(settings: PlatformSettings) -> User:
-    return graph_user(settings, GRAPH_USERS[0])
-
-
-@pytest.fixture
-def ben(settings: PlatformSettings) -> User:
-    return graph_user(settings, GRAPH_USERS[1])
 
 
 @pytest.fixture

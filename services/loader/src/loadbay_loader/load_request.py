@@ -151,6 +151,7 @@ def parse_request(body: dict[str, Any]) -> LoadRequest:
             raise InvalidParameter(f"parserConfiguration is not a JSON object: {exc}") from exc
     if not isinstance(parser, dict):
         raise InvalidParameter("parserConfiguration must be an object of string values")
+    _reject_nul(parser)  # URL-encoded, it was JSON text until now
     unknown_parser = sorted(set(parser) - set(PARSER_KEYS))
     if unknown_parser:
         raise InvalidParameter(
