@@ -31,6 +31,8 @@ __all__ = ["StackInfo"]
 from loadbay_distribution.app import DistributionService
 from loadbay_distribution.settings import DistributionSettings
 
+from loadbay_loader.app import LoaderService
+from loadbay_loader.settings import LoaderSettings
 from loadbay_platform.auth import mint_token
 from loadbay_platform.service import RunningService, run_service
 from loadbay_platform.settings import (
@@ -45,6 +47,9 @@ from loadbay_reload.settings import ReloadSettings
 
 T = TypeVar("T")
 DATA = Path(__file__).parent / "data"
+# The bulk loader denies by default: its graph's users, and the buckets it may read.
+GRAPH_USERS = ("grapher_ann", "grapher_ben")
+GRAPH_SOURCE_BUCKETS = ("graph-sources", "graph-sources-never-created")
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +93,12 @@ class Platform:
 async def platform(settings: PlatformSettings) -> AsyncIterator[Platform]:
     definitions = {
         "reload": ReloadService(ReloadSettings(watcher_enabled=True, watch_interval_s=0.3)),
-        "loader": service_definition("loader"),
+        "loader": LoaderService(
+            LoaderSettings(
+                graph_users=list(GRAPH_USERS),
+                readable_sources=[f"s3://{b}/" for b in GRAPH_SOURCE_BUCKETS],
+            )
+        ),
         "notifier": service_definition("notifier"),
         "distribution": DistributionService(DistributionSettings(scheduler_interval_s=0.5)),
     }

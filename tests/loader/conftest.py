@@ -1,5 +1,5 @@
-"""Fixtures of the loader's store-level tests: a fresh database per test module on the
-session's PostgreSQL, with the loader's migrations applied."""
+"""Fixtures of the loader's tests: a fresh database per test module on the session's
+PostgreSQL, with the loader's migrations applied; the graph's users of the session's loader."""
 
 from __future__ import annotations
 
@@ -9,9 +9,26 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from loadbay_platform.auth import mint_token
 from loadbay_platform.db import create_pool, migrate
-from loadbay_platform.settings import PostgresSettings
-from tests.conftest import StackInfo
+from loadbay_platform.settings import PlatformSettings, PostgresSettings
+from tests.conftest import GRAPH_USERS, StackInfo, User
+
+
+def graph_user(settings: PlatformSettings, user_id: str) -> User:
+    """One of the graph's users (a fixed id the session's loader lists), with a fresh email."""
+    email = f"{user_id}_{uuid.uuid4().hex[:6]}@example.com"
+    return User(user_id, email, mint_token(settings.auth, user_id, email))
+
+
+@pytest.fixture
+def ann(settings: PlatformSettings) -> User:
+    return graph_user(settings, GRAPH_USERS[0])
+
+
+@pytest.fixture
+def ben(settings: PlatformSettings) -> User:
+    return graph_user(settings, GRAPH_USERS[1])
 
 
 @pytest.fixture(scope="module")

@@ -25,9 +25,9 @@ TERMINAL = {
 
 
 @pytest.fixture
-async def neptune(platform: Platform, alice: User) -> AsyncIterator[httpx.AsyncClient]:
+async def neptune(platform: Platform, ann: User) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
-        base_url=platform.urls["loader"], headers=alice.headers, timeout=30
+        base_url=platform.urls["loader"], headers=ann.headers, timeout=30
     ) as client:
         yield client
 
@@ -117,7 +117,7 @@ async def test_a_gremlin_load_end_to_end(
     neptune: httpx.AsyncClient,
     s3: Any,
     tag: str,
-    alice: User,
+    ann: User,
     mail: Mailbox,
 ) -> None:
     # Edge file first in listing order: the loader still loads vertices first.
@@ -149,7 +149,7 @@ async def test_a_gremlin_load_end_to_end(
     assert same.json()["payload"]["overallStatus"]["status"] == "LOAD_COMPLETED"
     ids = (await neptune.get("/loader")).json()["payload"]["loadIds"]
     assert ids[0] == load_id
-    (email,) = await mail.wait_for(alice.email)  # whoever asked is told how it ended
+    (email,) = await mail.wait_for(ann.email)  # whoever asked is told how it ended
     assert "Graph load" in email["Subject"] and load_id in body_text(email)
 
 
@@ -237,7 +237,9 @@ async def test_malformed_files_fail_with_parsing_errors_naming_file_and_record(
         ({"region": "mars-1"}, "InvalidParameterException", "region"),
         ({"region": "eu-west-1"}, "BadRequestException", "Region"),
         ({"source": "ftp://x/y"}, "InvalidParameterException", "source"),
-        ({"source": "s3://no-such-bucket-here/x"}, "S3Exception", "bucket not found"),
+        ({"source": "s3://no-such-bucket-here/x"}, "LoadUrlAccessDeniedException",
+         "LOADBAY_LOADER_READABLE_SOURCES"),
+        ({"source": "s3://graph-sources-never-created/x"}, "S3Exception", "bucket not found"),
         ({"source": "s3://{lz}/nothing/here/"}, "S3Exception", "does not exist"),
         ({"parserConfiguration": {"colour": "red"}}, "InvalidParameterException", "colour"),
         ({"bogus": 1}, "InvalidParameterException", "bogus"),
@@ -291,7 +293,10 @@ async def test_request_forms_status_errors_and_auth(
     )
     assert (await neptune.delete(f"/loader/{load_id}")).status_code == 404  # not active
     async with httpx.AsyncClient(base_url=platform.urls["loader"]) as anonymous:
-        assert (await anonymous.get("/loader")).status_code == 401
+        refused = await anonymous.get("/loader")
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "AccessDeniedException"
+        assert refused.headers["www-authenticate"] == "Bearer"
 
 
 async def test_without_authentication_an_unchanged_script_works(
@@ -306,7 +311,8 @@ async def test_without_authentication_an_unchanged_script_works(
     res = platform.running["loader"].resources
     assert res is not None
     app = create_app("loader", res.settings.auth, ready, title="t", description="d")
-    neptune_api.add_routes(app, res, LoaderSettings(neptune_auth=False))
+    open_loader = LoaderSettings(neptune_auth=False, readable_sources=[f"s3://{SOURCE_BUCKET}/"])
+    neptune_api.add_routes(app, res, open_loader)
     put(s3, platform, f"open/{tag}/v.csv", vertices(tag))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://neptune") as client:

@@ -122,7 +122,12 @@ def run_dev_stack(state_dir: Path, console: Console) -> None:
         services = ServiceProcesses(
             info,
             state_dir / "logs",
-            {"LOADBAY_RELOAD_WATCHER_ENABLED": "true"},
+            # The dev user may load and read the graph; loadbay-graph is a bucket to load from.
+            {
+                "LOADBAY_RELOAD_WATCHER_ENABLED": "true",
+                "LOADBAY_LOADER_GRAPH_USERS": DEV_USER[0],
+                "LOADBAY_LOADER_READABLE_SOURCES": "s3://loadbay-graph/",
+            },
         )
         try:
             urls = services.start()

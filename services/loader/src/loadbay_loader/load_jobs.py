@@ -75,7 +75,8 @@ async def submit(
     request: LoadRequest,
     requested_by: Principal | None,
 ) -> str:
-    """Admit a load request (Neptune's checks and messages) and return its load id."""
+    """Admit a load request (Neptune's checks and messages) and return its load id. Who may
+    load from where is loader_access's, checked before."""
     if request.region != region:
         raise BadRequest(
             f"Bucket is not in provided Region ({request.region}): loadbay's object store is"
@@ -90,11 +91,6 @@ async def submit(
                 f"Couldn't find the AWS credential for iam_role_arn {unknown[0].strip()}:"
                 " map it in LOADBAY_LOADER_IAM_ROLES"
             )
-    if settings.readable_buckets is not None and request.bucket not in settings.readable_buckets:
-        raise LoadUrlAccessDenied(
-            f"Access denied to {request.source}: the loader may read only the buckets"
-            f" {', '.join(settings.readable_buckets) or '(none)'}"
-        )
     await _check_source(s3, request)
     load_id = str(uuid.uuid4())
     async with pool.acquire() as conn, conn.transaction():
@@ -267,9 +263,22 @@ async def status_payload(
     return payload
 
 
-async def list_ids(pool: asyncpg.Pool, limit: int, include_queued: bool) -> list[str]:
+async def list_ids(
+    pool: asyncpg.Pool, limit: int, include_queued: bool, requested_by: str | None = None
+) -> list[str]:
+    """Load ids, newest first: every load, or only those `requested_by` started."""
     async with pool.acquire() as conn:
-        return await jobs.list_load_ids(conn, limit, include_queued)
+        return await jobs.list_load_ids(conn, limit, include_queued, requested_by)
+
+
+async def requester_of(pool: asyncpg.Pool, load_id: str) -> str | None:
+    """Who started a load (None: the API ran without authentication)."""
+    async with pool.acquire() as conn:
+        found = await jobs.get_requester(conn, load_id)
+    if found is None:
+        raise LoadIdNotFound(f"The load with id = {load_id} does not exist")
+    requested_by: str | None = found["requested_by"]
+    return requested_by
 
 
 # -- running -----------------------------------------------------------------------------------

@@ -34,10 +34,11 @@ COUNT_BY_STATUS = (
     "SELECT status, count(*) AS n FROM graph_loads WHERE status = ANY($1::text[]) GROUP BY status"
 )
 GET_LOAD = "SELECT * FROM graph_loads WHERE id = $1"
+GET_REQUESTER = "SELECT requested_by FROM graph_loads WHERE id = $1"
 LOADS_BY_IDS = "SELECT id, status FROM graph_loads WHERE id = ANY($1::text[])"
 LIST_IDS = """
 SELECT id FROM graph_loads
-WHERE $2 OR status <> 'LOAD_IN_QUEUE'
+WHERE ($2 OR status <> 'LOAD_IN_QUEUE') AND ($3::text IS NULL OR requested_by = $3)
 ORDER BY (status = 'LOAD_IN_QUEUE') DESC, seq DESC
 LIMIT $1
 """
@@ -141,8 +142,15 @@ async def statuses_of(conn: asyncpg.Connection, load_ids: Sequence[str]) -> dict
     return {r["id"]: r["status"] for r in await conn.fetch(LOADS_BY_IDS, list(load_ids))}
 
 
-async def list_load_ids(conn: asyncpg.Connection, limit: int, include_queued: bool) -> list[str]:
-    return [r["id"] for r in await conn.fetch(LIST_IDS, limit, include_queued)]
+async def get_requester(conn: asyncpg.Connection, load_id: str) -> Record | None:
+    return await conn.fetchrow(GET_REQUESTER, load_id)
+
+
+async def list_load_ids(
+    conn: asyncpg.Connection, limit: int, include_queued: bool, requested_by: str | None
+) -> list[str]:
+    """Newest first; only the loads `requested_by` started, unless it is None."""
+    return [r["id"] for r in await conn.fetch(LIST_IDS, limit, include_queued, requested_by)]
 
 
 async def waiting_loads(conn: asyncpg.Connection) -> list[Record]:

@@ -101,7 +101,23 @@ def parse_source(source: str) -> tuple[str, str]:
     )
 
 
+def _reject_nul(body: dict[str, Any]) -> None:
+    """PostgreSQL text cannot hold NUL: refuse it in any key or value (walked without recursion,
+    the body may nest as deep as the JSON parser allowed)."""
+    pending: list[Any] = [body]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, str) and "\x00" in value:
+            raise InvalidParameter("The request contains a NUL character (\\u0000 or %00)")
+
+
 def parse_request(body: dict[str, Any]) -> LoadRequest:
+    _reject_nul(body)
     unknown = sorted(set(body) - KNOWN_FIELDS)
     if unknown:
         raise InvalidParameter(f"Unknown parameter(s): {', '.join(unknown)}")
@@ -131,10 +147,11 @@ def parse_request(body: dict[str, Any]) -> LoadRequest:
     if isinstance(parser, str):  # URL-encoded requests carry it as JSON text
         try:
             parser = json.loads(parser)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise InvalidParameter(f"parserConfiguration is not a JSON object: {exc}") from exc
     if not isinstance(parser, dict):
         raise InvalidParameter("parserConfiguration must be an object of string values")
+    _reject_nul(parser)  # URL-encoded, it was JSON text until now
     unknown_parser = sorted(set(parser) - set(PARSER_KEYS))
     if unknown_parser:
         raise InvalidParameter(

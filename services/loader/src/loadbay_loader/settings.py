@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import json
+from typing import Annotated, Any
+
+from pydantic import BaseModel, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class RoleCredentials(BaseModel):
@@ -11,19 +14,59 @@ class RoleCredentials(BaseModel):
     secret_access_key: str
 
 
+def _list_setting(value: Any) -> Any:
+    """A list from the environment: a JSON array, or comma-separated words."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
 class LoaderSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOADBAY_LOADER_", extra="ignore")
 
-    # The bulk-loader API takes the bearer JWT of the other APIs; turn it off on a private
-    # network, as a Neptune cluster without IAM authentication runs, so scripts work as-is.
+    # The bulk-loader API takes the bearer JWT of the other APIs. Turning it off (as a
+    # Neptune cluster without IAM authentication runs, so scripts work as-is) is allowed in dev
+    # mode only: the loader refuses to start with it elsewhere.
     neptune_auth: bool = True
+    # The graph's authorized users (user ids, the tokens' `sub`): only they may start loads,
+    # see every load and read the graph. Empty: nobody.
+    graph_users: Annotated[list[str], NoDecode] = []
+    # What the loader may read, as s3://bucket/prefix (string prefixes, as S3 matches them).
+    # Empty: nothing but each caller's own landing-zone folder.
+    readable_sources: Annotated[list[str], NoDecode] = []
     # The region the loader's object store is in; a load request must name it. Default: the
     # S3 settings' region.
     region: str | None = None
-    # Buckets the loader may read from (None: any bucket its credentials reach).
-    readable_buckets: list[str] | None = None
     # iamRoleArn -> credentials. Empty: any well-formed role ARN uses the S3 settings' keys.
     iam_roles: dict[str, RoleCredentials] = {}
     # vCPUs that `parallelism` scales (LOW = /8, MEDIUM = /2, HIGH = x1, OVERSUBSCRIBE = x2).
     vcpus: int | None = None
     queue_limit: int = 64
+    # A load request is a few hundred bytes; a larger body is refused with 413 before parsing.
+    max_request_bytes: int = 1 << 20
+
+    @field_validator("graph_users", "readable_sources", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        return _list_setting(value)
+
+    @field_validator("graph_users")
+    @classmethod
+    def _no_blank_users(cls, users: list[str]) -> list[str]:
+        if any(not u.strip() or "\x00" in u for u in users):
+            raise ValueError("LOADBAY_LOADER_GRAPH_USERS holds an empty or invalid user id")
+        return users
+
+    @field_validator("readable_sources")
+    @classmethod
+    def _s3_sources(cls, sources: list[str]) -> list[str]:
+        for source in sources:
+            bucket = source.removeprefix("s3://").partition("/")[0]
+            if not source.startswith("s3://") or not bucket:
+                raise ValueError(
+                    f"LOADBAY_LOADER_READABLE_SOURCES: {source!r} is not s3://bucket/prefix"
+                )
+        return sources
