@@ -30,6 +30,7 @@ from loadbay_cli.stack import EmbeddedStack, StackInfo
 from loadbay_platform.auth import mint_token
 from loadbay_platform.settings import AuthSettings
 
+BENCH_BUCKET = "loadbay-graph-bench"
 ROLE = "arn:aws:iam::123456789012:role/NeptuneLoadFromS3"
 
 
@@ -51,7 +52,7 @@ def generate(work: Path, vertices: int, edges: int) -> tuple[Path, Path]:
 def load(http: httpx.Client, info: StackInfo, key: str) -> dict[str, object]:
     response = http.post(
         "/loader",
-        json={"source": f"s3://{info.lz_bucket}/{key}", "format": "csv", "iamRoleArn": ROLE,
+        json={"source": f"s3://{BENCH_BUCKET}/{key}", "format": "csv", "iamRoleArn": ROLE,
               "region": info.s3_region, "mode": "NEW"},
     )  # fmt: skip
     response.raise_for_status()
@@ -79,12 +80,17 @@ def main() -> None:
             info = stack.info
             s3 = s3_client(info)
             config = TransferConfig(multipart_chunksize=64 << 20)
-            s3.upload_file(str(vertex_file), info.lz_bucket, "bench/vertices.csv", Config=config)
-            s3.upload_file(str(edge_file), info.lz_bucket, "bench/edges.csv", Config=config)
+            # The loader reads only sources an operator lists, for the graph's users.
+            s3.create_bucket(Bucket=BENCH_BUCKET)
+            s3.upload_file(str(vertex_file), BENCH_BUCKET, "bench/vertices.csv", Config=config)
+            s3.upload_file(str(edge_file), BENCH_BUCKET, "bench/edges.csv", Config=config)
             services = ServiceProcesses(
                 info,
                 work / "logs",
-                {},
+                {
+                    "LOADBAY_LOADER_GRAPH_USERS": "bench",
+                    "LOADBAY_LOADER_READABLE_SOURCES": f"s3://{BENCH_BUCKET}/bench/",
+                },
             )
             urls = services.start(("loader",))
             try:

@@ -115,7 +115,10 @@ def serve(
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except InsecureConfiguration as exc:  # a service's own settings, checked as it starts
+        raise CliError(f"{service} will not start: {exc}") from exc
 
 
 @app.command()
