@@ -3,6 +3,7 @@ the errors the object store, the database and the broker really raise."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import asyncpg
@@ -10,6 +11,7 @@ from aiokafka import ConsumerRecord
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 from loadbay_platform.consumer import Consumer
+from loadbay_platform.logs import RepeatLimiter
 from loadbay_platform.outages import is_outage
 from loadbay_platform.settings import KafkaSettings
 
@@ -56,3 +58,16 @@ async def test_an_object_store_outage_is_retried_past_the_handler_retry_limit() 
 
     assert await consumer._with_retries(record, attempt) == "handled"
     assert failures == []
+
+
+def test_a_broker_outage_logs_each_kind_of_line_once_per_interval() -> None:
+    limiter = RepeatLimiter(("aiokafka",), interval_s=3600)
+
+    def line(name: str, msg: str) -> logging.LogRecord:
+        return logging.LogRecord(name, logging.ERROR, __file__, 1, msg, None, None)
+
+    storm = [line("aiokafka.conn", "Unable connect to %r") for _ in range(50)]
+    passed = [r for r in storm if limiter.filter(r)]
+    assert len(passed) == 1
+    assert limiter.filter(line("aiokafka.cluster", "another kind"))
+    assert all(limiter.filter(line("loadbay_platform.consumer", "ours")) for _ in range(5))
