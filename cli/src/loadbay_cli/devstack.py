@@ -50,20 +50,32 @@ class ServiceProcesses:
 
     def start(self, names: tuple[str, ...] = SERVICE_NAMES) -> dict[str, str]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.info.service_env(), **self.extra_env}
         for name in names:
             port = free_port()
-            log = (self.log_dir / f"{name}.log").open("ab")
-            self._logs.append(log)
-            self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "loadbay_cli", "serve", name, "--port", str(port)],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent(),
-            )
+            self.procs[name] = self._spawn(name, port)
             self.urls[name] = f"http://127.0.0.1:{port}"
         return self.urls
+
+    def restart(self, name: str, *, kill: bool = True) -> None:
+        """Stop one service (SIGKILL, as a crash, or SIGTERM) and start it on the same port."""
+        proc = self.procs[name]
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        proc.wait()
+        port = int(self.urls[name].rsplit(":", 1)[1])
+        self.procs[name] = self._spawn(name, port)
+
+    def _spawn(self, name: str, port: int) -> subprocess.Popen[bytes]:
+        env = {**os.environ, **self.info.service_env(), **self.extra_env}
+        log = (self.log_dir / f"{name}.log").open("ab")
+        self._logs.append(log)
+        return subprocess.Popen(
+            [sys.executable, "-m", "loadbay_cli", "serve", name, "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent(),
+        )
 
     def wait_ready(
         self,

@@ -419,6 +419,34 @@ class EmbeddedStack:
             self._wait_ready(proc, time.monotonic() + self.start_timeout, respawn=None)
             self._write_pidfile()
 
+    def restart_postgres(self, *, kill: bool = False) -> None:
+        """Stop PostgreSQL (fast shutdown, or SIGKILL of the postmaster and its backends with
+        ``kill``, as a crash) and start it again on the same data directory and socket."""
+        with self._lock:
+            if self._info is None or self._postgres is None:
+                raise RuntimeError("the embedded stack is not running")
+            pg, self._postgres = self._postgres, None
+            if kill:
+                with contextlib.suppress(psutil.Error):
+                    postmaster = psutil.Process(pg.pid)
+                    backends = postmaster.children(recursive=True)
+                    postmaster.kill()
+                    for backend in backends:
+                        with contextlib.suppress(psutil.Error):
+                            backend.kill()
+                    psutil.wait_procs([postmaster, *backends], timeout=_STOP_GRACE_S)
+                from pgserver.postgres_server import PostgresServer
+
+                PostgresServer._instances.pop(pg.pgdata, None)
+            else:
+                self._stop_postgres(pg)
+            if self._watchdog is not None:
+                watchdog, self._watchdog = self._watchdog, None
+                with contextlib.suppress(OSError):
+                    watchdog.kill()
+                watchdog.wait()
+            self._postgres = self._start_postgres()
+
     def __enter__(self) -> Self:
         self.start()
         return self
