@@ -11,17 +11,21 @@ from loadbay_platform import outbox
 from loadbay_platform.service import Resources
 from loadbay_reload import reloads
 from loadbay_reload.landing import landings_from_s3_notification
+from loadbay_reload.rejects import dead_letterer
 
 
 class Handlers:
     def __init__(self, res: Resources) -> None:
         self.res = res
+        self.reject = dead_letterer(res.producer, reloads.SERVICE)
 
     async def on_file_landed(
         self, conn: asyncpg.Connection, envelope: Envelope, event: FileLanded
     ) -> None:
         s3 = self.res.settings.s3
-        await reloads.register_landing(conn, self.res.s3, s3.lz_bucket, s3.dlz_bucket, event)
+        await reloads.register_landing(
+            conn, self.res.s3, s3.lz_bucket, s3.dlz_bucket, event, self.reject
+        )
 
     async def on_load_completed(
         self, conn: asyncpg.Connection, envelope: Envelope, event: LoadCompleted
