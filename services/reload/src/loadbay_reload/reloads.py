@@ -264,7 +264,10 @@ async def finish_reload(conn: asyncpg.Connection, completed: LoadCompleted) -> N
             completed.request_id,
             failed_key=failed_key,
             file_error=reason,
-            others_error=f"not loaded: the reload failed on {failed_key or 'another file'}",
+            # No file at fault (the table is): every file carries the reason.
+            others_error=(
+                f"not loaded: the reload failed on {failed_key}" if failed_key else reason
+            ),
         )
     await repository.finish_execution(
         conn,
