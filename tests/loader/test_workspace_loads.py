@@ -548,3 +548,30 @@ async def test_an_existing_table_gains_the_dataset_s_new_column(pool: asyncpg.Po
     done = await load(pool, request(("a.csv",), (ws,)), {"a.csv": csv(header, "2,2,2")})
     assert done.results == (ok(ws, upserted=1),)
     assert await rows_of(pool, ws.schema_name, "invoices") == [(1, 1, None), (2, 2, Decimal(2))]
+
+
+async def test_a_table_registered_to_a_reload_dataset_is_never_rewritten(
+    pool: asyncpg.Pool,
+) -> None:
+    ws = target("c1", "full")
+    async with pool.acquire() as conn:
+        await conn.execute(
+            f'CREATE SCHEMA "{ws.schema_name}";'
+            f' CREATE TABLE "{ws.schema_name}".invoices (cp__invoice_id integer, r__customer'
+            f' integer, f__totalprice numeric); INSERT INTO "{ws.schema_name}".invoices'
+            " VALUES (7, 7, 7)"
+        )
+        await conn.execute(
+            "INSERT INTO warehouse_tables (schema_name, table_name, owner_kind, owner_id)"
+            " VALUES ($1, 'invoices', 'dataset', 'some-dataset')",
+            ws.schema_name,
+        )
+    header = "cp__invoice_id,r__customer,f__totalprice"
+    done = await load(pool, request(("a.csv",), (ws,)), {"a.csv": csv(header, "1,1,1")})
+    assert done.results[0].status == "failed"
+    assert done.results[0].reason.startswith(
+        f"{ws.schema_name}.invoices: warehouse table {ws.schema_name}.invoices belongs to a"
+        " reload dataset: loadbay never drops or replaces a table it did not create for this"
+        " client workspace; nothing was changed"
+    )
+    assert await rows_of(pool, ws.schema_name, "invoices") == [(7, 7, Decimal(7))]

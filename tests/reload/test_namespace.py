@@ -80,7 +80,9 @@ async def test_a_table_the_loader_did_not_create_is_never_replaced(
     assert execution["reason"].startswith(
         f"warehouse table {domain}.{name} exists but loadbay did not create it for this dataset"
     ), execution["reason"]
-    assert "drop or rename that table" in execution["reason"]
+    assert execution["reason"].endswith(
+        "(drop or rename that table, or choose another domain or name)"
+    )
     assert await warehouse.fetchval(f'SELECT precious FROM "{domain}"."{name}"') == "keep me"
     pending = await files(reload_api, alice, domain, name, "pending")
     assert pending[0]["error"] == execution["reason"]

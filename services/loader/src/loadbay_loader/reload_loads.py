@@ -117,8 +117,9 @@ async def run_reload(conn: asyncpg.Connection, s3: Any, request: ReloadRequested
             raise
         # The table rather than a file: not this dataset's (see the registry), a view in the
         # way, more columns than PostgreSQL allows... The load fails with the reason.
+        message = getattr(exc, "message", None) or str(exc)
         hint = f" ({exc.hint})" if getattr(exc, "hint", None) else ""
-        error = LoadError(file="", message=truncate(f"{exc}{hint}"))
+        error = LoadError(file="", message=truncate(f"{message}{hint}"))
     status = "failed" if error else "succeeded"
     rows = sum(r.rows for r in results) if not error else 0
     size = sum(r.bytes for r in results) if not error else 0
