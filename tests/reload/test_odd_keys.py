@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import asyncpg
@@ -16,6 +17,7 @@ from tests.reload.flows import (
     files,
     finished_execution,
     land,
+    publish,
 )
 
 GOOD = b"id,name,amount,day\n1,a,1.5,2024-01-01\n2,b,,2024-01-02\n"
@@ -81,3 +83,38 @@ async def test_an_upload_whose_name_has_a_nul_is_refused(
     assert response.status_code == 400, response.text
     assert "control character" in response.json()["message"]
     assert await files(reload_api, alice, domain, name) == []
+
+
+async def test_a_nul_key_in_an_s3_notification_is_dead_lettered_and_the_other_record_lands(
+    platform: Platform,
+    reload_api: httpx.AsyncClient,
+    alice: User,
+    names: tuple[str, str],
+) -> None:
+    domain, name = names
+    await create_dataset(reload_api, alice, domain, name)
+    prefix = batch_prefix(domain, name, alice, 43)
+    records = [
+        {
+            "eventName": "ObjectCreated:Put",
+            "s3": {
+                "bucket": {"name": platform.settings.s3.lz_bucket},
+                "object": {"key": (prefix + key).replace("=", "%3D"), "size": 1, "eTag": "e"},
+            },
+        }
+        for key in ("nul%00.csv", "fine.csv")
+    ]
+    bootstrap = platform.settings.kafka.bootstrap_servers
+    await publish(bootstrap, "loadbay.s3.notifications", json.dumps({"Records": records}).encode())
+
+    async def landed() -> list[dict[str, Any]]:
+        return await files(reload_api, alice, domain, name, "pending")
+
+    assert [f["name"] for f in await eventually(landed)] == ["fine.csv"]
+
+    async def reported() -> list[dict[str, Any]]:
+        return await dead_letters(bootstrap, "loadbay.file.landed", prefix + "nul")
+
+    (dead,) = await eventually(reported, within=30)
+    assert dead["value"]["data"]["key"] == prefix + "nul\x00.csv"
+    assert "holds a NUL" in dead["headers"]["loadbay-error"]

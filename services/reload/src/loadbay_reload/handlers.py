@@ -10,7 +10,7 @@ from loadbay_contracts import Envelope, FileLanded, LoadCompleted
 from loadbay_platform import outbox
 from loadbay_platform.service import Resources
 from loadbay_reload import reloads
-from loadbay_reload.landing import landings_from_s3_notification
+from loadbay_reload.landing import landings_from_s3_notification, storable
 from loadbay_reload.rejects import dead_letterer
 
 
@@ -37,7 +37,10 @@ class Handlers:
         # Translated into file.landed events (through the outbox) so that every way of landing
         # goes through one handler, in order per dataset.
         for landed in landings_from_s3_notification(raw):
-            await outbox.enqueue(conn, landed, service=reloads.SERVICE)
+            if storable(landed.key):
+                await outbox.enqueue(conn, landed, service=reloads.SERVICE)
+            else:  # one odd record never holds back the others of its message
+                await self.reject(landed, f"key {landed.key!r} holds a NUL or is not UTF-8")
 
 
 def handler_map(h: Handlers) -> dict[type[Any], Any]:

@@ -22,6 +22,18 @@ SUCCESS_MARKER = "_SUCCESS"
 LAYOUT = "<domain>/<dataset>/upload_date=<epoch>/<user_id>/<file_type>/<file_name>"
 _UPLOAD_DATE = re.compile(r"^upload_date=(\d{1,13})$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_KEY_BYTES = 1024
+
+
+def storable(key: str) -> bool:
+    """Whether PostgreSQL can hold `key` (text and jsonb hold no NUL, and only valid UTF-8)."""
+    if "\x00" in key:
+        return False
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:  # an unpaired surrogate, from a JSON escape
+        return False
+    return True
 
 
 class MalformedLandingPath(TerminalError):
@@ -84,6 +96,8 @@ def landing_key(
     if "/" in name or not name or name == SUCCESS_MARKER:
         raise ValueError(f"not a valid file name to upload: {name!r}")
     key = f"{domain}/{dataset}/upload_date={upload_date}/{user_id}/{file_type}/{name}"
+    if len(key.encode("utf-8", "backslashreplace")) > MAX_KEY_BYTES:
+        raise ValueError(f"file name too long: S3 keys hold at most {MAX_KEY_BYTES} bytes")
     try:
         parse_landing_path(key)
     except MalformedLandingPath as exc:
