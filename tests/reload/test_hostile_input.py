@@ -86,6 +86,10 @@ async def test_nul_and_huge_values_in_paths_and_bodies_get_4xx(
         {"authorized_users": [{"user_id": "x\u0000", "email": "x@example.com"}]},
         {"authorized_users": [{"user_id": "x", "email": "x\u0000@example.com"}]},
         {"domain": "d\u0000"},
+        {"csv": {"delimiter": "\u0000"}},
+        {"csv": {"quote": "\n"}},
+        {"csv": {"delimiter": "é"}},
+        {"csv": {"delimiter": "'", "quote": "'"}},
     ]:
         body = {"domain": f"{domain}_b", "name": name, "columns": [{"name": "a", "type": "text"}]}
         response = await reload_api.post("/datasets", json={**body, **bad}, headers=h)

@@ -7,7 +7,7 @@ import uuid
 from typing import Literal
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loadbay_contracts import ColumnSpec, CsvOptionsSpec, DatasetSpec, Recipient
 from loadbay_contracts.datasets import IDENTIFIER
@@ -52,6 +52,18 @@ class DatasetCreate(BaseModel):
     columns: list[ColumnSpec] = Field(min_length=1, max_length=MAX_COLUMNS)
     csv: CsvOptionsSpec = CsvOptionsSpec()
     authorized_users: list[AuthorizedUser] = Field(default=[], max_length=1000)
+
+    @field_validator("csv")
+    @classmethod
+    def _csv_characters(cls, csv: CsvOptionsSpec) -> CsvOptionsSpec:
+        # What the loader's COPY accepts, checked now rather than failing every load later.
+        chars = {"delimiter": csv.delimiter, "quote": csv.quote, "escape": csv.escape}
+        for what, char in chars.items():
+            if char is not None and not (char == "\t" or (char.isascii() and char.isprintable())):
+                raise ValueError(f"the CSV {what} must be a printable ASCII character or a tab")
+        if csv.delimiter == csv.quote:
+            raise ValueError("the CSV delimiter and quote must differ")
+        return csv
 
 
 class Dataset(BaseModel):
