@@ -575,3 +575,24 @@ async def test_a_table_registered_to_a_reload_dataset_is_never_rewritten(
         " client workspace; nothing was changed"
     )
     assert await rows_of(pool, ws.schema_name, "invoices") == [(7, 7, Decimal(7))]
+
+
+async def test_a_table_outside_ws_schemas_is_not_adopted_by_a_workspace(
+    pool: asyncpg.Pool,
+) -> None:
+    schema = f"sales_{uuid.uuid4().hex[:8]}"  # a reload domain, say
+    ws = target("c1", "full", schema=schema)
+    async with pool.acquire() as conn:
+        await conn.execute(
+            f'CREATE SCHEMA "{schema}"; CREATE TABLE "{schema}".invoices (cp__invoice_id'
+            f" integer, r__customer integer, f__totalprice numeric);"
+            f' INSERT INTO "{schema}".invoices VALUES (7, 7, 7)'
+        )
+    header = "cp__invoice_id,r__customer,f__totalprice"
+    done = await load(pool, request(("a.csv",), (ws,)), {"a.csv": csv(header, "1,1,1")})
+    assert done.results[0].status == "failed"
+    assert (
+        f"warehouse table {schema}.invoices exists but loadbay did not create it for this"
+        " client workspace" in (done.results[0].reason or "")
+    )
+    assert await rows_of(pool, schema, "invoices") == [(7, 7, Decimal(7))]

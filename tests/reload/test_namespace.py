@@ -184,3 +184,31 @@ async def test_a_workspace_table_cannot_be_taken_over_through_a_reload_domain(
     )
     assert response.status_code == 409
     assert "distribution client workspaces" in response.json()["message"]
+
+
+async def test_a_dataset_made_in_a_ws_domain_before_it_was_reserved_never_loads(
+    platform: Platform,
+    reload_api: httpx.AsyncClient,
+    alice: User,
+    s3: Any,
+    warehouse: asyncpg.Connection,
+) -> None:
+    domain, name = f"ws_legacy_{uuid.uuid4().hex[:8]}", "products"
+    # As the API allowed before ws_ was reserved.
+    await warehouse.execute(
+        "INSERT INTO loadbay_reload.datasets (id, domain, name, file_type, columns, csv_options,"
+        " owner_id, owner_email) VALUES ($1, $2, $3, 'csv', $4::jsonb, '{}'::jsonb, $5, $6)",
+        str(uuid.uuid4()),
+        domain,
+        name,
+        '[{"name": "id", "type": "integer"}, {"name": "name", "type": "text"},'
+        ' {"name": "amount", "type": "numeric"}, {"name": "day", "type": "date"}]',
+        alice.user_id,
+        alice.email,
+    )
+    execution = await _reload(platform, reload_api, alice, s3, domain, name)
+    assert execution["status"] == "failed"
+    assert execution["reason"].startswith(
+        f"nothing was loaded: domain {domain!r} is reserved for distribution client workspaces"
+    )
+    assert await warehouse.fetchval("SELECT to_regclass($1)", f"{domain}.{name}") is None

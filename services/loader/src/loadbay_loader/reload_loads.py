@@ -28,6 +28,7 @@ from loadbay_loader.metrics import BYTES_LOADED, LOAD_SECONDS, LOADS, ROWS_LOADE
 from loadbay_platform import outbox
 from loadbay_platform.db import quote_ident
 from loadbay_platform.reasons import truncate
+from loadbay_platform.warehouse import domain_problem
 
 SERVICE = "loader"
 log = logging.getLogger(__name__)
@@ -42,6 +43,10 @@ _RETRYABLE = (
     asyncpg.PostgresSystemError,
     asyncpg.InternalServerError,
 )
+
+
+class ReservedSchema(Exception):
+    pass
 
 
 class MissingSourceFile(Exception):
@@ -65,7 +70,11 @@ async def run_reload(conn: asyncpg.Connection, s3: Any, request: ReloadRequested
     staging = f"_loadbay_stage_{uuid.uuid4().hex[:16]}"
     results: list[FileResult] = []
     error: LoadError | None = None
+    # A dataset made before a name was reserved (say, a ws_ domain) never writes there.
+    reserved = domain_problem(spec.warehouse_schema)
     try:
+        if reserved is not None:
+            raise ReservedSchema(reserved)
         async with conn.transaction():  # a savepoint: a failure undoes only the load
             await conn.execute(
                 repository.ENSURE_SCHEMA.format(schema=quote_ident(spec.warehouse_schema))
@@ -112,6 +121,8 @@ async def run_reload(conn: asyncpg.Connection, s3: Any, request: ReloadRequested
         )
     except MissingSourceFile as exc:
         error = LoadError(file=exc.file.key, message=truncate(str(exc)))
+    except ReservedSchema as exc:
+        error = LoadError(file="", message=f"nothing was loaded: {exc}")
     except asyncpg.PostgresError as exc:
         if isinstance(exc, _RETRYABLE):
             raise

@@ -27,6 +27,7 @@ import asyncpg
 
 from loadbay_loader.repository import claim_table
 from loadbay_platform.db import quote_ident
+from loadbay_platform.warehouse import WORKSPACE_PREFIX
 
 #: Declared column type -> the PostgreSQL type, spelled as ``format_type()`` prints it.
 SQL_TYPES: dict[str, str] = {
@@ -202,7 +203,14 @@ async def table_columns(conn: asyncpg.Connection, schema: str, table: str) -> di
 
 async def claim(conn: asyncpg.Connection, schema: str, table: str) -> None:
     """Raises ``asyncpg.InsufficientPrivilegeError`` if the table is not this workspace's."""
-    await claim_table(conn, schema, table, kind="workspace", owner=schema, adopt_unregistered=True)
+    await claim_table(
+        conn,
+        schema,
+        table,
+        kind="workspace",
+        owner=schema,
+        adopt_unregistered=schema.startswith(WORKSPACE_PREFIX),
+    )
 
 
 async def create_table(
