@@ -548,3 +548,51 @@ async def test_an_existing_table_gains_the_dataset_s_new_column(pool: asyncpg.Po
     done = await load(pool, request(("a.csv",), (ws,)), {"a.csv": csv(header, "2,2,2")})
     assert done.results == (ok(ws, upserted=1),)
     assert await rows_of(pool, ws.schema_name, "invoices") == [(1, 1, None), (2, 2, Decimal(2))]
+
+
+async def test_a_table_registered_to_a_reload_dataset_is_never_rewritten(
+    pool: asyncpg.Pool,
+) -> None:
+    ws = target("c1", "full")
+    async with pool.acquire() as conn:
+        await conn.execute(
+            f'CREATE SCHEMA "{ws.schema_name}";'
+            f' CREATE TABLE "{ws.schema_name}".invoices (cp__invoice_id integer, r__customer'
+            f' integer, f__totalprice numeric); INSERT INTO "{ws.schema_name}".invoices'
+            " VALUES (7, 7, 7)"
+        )
+        await conn.execute(
+            "INSERT INTO warehouse_tables (schema_name, table_name, owner_kind, owner_id)"
+            " VALUES ($1, 'invoices', 'dataset', 'some-dataset')",
+            ws.schema_name,
+        )
+    header = "cp__invoice_id,r__customer,f__totalprice"
+    done = await load(pool, request(("a.csv",), (ws,)), {"a.csv": csv(header, "1,1,1")})
+    assert done.results[0].status == "failed"
+    assert done.results[0].reason.startswith(
+        f"{ws.schema_name}.invoices: warehouse table {ws.schema_name}.invoices belongs to a"
+        " reload dataset: loadbay never drops or replaces a table it did not create for this"
+        " client workspace; nothing was changed"
+    )
+    assert await rows_of(pool, ws.schema_name, "invoices") == [(7, 7, Decimal(7))]
+
+
+async def test_a_table_outside_ws_schemas_is_not_adopted_by_a_workspace(
+    pool: asyncpg.Pool,
+) -> None:
+    schema = f"sales_{uuid.uuid4().hex[:8]}"  # a reload domain, say
+    ws = target("c1", "full", schema=schema)
+    async with pool.acquire() as conn:
+        await conn.execute(
+            f'CREATE SCHEMA "{schema}"; CREATE TABLE "{schema}".invoices (cp__invoice_id'
+            f" integer, r__customer integer, f__totalprice numeric);"
+            f' INSERT INTO "{schema}".invoices VALUES (7, 7, 7)'
+        )
+    header = "cp__invoice_id,r__customer,f__totalprice"
+    done = await load(pool, request(("a.csv",), (ws,)), {"a.csv": csv(header, "1,1,1")})
+    assert done.results[0].status == "failed"
+    assert (
+        f"warehouse table {schema}.invoices exists but loadbay did not create it for this"
+        " client workspace" in (done.results[0].reason or "")
+    )
+    assert await rows_of(pool, schema, "invoices") == [(7, 7, Decimal(7))]

@@ -6,19 +6,36 @@ import json
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from loadbay_distribution import products, repository, runs, scheduler
 from loadbay_distribution.errors import DistributionError, NotFound
-from loadbay_distribution.products import DatasetCreate, ProductCreate, WorkspaceCreate
+from loadbay_distribution.products import (
+    CLIENT_ID,
+    DATASET_NAME,
+    NAME,
+    DatasetCreate,
+    ProductCreate,
+    WorkspaceCreate,
+)
 from loadbay_platform.auth import CurrentPrincipal
 from loadbay_platform.service import Resources
 
+# Path parameters are checked before they reach the database: a NUL or a huge value is a 422.
+ProductName = Annotated[str, Path(pattern=NAME, description="The data product's name")]
+ClientId = Annotated[str, Path(pattern=CLIENT_ID)]
+DatasetName = Annotated[str, Path(pattern=DATASET_NAME)]
+RunId = Annotated[str, Path(pattern=r"^[0-9A-Za-z-]{1,64}$")]
+
 
 class ScheduleSet(BaseModel):
-    cron: str
+    cron: str = Field(max_length=200)
+
+
+class SegmentCreate(BaseModel):
+    name: str = Field(pattern=NAME)
 
 
 def _product(r: asyncpg.Record, segments: list[str]) -> dict[str, Any]:
@@ -68,7 +85,7 @@ def add_routes(app: FastAPI, res: Resources) -> None:
             ]
 
     @app.get("/data-products/{name}", tags=["data products"])
-    async def show_product(name: str, principal: CurrentPrincipal) -> dict[str, Any]:
+    async def show_product(name: ProductName, principal: CurrentPrincipal) -> dict[str, Any]:
         async with pool.acquire() as conn:
             product = await products.product_for(conn, name, principal)
             view = _product(product, await repository.list_segments(conn, product["id"]))
@@ -80,29 +97,32 @@ def add_routes(app: FastAPI, res: Resources) -> None:
             return view
 
     @app.delete("/data-products/{name}", status_code=204, tags=["data products"])
-    async def delete_product(name: str, principal: CurrentPrincipal) -> None:
+    async def delete_product(name: ProductName, principal: CurrentPrincipal) -> None:
         async with pool.acquire() as conn, conn.transaction():
             product = await products.product_for(conn, name, principal)
             await repository.delete_product(conn, product["id"])
 
     @app.post("/data-products/{name}/segments", status_code=201, tags=["data products"])
-    async def add_segment(name: str, body: dict[str, str], principal: CurrentPrincipal) -> None:
+    async def add_segment(
+        name: ProductName, body: SegmentCreate, principal: CurrentPrincipal
+    ) -> None:
         async with pool.acquire() as conn, conn.transaction():
             product = await products.product_for(conn, name, principal)
-            await products.add_segment(conn, product, body.get("name", ""))
+            await products.add_segment(conn, product, body.name)
 
     @app.post("/data-products/{name}/workspaces", status_code=201, tags=["workspaces"])
     async def add_workspace(
-        name: str, body: WorkspaceCreate, principal: CurrentPrincipal
+        name: ProductName, body: WorkspaceCreate, principal: CurrentPrincipal
     ) -> dict[str, str]:
         async with pool.acquire() as conn, conn.transaction():
             product = await products.product_for(conn, name, principal)
-            await products.add_workspace(conn, product, body)
-        return {"client_id": body.client_id,
-                "schema": products.schema_name(name, body.client_id)}  # fmt: skip
+            schema = await products.add_workspace(conn, product, body)
+        return {"client_id": body.client_id, "schema": schema}
 
     @app.get("/data-products/{name}/workspaces", tags=["workspaces"])
-    async def list_workspaces(name: str, principal: CurrentPrincipal) -> list[dict[str, Any]]:
+    async def list_workspaces(
+        name: ProductName, principal: CurrentPrincipal
+    ) -> list[dict[str, Any]]:
         async with pool.acquire() as conn:
             product = await products.product_for(conn, name, principal)
             rows = await repository.list_workspaces(conn, product["id"])
@@ -120,20 +140,24 @@ def add_routes(app: FastAPI, res: Resources) -> None:
 
     @app.delete("/data-products/{name}/workspaces/{client_id}", status_code=204,
                 tags=["workspaces"])  # fmt: skip
-    async def delete_workspace(name: str, client_id: str, principal: CurrentPrincipal) -> None:
+    async def delete_workspace(
+        name: ProductName, client_id: ClientId, principal: CurrentPrincipal
+    ) -> None:
         async with pool.acquire() as conn, conn.transaction():
             product = await products.product_for(conn, name, principal)
             if not await repository.delete_workspace(conn, product["id"], client_id):
                 raise NotFound(f"no workspace {client_id!r} in {name}")
 
     @app.post("/data-products/{name}/datasets", status_code=201, tags=["datasets"])
-    async def add_dataset(name: str, body: DatasetCreate, principal: CurrentPrincipal) -> None:
+    async def add_dataset(
+        name: ProductName, body: DatasetCreate, principal: CurrentPrincipal
+    ) -> None:
         async with pool.acquire() as conn, conn.transaction():
             product = await products.product_for(conn, name, principal)
             await products.add_dataset(conn, product, body)
 
     @app.get("/data-products/{name}/datasets", tags=["datasets"])
-    async def list_datasets(name: str, principal: CurrentPrincipal) -> list[dict[str, Any]]:
+    async def list_datasets(name: ProductName, principal: CurrentPrincipal) -> list[dict[str, Any]]:
         async with pool.acquire() as conn:
             product = await products.product_for(conn, name, principal)
             rows = await repository.list_datasets(conn, product["id"])
@@ -141,14 +165,16 @@ def add_routes(app: FastAPI, res: Resources) -> None:
                  "columns": json.loads(d["columns"])} for d in rows]  # fmt: skip
 
     @app.delete("/data-products/{name}/datasets/{dataset}", status_code=204, tags=["datasets"])
-    async def delete_dataset(name: str, dataset: str, principal: CurrentPrincipal) -> None:
+    async def delete_dataset(
+        name: ProductName, dataset: DatasetName, principal: CurrentPrincipal
+    ) -> None:
         async with pool.acquire() as conn, conn.transaction():
             product = await products.product_for(conn, name, principal)
             if not await repository.delete_dataset(conn, product["id"], dataset):
                 raise NotFound(f"no dataset {dataset!r} in {name}")
 
     @app.post("/data-products/{name}/runs", status_code=202, tags=["runs"])
-    async def start_run(name: str, principal: CurrentPrincipal) -> dict[str, str]:
+    async def start_run(name: ProductName, principal: CurrentPrincipal) -> dict[str, str]:
         """Start a run now; 409 while one of this data product runs."""
         async with pool.acquire() as conn, conn.transaction():
             product = await products.product_for(conn, name, principal)
@@ -157,14 +183,16 @@ def add_routes(app: FastAPI, res: Resources) -> None:
 
     @app.get("/data-products/{name}/runs", tags=["runs"])
     async def list_runs(
-        name: str, principal: CurrentPrincipal, limit: Annotated[int, Query(ge=1, le=500)] = 50
+        name: ProductName,
+        principal: CurrentPrincipal,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> list[dict[str, Any]]:
         async with pool.acquire() as conn:
             product = await products.product_for(conn, name, principal)
             return [_run(r) for r in await repository.list_runs(conn, product["id"], limit)]
 
     @app.get("/runs/{run_id}", tags=["runs"])
-    async def show_run(run_id: str, principal: CurrentPrincipal) -> dict[str, Any]:
+    async def show_run(run_id: RunId, principal: CurrentPrincipal) -> dict[str, Any]:
         """A run with its per-workspace, per-dataset results."""
         async with pool.acquire() as conn:
             run = await repository.get_run(conn, run_id)
@@ -175,7 +203,7 @@ def add_routes(app: FastAPI, res: Resources) -> None:
 
     @app.put("/data-products/{name}/schedule", tags=["runs"])
     async def set_schedule(
-        name: str, body: ScheduleSet, principal: CurrentPrincipal
+        name: ProductName, body: ScheduleSet, principal: CurrentPrincipal
     ) -> dict[str, str]:
         """Run on a cron schedule (five fields, UTC)."""
         next_run_at = scheduler.next_time(body.cron)
@@ -185,7 +213,7 @@ def add_routes(app: FastAPI, res: Resources) -> None:
         return {"cron": body.cron, "next_run_at": next_run_at.isoformat()}
 
     @app.delete("/data-products/{name}/schedule", status_code=204, tags=["runs"])
-    async def delete_schedule(name: str, principal: CurrentPrincipal) -> None:
+    async def delete_schedule(name: ProductName, principal: CurrentPrincipal) -> None:
         async with pool.acquire() as conn, conn.transaction():
             product = await products.product_for(conn, name, principal)
             await repository.delete_schedule(conn, product["id"])

@@ -13,34 +13,41 @@ from loadbay_contracts import WorkspaceColumn
 from loadbay_distribution import repository
 from loadbay_distribution.errors import Conflict, DistributionError, NotFound
 from loadbay_platform.auth import Principal
+from loadbay_platform.warehouse import workspace_schema
 
 CLIENT_ID = r"^[0-9A-Za-z_]{1,255}$"
 NAME = r"^[a-z][a-z0-9_]{0,40}$"
+DATASET_NAME = r"^[a-z][a-z0-9_]{0,62}$"
+# S3 bucket naming rules (3-63 lowercase letters, digits, dots and hyphens).
+BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+NO_NUL = r"^[^\x00]*$"
 
 
 class ProductCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=NAME)
-    bucket: str = Field(min_length=3)
-    prefix: str = ""
-    segments: list[str] = Field(default_factory=lambda: ["default"])
+    bucket: str = Field(pattern=BUCKET, description="The source bucket (S3 naming rules)")
+    prefix: str = Field(default="", max_length=1024, pattern=NO_NUL)
+    segments: list[str] = Field(default_factory=lambda: ["default"], max_length=100)
 
 
 class WorkspaceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     client_id: str = Field(pattern=CLIENT_ID)
-    segment: str = "default"
+    segment: str = Field(default="default", pattern=NAME)
 
 
 class DatasetCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
-    segment: str = "default"
-    columns: list[WorkspaceColumn] = Field(min_length=1)
-    grain: list[str] = Field(default_factory=list, description="fact table grain (a__ columns)")
+    name: str = Field(pattern=DATASET_NAME)
+    segment: str = Field(default="default", pattern=NAME)
+    columns: list[WorkspaceColumn] = Field(min_length=1, max_length=1600)
+    grain: list[str] = Field(
+        default_factory=list, max_length=1600, description="fact table grain (a__ columns)"
+    )
     mode: Literal["add"] = "add"
 
 
@@ -69,31 +76,38 @@ async def create_product(
 
 
 async def add_segment(conn: asyncpg.Connection, product: asyncpg.Record, segment: str) -> None:
-    if not re.match(NAME, segment):
+    if not re.fullmatch(NAME[1:-1], segment):
         raise DistributionError(f"segment name {segment!r} must match {NAME}")
     await repository.insert_segment(conn, product["id"], segment)
 
 
 def schema_name(product: str, client_id: str) -> str:
-    """Each client workspace is a PostgreSQL schema: ws_<product>_<client id>."""
-    base = f"ws_{product}_{client_id.lower()}"
-    if len(base) <= 63 and client_id == client_id.lower():
-        return base
-    # Long or mixed-case ids would collide once lowercased or cut: add a short hash.
-    return f"{base[:50]}_{uuid.uuid5(uuid.NAMESPACE_OID, client_id).hex[:8]}"
+    """Each client workspace is a PostgreSQL schema: ws_<product>_<client id> (see
+    loadbay_platform.warehouse: the ws_ prefix is the workspaces' alone)."""
+    return workspace_schema(product, client_id)
 
 
 async def add_workspace(
     conn: asyncpg.Connection, product: asyncpg.Record, request: WorkspaceCreate
-) -> None:
+) -> str:
+    """Add a client workspace; returns its schema. Conflict if the client id is taken in the
+    product, or if its schema is another workspace's: ws_<product>_<client id> is ambiguous
+    when names hold underscores (product a_b + client c, product a + client b_c)."""
     if request.segment not in await repository.list_segments(conn, product["id"]):
         raise NotFound(f"no segment {request.segment!r} in {product['name']}")
+    schema = schema_name(product["name"], request.client_id)
     created = await repository.insert_workspace(
-        conn, str(uuid.uuid4()), product["id"], request.segment, request.client_id,
-        schema_name(product["name"], request.client_id),
+        conn, str(uuid.uuid4()), product["id"], request.segment, request.client_id, schema,
     )  # fmt: skip
-    if not created:
+    if created:
+        return schema
+    if await repository.workspace_exists(conn, product["id"], request.client_id):
         raise Conflict(f"client id {request.client_id!r} is taken in {product['name']}")
+    raise Conflict(
+        f"the workspace schema {schema} (ws_<data product>_<client id>) is already another"
+        " workspace's: names with underscores can spell the same schema (product a_b with"
+        " client c, product a with client b_c); choose another client id"
+    )
 
 
 async def add_dataset(

@@ -40,6 +40,7 @@ WHERE w.data_product_id = $1
 GROUP BY w.id ORDER BY w.client_id
 """
 DELETE_WORKSPACE = "DELETE FROM workspaces WHERE data_product_id = $1 AND client_id = $2"
+WORKSPACE_EXISTS = "SELECT true FROM workspaces WHERE data_product_id = $1 AND client_id = $2"
 UPSERT_DATASET = """
 INSERT INTO datasets (data_product_id, name, segment, columns, grain)
 VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT DO NOTHING RETURNING name
@@ -96,6 +97,10 @@ async def insert_workspace(
         INSERT_WORKSPACE, workspace_id, product_id, segment, client_id, schema_name
     )
     return created is not None
+
+
+async def workspace_exists(conn: asyncpg.Connection, product_id: str, client_id: str) -> bool:
+    return bool(await conn.fetchval(WORKSPACE_EXISTS, product_id, client_id))
 
 
 async def list_workspaces(conn: asyncpg.Connection, product_id: str) -> list[Record]:

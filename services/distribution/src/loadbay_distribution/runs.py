@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from botocore.exceptions import BotoCoreError, ClientError
 
 from loadbay_contracts import (
     DistributionFinished,
@@ -30,18 +31,31 @@ from loadbay_distribution import naming, planning, repository
 from loadbay_distribution.errors import Conflict
 from loadbay_distribution.metrics import RUNS_FINISHED, RUNS_STARTED, WORKSPACE_LOADS
 from loadbay_platform import outbox
+from loadbay_platform.reasons import truncate, truncate_all
 
 SERVICE = "distribution"
 log = logging.getLogger(__name__)
 
 
+class SourceUnreadable(Exception):
+    """The data product's source location cannot be listed (no such bucket, access denied,
+    object storage unreachable): the run fails with this reason."""
+
+
 async def list_source(s3: Any, bucket: str, prefix: str) -> list[tuple[str, datetime]]:
     found: list[tuple[str, datetime]] = []
     paginator = s3.get_paginator("list_objects_v2")
-    async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            if not obj["Key"].endswith("/"):
-                found.append((obj["Key"], obj["LastModified"]))
+    try:
+        async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                if not obj["Key"].endswith("/"):
+                    found.append((obj["Key"], obj["LastModified"]))
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        detail = f"{error.get('Code', 'error')} ({error.get('Message', '')})".replace(" ()", "")
+        raise SourceUnreadable(f"cannot list the source s3://{bucket}/{prefix}: {detail}") from exc
+    except BotoCoreError as exc:
+        raise SourceUnreadable(f"cannot list the source s3://{bucket}/{prefix}: {exc}") from exc
     return found
 
 
@@ -67,9 +81,17 @@ async def start_run(
             " never overlap: wait for it to finish"
         )
     datasets = await repository.list_datasets(conn, product["id"])
-    objects = await list_source(s3, product["bucket"], product["prefix"])
-    batches, problems = naming.batches(objects, [d["name"] for d in datasets])
     run_id = str(uuid.uuid4())
+    try:
+        objects = await list_source(s3, product["bucket"], product["prefix"])
+    except SourceUnreadable as exc:
+        # A failed run with the reason (and its email), never an error of the caller.
+        await repository.insert_run(conn, run_id, product["id"], trigger, triggered_by, {},
+                                    [truncate(str(exc))])  # fmt: skip
+        RUNS_STARTED.labels(trigger).inc()
+        await _finish(conn, product, run_id, failed=True)
+        return run_id
+    batches, problems = naming.batches(objects, [d["name"] for d in datasets])
     plan: dict[str, Any] = {}
     loads: list[tuple[asyncpg.Record, naming.Batch, list[WorkspaceTarget]]] = []
     for dataset in datasets:
@@ -88,8 +110,9 @@ async def start_run(
             grouped[batch].append(_target(row, _state(row).mode_for(batch)))
         loads += [(dataset, batch, targets) for batch, targets in grouped.items()]
     await repository.insert_run(
-        conn, run_id, product["id"], trigger, triggered_by, plan, [str(p) for p in problems]
-    )
+        conn, run_id, product["id"], trigger, triggered_by, plan,
+        truncate_all([str(p) for p in problems]),
+    )  # fmt: skip
     for dataset, batch, targets in loads:
         await _request_load(conn, product, run_id, dataset, batch, targets)
     RUNS_STARTED.labels(trigger).inc()
@@ -156,6 +179,7 @@ async def record_outcome(conn: asyncpg.Connection, s3: Any, done: WorkspaceLoadC
         result = results.get(target["workspace_id"])
         ok = result is not None and result.status == "succeeded"
         reason = None if ok else (result.reason if result else "the loader reported no result")
+        reason = truncate(reason) if reason is not None else None
         if ok:
             await repository.record_success(
                 conn, target["workspace_id"], done.dataset, done.timestamp
@@ -181,10 +205,10 @@ async def record_outcome(conn: asyncpg.Connection, s3: Any, done: WorkspaceLoadC
             reason=reason,
         )
     if done.unknown_client_ids:
-        await repository.add_problems(conn, done.run_id, [
+        await repository.add_problems(conn, done.run_id, [truncate(
             f"{', '.join(load['keys'])}: rows for unknown client ids"
             f" {', '.join(done.unknown_client_ids)} were not loaded"
-        ])  # fmt: skip
+        )])  # fmt: skip
     plan = json.loads(run["plan"]).get(done.dataset, {})
     catch_up = [w for w in continuing if w in plan.get("catch_up", [])]
     if catch_up:
@@ -206,7 +230,11 @@ async def _continue(
     dataset = datasets.get(dataset_name)
     if dataset is None:
         return
-    objects = await list_source(s3, product["bucket"], product["prefix"])
+    try:
+        objects = await list_source(s3, product["bucket"], product["prefix"])
+    except SourceUnreadable as exc:
+        await repository.add_problems(conn, run["id"], [f"catching up stopped: {exc}"])
+        return
     batches, _ = naming.batches(objects, list(datasets))
     rows = await repository.states(conn, product["id"], dataset_name, dataset["segment"])
     grouped: dict[naming.Batch, list[WorkspaceTarget]] = defaultdict(list)
@@ -221,14 +249,16 @@ async def _continue(
         await _request_load(conn, product, run["id"], dataset, batch, targets)
 
 
-async def _finish(conn: asyncpg.Connection, product: asyncpg.Record, run_id: str) -> None:
+async def _finish(
+    conn: asyncpg.Connection, product: asyncpg.Record, run_id: str, *, failed: bool = False
+) -> None:
     run = await repository.get_run(conn, run_id)
     assert run is not None
     results = await repository.run_results(conn, run_id)
-    failed = [r for r in results if r["status"] == "failed"]
+    failed_loads = [r for r in results if r["status"] == "failed"]
     succeeded = [r for r in results if r["status"] == "succeeded"]
-    status = "succeeded"
-    if failed:
+    status = "failed" if failed else "succeeded"
+    if failed_loads:
         status = "partially_failed" if succeeded else "failed"
     needs_recovery = []
     for workspace in await repository.list_workspaces(conn, product["id"]):
@@ -245,7 +275,7 @@ async def _finish(conn: asyncpg.Connection, product: asyncpg.Record, run_id: str
             data_product=product["name"],
             status=status,
             loads=len(results),
-            failures=tuple(f"{r['client_id']}/{r['dataset']}: {r['reason']}" for r in failed),
+            failures=tuple(f"{r['client_id']}/{r['dataset']}: {r['reason']}" for r in failed_loads),
             needs_recovery=tuple(needs_recovery),
             problems=tuple(run["problems"]),
             started_at=run["started_at"],

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from loadbay_contracts import Event, LoadRequested, ReloadRequested
+from loadbay_contracts import DatasetDeleted, Event, LoadRequested, ReloadRequested
 from loadbay_loader import dlz, load_jobs, neptune_api
 from loadbay_loader.handlers import Handlers
 from loadbay_loader.settings import LoaderSettings
@@ -32,6 +32,7 @@ class LoaderService:
         return {
             ReloadRequested: handlers.on_reload_requested,
             LoadRequested: handlers.on_load_requested,
+            DatasetDeleted: handlers.on_dataset_deleted,
         }
 
     def raw_handlers(self, res: Resources) -> Mapping[str, RawHandler]:

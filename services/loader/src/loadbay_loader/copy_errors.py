@@ -28,6 +28,8 @@ from typing import Any
 
 import asyncpg
 
+from loadbay_platform.reasons import truncate
+
 __all__ = [
     "END_MARKERS",
     "CsvRecordScanner",
@@ -64,7 +66,8 @@ class RowError(Exception):
         self.line = line
         self.column = column
         self.value = value
-        self.reason = reason
+        # A header of 10,000 unexpected names is 89,000 characters: stored, emailed, bounded.
+        self.reason = truncate(reason)
         super().__init__(self._render())
 
     def _render(self) -> str:

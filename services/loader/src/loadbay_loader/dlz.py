@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from loadbay_loader import repository
 from loadbay_loader.metrics import DLZ_BACKLOG
+from loadbay_platform.reasons import truncate
 
 log = logging.getLogger(__name__)
 CHANNEL = "loadbay_loader_dlz"
@@ -64,7 +65,7 @@ async def publish_next(pool: asyncpg.Pool, s3: Any) -> bool:
             )
         except (ClientError, BotoCoreError) as exc:
             log.warning("DLZ publication for load %s failed, will retry: %s", row["load_id"], exc)
-            await repository.fail_dlz_publication(conn, row["id"], str(exc))
+            await repository.fail_dlz_publication(conn, row["id"], truncate(str(exc)))
             return False
         await repository.delete_dlz_publication(conn, row["id"])
         DLZ_BACKLOG.set(await repository.dlz_backlog(conn))

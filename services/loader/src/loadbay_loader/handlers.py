@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from loadbay_contracts import Envelope, LoadRequested, ReloadRequested
-from loadbay_loader import reload_loads, workspace_loads
+from loadbay_contracts import DatasetDeleted, Envelope, LoadRequested, ReloadRequested
+from loadbay_loader import reload_loads, repository, workspace_loads
 from loadbay_platform.service import Resources
 
 
@@ -23,3 +23,9 @@ class Handlers:
     ) -> None:
         opener = workspace_loads.s3_opener(self.res.s3, event.bucket)
         await workspace_loads.load_into_workspaces(conn, opener, event)
+
+    async def on_dataset_deleted(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: DatasetDeleted
+    ) -> None:
+        # Its table stays; a dataset of the same name created later may load into it.
+        await repository.release_dataset_tables(conn, event.dataset_id)

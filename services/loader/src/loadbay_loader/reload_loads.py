@@ -4,6 +4,10 @@ Each file streams from object storage into a typed staging table by COPY (Postgr
 typing and validation); only when every file loaded does the staging table replace the target,
 in the same transaction as the ledger, inbox and outbox rows. Any bad value leaves the target
 as it was and fails the load with the file, line, column and value.
+
+The target is first claimed for the dataset in the loader's registry of warehouse tables: a
+table that another dataset or a client workspace owns, or that exists without loadbay having
+created it for this dataset, fails the load with that reason and is left as it is.
 """
 
 from __future__ import annotations
@@ -23,9 +27,26 @@ from loadbay_loader import repository, tabular
 from loadbay_loader.metrics import BYTES_LOADED, LOAD_SECONDS, LOADS, ROWS_LOADED
 from loadbay_platform import outbox
 from loadbay_platform.db import quote_ident
+from loadbay_platform.reasons import truncate
+from loadbay_platform.warehouse import domain_problem
 
 SERVICE = "loader"
 log = logging.getLogger(__name__)
+
+
+# Failures of the database rather than of this load: the event is retried, not failed.
+_RETRYABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.TransactionRollbackError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.PostgresSystemError,
+    asyncpg.InternalServerError,
+)
+
+
+class ReservedSchema(Exception):
+    pass
 
 
 class MissingSourceFile(Exception):
@@ -49,10 +70,17 @@ async def run_reload(conn: asyncpg.Connection, s3: Any, request: ReloadRequested
     staging = f"_loadbay_stage_{uuid.uuid4().hex[:16]}"
     results: list[FileResult] = []
     error: LoadError | None = None
+    # A dataset made before a name was reserved (say, a ws_ domain) never writes there.
+    reserved = domain_problem(spec.warehouse_schema)
     try:
+        if reserved is not None:
+            raise ReservedSchema(reserved)
         async with conn.transaction():  # a savepoint: a failure undoes only the load
             await conn.execute(
                 repository.ENSURE_SCHEMA.format(schema=quote_ident(spec.warehouse_schema))
+            )
+            await repository.claim_table(
+                conn, spec.warehouse_schema, spec.table, kind="dataset", owner=spec.dataset_id
             )
             await tabular.create_staging_table(conn, spec.warehouse_schema, staging, columns)
             for file in request.files:
@@ -89,10 +117,20 @@ async def run_reload(conn: asyncpg.Connection, s3: Any, request: ReloadRequested
     except tabular.RowError as exc:
         key = next((f.key for f in request.files if f.name == exc.file), exc.file)
         error = LoadError(
-            file=key, line=exc.line, column=exc.column, value=exc.value, message=str(exc)
+            file=key, line=exc.line, column=exc.column, value=exc.value, message=truncate(str(exc))
         )
     except MissingSourceFile as exc:
-        error = LoadError(file=exc.file.key, message=str(exc))
+        error = LoadError(file=exc.file.key, message=truncate(str(exc)))
+    except ReservedSchema as exc:
+        error = LoadError(file="", message=f"nothing was loaded: {exc}")
+    except asyncpg.PostgresError as exc:
+        if isinstance(exc, _RETRYABLE):
+            raise
+        # The table rather than a file: not this dataset's (see the registry), a view in the
+        # way, more columns than PostgreSQL allows... The load fails with the reason.
+        message = getattr(exc, "message", None) or str(exc)
+        hint = f" ({exc.hint})" if getattr(exc, "hint", None) else ""
+        error = LoadError(file="", message=truncate(f"{message}{hint}"))
     status = "failed" if error else "succeeded"
     rows = sum(r.rows for r in results) if not error else 0
     size = sum(r.bytes for r in results) if not error else 0

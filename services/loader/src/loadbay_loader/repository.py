@@ -53,6 +53,41 @@ async def list_loads(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Recor
     return await conn.fetch(LIST_LOADS, limit)
 
 
+# -- warehouse tables and their owners (see migrations/0009_warehouse_tables.sql) -------------
+
+CLAIM_TABLE = "SELECT claim_warehouse_table($1, $2, $3, $4, $5)"
+RELEASE_DATASET_TABLES = """
+UPDATE warehouse_tables SET owner_id = NULL WHERE owner_kind = 'dataset' AND owner_id = $1
+"""
+TABLE_OWNER = """
+SELECT owner_kind, owner_id FROM warehouse_tables WHERE schema_name = $1 AND table_name = $2
+"""
+
+
+async def claim_table(
+    conn: asyncpg.Connection,
+    schema: str,
+    table: str,
+    *,
+    kind: str,
+    owner: str,
+    adopt_unregistered: bool = False,
+) -> str:
+    """Claim ``schema.table`` for an owner before writing it: 'owned', 'registered' or
+    'adopted'; raises ``asyncpg.InsufficientPrivilegeError`` (with a message for a person) if
+    the table is another's or exists without loadbay having created it for this owner."""
+    return str(await conn.fetchval(CLAIM_TABLE, schema, table, kind, owner, adopt_unregistered))
+
+
+async def release_dataset_tables(conn: asyncpg.Connection, dataset_id: str) -> None:
+    """The dataset is gone: its tables stay, and the next dataset loading into one adopts it."""
+    await conn.execute(RELEASE_DATASET_TABLES, dataset_id)
+
+
+async def table_owner(conn: asyncpg.Connection, schema: str, table: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(TABLE_OWNER, schema, table)
+
+
 INSERT_DLZ_PUBLICATION = """
 INSERT INTO dlz_publications (load_id, dlz_bucket, dlz_prefix, files, replace)
 VALUES ($1, $2, $3, $4::jsonb, $5)

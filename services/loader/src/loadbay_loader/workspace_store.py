@@ -10,6 +10,11 @@ Two kinds of tables:
 
 Identifiers come from the contract's patterns and are quoted again here; values are always
 ``$n`` parameters.
+
+Every write to a workspace table first claims it for its workspace (the owner is the
+workspace's schema: one per workspace) in the loader's registry of warehouse tables, so a load
+never rewrites a reload dataset's table; a table in a ``ws_`` schema that was never registered
+(made before the registry) is adopted, as ``ws_`` schemas belong to workspaces alone.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from loadbay_loader.repository import claim_table
 from loadbay_platform.db import quote_ident
+from loadbay_platform.warehouse import WORKSPACE_PREFIX
 
 #: Declared column type -> the PostgreSQL type, spelled as ``format_type()`` prints it.
 SQL_TYPES: dict[str, str] = {
@@ -194,9 +201,22 @@ async def table_columns(conn: asyncpg.Connection, schema: str, table: str) -> di
     return {r["name"]: r["type"] for r in rows}
 
 
+async def claim(conn: asyncpg.Connection, schema: str, table: str) -> None:
+    """Raises ``asyncpg.InsufficientPrivilegeError`` if the table is not this workspace's."""
+    await claim_table(
+        conn,
+        schema,
+        table,
+        kind="workspace",
+        owner=schema,
+        adopt_unregistered=schema.startswith(WORKSPACE_PREFIX),
+    )
+
+
 async def create_table(
     conn: asyncpg.Connection, schema: str, table: str, columns: Sequence[StagingColumn]
 ) -> None:
+    await claim(conn, schema, table)
     body = ", ".join(f"{quote_ident(c.name)} {SQL_TYPES[c.type]}" for c in columns)
     await conn.execute(f"CREATE TABLE IF NOT EXISTS {_table(schema, table)} ({body})")
 
@@ -246,6 +266,7 @@ async def rewrite(
     """Full load: delete every row, insert the batch's live rows. Returns (inserted,
     deleted). DELETE rather than TRUNCATE: readers keep reading the old rows until commit
     instead of queueing behind an exclusive lock."""
+    await claim(conn, schema, table)
     deleted = _count(await conn.execute(f"DELETE FROM {_table(schema, table)}"))
     inserted = await _insert_live(conn, schema, table, columns, batch, routed, client_id)
     return inserted, deleted
@@ -276,6 +297,7 @@ async def merge(
     Two statements, not ``INSERT ... ON CONFLICT``: measured 1.4-1.7x faster, and the same
     code serves the match by attributes, which has no unique index to conflict on.
     """
+    await claim(conn, schema, table)
     if by_key:
         match = " AND ".join(f"t.{quote_ident(k)} = b.{quote_ident(k)}" for k in match_on)
     else:

@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi import FastAPI, File, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from loadbay_contracts.datasets import IDENTIFIER
 from loadbay_platform.auth import CurrentPrincipal, Principal
 from loadbay_platform.s3 import upload_stream
 from loadbay_platform.service import Resources
@@ -20,6 +21,12 @@ from loadbay_reload.datasets import Dataset, DatasetCreate
 from loadbay_reload.errors import ExecutionNotFound, FilesNotSelectable, ReloadError
 from loadbay_reload.landing import landing_key
 from loadbay_reload.metrics import FILES_LANDED, RELOADS_REJECTED
+
+# Path parameters are checked before they reach the database: a NUL or a 10 MB name is a 422.
+Domain = Annotated[str, Path(pattern=IDENTIFIER.pattern, description="The dataset's domain")]
+Name = Annotated[str, Path(pattern=IDENTIFIER.pattern, description="The dataset's name")]
+ExecutionId = Annotated[str, Path(pattern=r"^[0-9A-Za-z-]{1,64}$")]
+FileId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
 class FileView(BaseModel):
@@ -57,8 +64,10 @@ class ExecutionView(BaseModel):
 
 
 class FileSelection(BaseModel):
-    file_ids: list[int] | None = Field(
-        default=None, description="Pending files to act on; omit to process all pending files"
+    file_ids: list[FileId] | None = Field(
+        default=None,
+        max_length=10_000,
+        description="Pending files to act on; omit to process all pending files",
     )
 
 
@@ -117,19 +126,19 @@ def add_routes(app: FastAPI, res: Resources) -> None:
             return await datasets.list_datasets(conn, principal)
 
     @app.get("/datasets/{domain}/{name}", tags=["datasets"])
-    async def show_dataset(domain: str, name: str, principal: CurrentPrincipal) -> Dataset:
+    async def show_dataset(domain: Domain, name: Name, principal: CurrentPrincipal) -> Dataset:
         return await load(domain, name, principal)
 
     @app.delete("/datasets/{domain}/{name}", status_code=204, tags=["datasets"])
-    async def delete_dataset(domain: str, name: str, principal: CurrentPrincipal) -> None:
+    async def delete_dataset(domain: Domain, name: Name, principal: CurrentPrincipal) -> None:
         async with pool.acquire() as conn, conn.transaction():
             dataset = await datasets.get_dataset(conn, domain, name, principal)
             await datasets.delete_dataset(conn, dataset, principal)
 
     @app.post("/datasets/{domain}/{name}/files", status_code=201, tags=["files"])
     async def upload_files(
-        domain: str,
-        name: str,
+        domain: Domain,
+        name: Name,
         principal: CurrentPrincipal,
         files: Annotated[list[UploadFile], File(description="One or more data files")],
     ) -> list[FileView]:
@@ -171,8 +180,8 @@ def add_routes(app: FastAPI, res: Resources) -> None:
 
     @app.get("/datasets/{domain}/{name}/files", tags=["files"])
     async def list_files(
-        domain: str,
-        name: str,
+        domain: Domain,
+        name: Name,
         principal: CurrentPrincipal,
         status: Annotated[str | None, Query(pattern="^(pending|processing|completed)$")] = None,
     ) -> list[FileView]:
@@ -182,7 +191,7 @@ def add_routes(app: FastAPI, res: Resources) -> None:
 
     @app.post("/datasets/{domain}/{name}/process", status_code=202, tags=["files"])
     async def process_files(
-        domain: str, name: str, selection: FileSelection, principal: CurrentPrincipal
+        domain: Domain, name: Name, selection: FileSelection, principal: CurrentPrincipal
     ) -> ProcessAccepted:
         """Process Files: reload the dataset from the chosen pending files (all if none named).
         409 while a reload of the dataset runs."""
@@ -206,7 +215,7 @@ def add_routes(app: FastAPI, res: Resources) -> None:
 
     @app.post("/datasets/{domain}/{name}/files/delete", tags=["files"])
     async def delete_files(
-        domain: str, name: str, selection: FileSelection, principal: CurrentPrincipal
+        domain: Domain, name: Name, selection: FileSelection, principal: CurrentPrincipal
     ) -> list[FileView]:
         """Permanently delete pending files: removed from the landing zone and the registry."""
         if not selection.file_ids:
@@ -221,8 +230,8 @@ def add_routes(app: FastAPI, res: Resources) -> None:
 
     @app.get("/datasets/{domain}/{name}/executions", tags=["executions"])
     async def list_executions(
-        domain: str,
-        name: str,
+        domain: Domain,
+        name: Name,
         principal: CurrentPrincipal,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[ExecutionView]:
@@ -232,7 +241,9 @@ def add_routes(app: FastAPI, res: Resources) -> None:
         return [execution_view(r) for r in rows]
 
     @app.get("/executions/{execution_id}", tags=["executions"])
-    async def show_execution(execution_id: str, principal: CurrentPrincipal) -> ExecutionView:
+    async def show_execution(
+        execution_id: ExecutionId, principal: CurrentPrincipal
+    ) -> ExecutionView:
         async with pool.acquire() as conn:
             row = await repository.get_execution(conn, execution_id)
             if row is not None:

@@ -12,6 +12,7 @@ from loadbay_platform.consumer import Handler, RawHandler
 from loadbay_platform.service import Resources
 from loadbay_reload import api, watcher
 from loadbay_reload.handlers import Handlers, handler_map
+from loadbay_reload.rejects import dead_letterer
 from loadbay_reload.settings import ReloadSettings
 
 
@@ -42,6 +43,7 @@ class ReloadService:
                 res.s3,
                 res.settings.s3.lz_bucket,
                 self.name,
+                dead_letterer(res.producer, self.name),
                 self.settings.watch_interval_s,
             )
         ]

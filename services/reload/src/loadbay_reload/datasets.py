@@ -7,23 +7,33 @@ import uuid
 from typing import Literal
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loadbay_contracts import ColumnSpec, CsvOptionsSpec, DatasetSpec, Recipient
 from loadbay_contracts.datasets import IDENTIFIER
 from loadbay_platform.auth import Principal
+from loadbay_platform.warehouse import domain_problem
 from loadbay_reload import repository
-from loadbay_reload.errors import DatasetExists, DatasetNotFound, NotAuthorized, ReloadError
+from loadbay_reload.errors import (
+    DatasetExists,
+    DatasetNotFound,
+    DomainReserved,
+    NotAuthorized,
+    ReloadError,
+)
 
-# Schemas a domain may not be called, so the warehouse never collides with a service's own.
-RESERVED_DOMAINS = {"public", "information_schema"}
-RESERVED_PREFIXES = ("pg_", "loadbay_")
+# PostgreSQL's limit on the columns of a table.
+MAX_COLUMNS = 1600
+
+
+# Text stored as given: no NUL (PostgreSQL cannot hold one), bounded.
+NO_NUL = r"^[^\x00]*$"
 
 
 class AuthorizedUser(BaseModel):
     model_config = ConfigDict(frozen=True)
-    user_id: str = Field(min_length=1)
-    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    user_id: str = Field(min_length=1, max_length=256, pattern=NO_NUL)
+    email: str = Field(max_length=320, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$")
 
 
 class DatasetCreate(BaseModel):
@@ -38,10 +48,22 @@ class DatasetCreate(BaseModel):
         description="reload: each run replaces the rows; append: each file's rows are added once",
     )
     file_type: Literal["csv"] = "csv"
-    description: str = ""
-    columns: list[ColumnSpec] = Field(min_length=1)
+    description: str = Field(default="", max_length=10_000, pattern=NO_NUL)
+    columns: list[ColumnSpec] = Field(min_length=1, max_length=MAX_COLUMNS)
     csv: CsvOptionsSpec = CsvOptionsSpec()
-    authorized_users: list[AuthorizedUser] = []
+    authorized_users: list[AuthorizedUser] = Field(default=[], max_length=1000)
+
+    @field_validator("csv")
+    @classmethod
+    def _csv_characters(cls, csv: CsvOptionsSpec) -> CsvOptionsSpec:
+        # What the loader's COPY accepts, checked now rather than failing every load later.
+        chars = {"delimiter": csv.delimiter, "quote": csv.quote, "escape": csv.escape}
+        for what, char in chars.items():
+            if char is not None and not (char == "\t" or (char.isascii() and char.isprintable())):
+                raise ValueError(f"the CSV {what} must be a printable ASCII character or a tab")
+        if csv.delimiter == csv.quote:
+            raise ValueError("the CSV delimiter and quote must differ")
+        return csv
 
 
 class Dataset(BaseModel):
@@ -107,8 +129,11 @@ class Dataset(BaseModel):
 
 
 def check_domain(domain: str) -> None:
-    if domain in RESERVED_DOMAINS or domain.startswith(RESERVED_PREFIXES):
-        raise NotAuthorized(f"domain {domain!r} is reserved; choose another name")
+    """A domain is a warehouse schema: it may not be one that the platform, a client
+    workspace or PostgreSQL uses (see loadbay_platform.warehouse)."""
+    problem = domain_problem(domain)
+    if problem is not None:
+        raise DomainReserved(problem)
 
 
 async def create_dataset(

@@ -27,6 +27,10 @@ class DatasetExists(ReloadError):
         super().__init__(f"dataset {domain}/{name} exists already")
 
 
+class DomainReserved(ReloadError):
+    status_code = 409
+
+
 class ReloadRunning(ReloadError):
     status_code = 409
 

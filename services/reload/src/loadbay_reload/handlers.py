@@ -10,18 +10,22 @@ from loadbay_contracts import Envelope, FileLanded, LoadCompleted
 from loadbay_platform import outbox
 from loadbay_platform.service import Resources
 from loadbay_reload import reloads
-from loadbay_reload.landing import landings_from_s3_notification
+from loadbay_reload.landing import landings_from_s3_notification, storable
+from loadbay_reload.rejects import dead_letterer
 
 
 class Handlers:
     def __init__(self, res: Resources) -> None:
         self.res = res
+        self.reject = dead_letterer(res.producer, reloads.SERVICE)
 
     async def on_file_landed(
         self, conn: asyncpg.Connection, envelope: Envelope, event: FileLanded
     ) -> None:
         s3 = self.res.settings.s3
-        await reloads.register_landing(conn, self.res.s3, s3.lz_bucket, s3.dlz_bucket, event)
+        await reloads.register_landing(
+            conn, self.res.s3, s3.lz_bucket, s3.dlz_bucket, event, self.reject
+        )
 
     async def on_load_completed(
         self, conn: asyncpg.Connection, envelope: Envelope, event: LoadCompleted
@@ -33,7 +37,10 @@ class Handlers:
         # Translated into file.landed events (through the outbox) so that every way of landing
         # goes through one handler, in order per dataset.
         for landed in landings_from_s3_notification(raw):
-            await outbox.enqueue(conn, landed, service=reloads.SERVICE)
+            if storable(landed.key):
+                await outbox.enqueue(conn, landed, service=reloads.SERVICE)
+            else:  # one odd record never holds back the others of its message
+                await self.reject(landed, f"key {landed.key!r} holds a NUL or is not UTF-8")
 
 
 def handler_map(h: Handlers) -> dict[type[Any], Any]:

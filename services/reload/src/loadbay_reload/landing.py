@@ -21,6 +21,19 @@ from loadbay_platform.errors import TerminalError
 SUCCESS_MARKER = "_SUCCESS"
 LAYOUT = "<domain>/<dataset>/upload_date=<epoch>/<user_id>/<file_type>/<file_name>"
 _UPLOAD_DATE = re.compile(r"^upload_date=(\d{1,13})$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_KEY_BYTES = 1024
+
+
+def storable(key: str) -> bool:
+    """Whether PostgreSQL can hold `key` (text and jsonb hold no NUL, and only valid UTF-8)."""
+    if "\x00" in key:
+        return False
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:  # an unpaired surrogate, from a JSON escape
+        return False
+    return True
 
 
 class MalformedLandingPath(TerminalError):
@@ -51,13 +64,26 @@ class LandingPath:
         return self.name == SUCCESS_MARKER
 
 
+def printable(key: str) -> str:
+    """`key` with control characters and unpaired surrogates escaped (``\\x00``): safe to
+    store in PostgreSQL (which holds no NUL) and to show."""
+    escaped = key.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", escaped)
+
+
 def parse_landing_path(key: str) -> LandingPath:
+    if _CONTROL.search(key):
+        raise MalformedLandingPath(key, "it contains a control character (such as NUL)")
+    if printable(key) != key:
+        raise MalformedLandingPath(key, "it is not valid UTF-8")
     parts = key.split("/")
     if len(parts) != 6:
-        raise MalformedLandingPath(key, f"it has {len(parts)} parts, not 6")
+        raise MalformedLandingPath(key, f"it has {len(parts)} parts, not 6 (a nested folder?)")
     domain, dataset, upload, user_id, file_type, name = parts
     if not all(parts):
         raise MalformedLandingPath(key, "it has an empty part")
+    if any(p in (".", "..") for p in parts):
+        raise MalformedLandingPath(key, "it has a '.' or '..' part")
     match = _UPLOAD_DATE.match(upload)
     if match is None:
         raise MalformedLandingPath(key, f"{upload!r} is not upload_date=<epoch>")
@@ -69,7 +95,14 @@ def landing_key(
 ) -> str:
     if "/" in name or not name or name == SUCCESS_MARKER:
         raise ValueError(f"not a valid file name to upload: {name!r}")
-    return f"{domain}/{dataset}/upload_date={upload_date}/{user_id}/{file_type}/{name}"
+    key = f"{domain}/{dataset}/upload_date={upload_date}/{user_id}/{file_type}/{name}"
+    if len(key.encode("utf-8", "backslashreplace")) > MAX_KEY_BYTES:
+        raise ValueError(f"file name too long: S3 keys hold at most {MAX_KEY_BYTES} bytes")
+    try:
+        parse_landing_path(key)
+    except MalformedLandingPath as exc:
+        raise ValueError(f"not a valid file name to upload: {name!r} ({exc})") from exc
+    return key
 
 
 # -- S3 event notifications (AWS and MinIO send the same `Records[]` shape) --------------------

@@ -21,26 +21,39 @@ from loadbay_contracts import (
 from loadbay_platform import outbox
 from loadbay_platform.auth import Principal
 from loadbay_platform.errors import TerminalError
+from loadbay_platform.reasons import truncate
 from loadbay_reload import repository
 from loadbay_reload.datasets import Dataset, find_dataset
 from loadbay_reload.errors import FilesNotSelectable, ReloadRunning
-from loadbay_reload.landing import SUCCESS_MARKER, LandingPath, parse_landing_path
+from loadbay_reload.landing import (
+    SUCCESS_MARKER,
+    LandingPath,
+    MalformedLandingPath,
+    parse_landing_path,
+)
 from loadbay_reload.metrics import (
     FILES_LANDED,
     RELOADS_FINISHED,
     RELOADS_REJECTED,
     RELOADS_STARTED,
 )
+from loadbay_reload.rejects import Reject
 
 SERVICE = "reload"
 log = logging.getLogger(__name__)
 
 
 async def register_landing(
-    conn: asyncpg.Connection, s3: Any, lz_bucket: str, dlz_bucket: str, landed: FileLanded
+    conn: asyncpg.Connection,
+    s3: Any,
+    lz_bucket: str,
+    dlz_bucket: str,
+    landed: FileLanded,
+    reject: Reject,
 ) -> None:
     """Turn one landed object into a pending file, or start its batch's reload if it is the
-    `_SUCCESS` marker. Anything that matches no dataset is a TerminalError (dead-lettered)."""
+    `_SUCCESS` marker. Anything that matches no dataset is a TerminalError (dead-lettered);
+    an odd key found in a `_SUCCESS` marker's batch folder is rejected on its own."""
     if landed.bucket not in (lz_bucket, dlz_bucket):
         # Other buckets are other services' business (a data product's source location).
         log.debug("ignoring s3://%s/%s: not in the landing zone", landed.bucket, landed.key)
@@ -67,7 +80,7 @@ async def register_landing(
             f" {dataset.domain}/{dataset.name}"
         )
     if path.is_success_marker:
-        await _on_success_marker(conn, s3, dlz_bucket, dataset, path, landed.bucket)
+        await _on_success_marker(conn, s3, dlz_bucket, dataset, path, landed.bucket, reject)
         return
     file_id = await repository.upsert_landed_file(
         conn,
@@ -92,10 +105,11 @@ async def _on_success_marker(
     dataset: Dataset,
     path: LandingPath,
     bucket: str,
+    reject: Reject,
 ) -> None:
     # The batch's own files may not all have been announced yet (an upstream producer may send
     # only the marker, or notifications may lag): list the folder and register what is missing.
-    await _register_unannounced(conn, s3, bucket, dataset, path)
+    await _register_unannounced(conn, s3, bucket, dataset, path, reject)
     files = await repository.pending_files_in_batch(conn, dataset.id, path.batch)
     if not files:
         log.warning("_SUCCESS in %s found no pending files; nothing to reload", path.batch_prefix)
@@ -130,16 +144,35 @@ async def _on_success_marker(
 
 
 async def _register_unannounced(
-    conn: asyncpg.Connection, s3: Any, bucket: str, dataset: Dataset, path: LandingPath
+    conn: asyncpg.Connection,
+    s3: Any,
+    bucket: str,
+    dataset: Dataset,
+    path: LandingPath,
+    reject: Reject,
 ) -> None:
     known = await repository.keys_in_batch(conn, dataset.id, path.batch)
     paginator = s3.get_paginator("list_objects_v2")
     async for page in paginator.paginate(Bucket=bucket, Prefix=path.batch_prefix):
         for obj in page.get("Contents", []):
             key = obj["Key"]
-            if key in known or key.endswith("/" + SUCCESS_MARKER) or key.endswith("/"):
+            if key in known or key == path.batch_prefix + SUCCESS_MARKER or key.endswith("/"):
                 continue
-            landed = parse_landing_path(key)
+            try:
+                landed = parse_landing_path(key)
+            except MalformedLandingPath as exc:
+                # Reported on its own; the batch loads its good files.
+                await reject(
+                    FileLanded(
+                        bucket=bucket,
+                        key=key,
+                        size=obj["Size"],
+                        etag=obj["ETag"].strip('"'),
+                        source="watcher",
+                    ),
+                    str(exc),
+                )
+                continue
             await repository.upsert_landed_file(
                 conn,
                 dataset_id=dataset.id,
@@ -223,21 +256,25 @@ async def finish_reload(conn: asyncpg.Connection, completed: LoadCompleted) -> N
         await repository.mark_completed(conn, completed.request_id)
     else:
         error = completed.error
-        reason = error.message if error else "the load failed for an unknown reason"
+        # Stored, listed and emailed: bounded whatever the loader sent.
+        reason = truncate(error.message) if error else "the load failed for an unknown reason"
         failed_key = error.file if error else None
         await repository.return_to_pending(
             conn,
             completed.request_id,
             failed_key=failed_key,
             file_error=reason,
-            others_error=f"not loaded: the reload failed on {failed_key or 'another file'}",
+            # No file at fault (the table is): every file carries the reason.
+            others_error=(
+                f"not loaded: the reload failed on {failed_key}" if failed_key else reason
+            ),
         )
     await repository.finish_execution(
         conn,
         completed.request_id,
         status=completed.status,
         reason=reason,
-        error=completed.error.model_dump() if completed.error else None,
+        error=({**completed.error.model_dump(), "message": reason} if completed.error else None),
         rows=completed.rows,
         bytes_=completed.bytes,
         finished_at=completed.finished_at,
