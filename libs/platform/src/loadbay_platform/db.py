@@ -7,10 +7,13 @@ never names it; migrations are plain SQL files applied in order and recorded in
 
 from __future__ import annotations
 
+import asyncio
 import re
 import zlib
+from collections.abc import Awaitable
 from importlib import resources
 from importlib.abc import Traversable
+from typing import TypeVar
 
 import asyncpg
 
@@ -41,6 +44,34 @@ async def create_pool(settings: PostgresSettings, schema: str) -> asyncpg.Pool:
 
 async def ping(conn: asyncpg.Connection) -> None:
     await conn.fetchval("SELECT 1")
+
+
+T = TypeVar("T")
+
+
+async def watched(conn: asyncpg.Connection, operation: Awaitable[T], check_s: float = 1.0) -> T:
+    """Run a long operation on `conn` (a COPY), failing it within seconds once the connection
+    is lost, as an outage (ConnectionDoesNotExistError) the caller's retries wait out.
+
+    asyncpg (0.30-0.32) can leave `copy_to_table` waiting for ever when the server goes away
+    while the client's writes are paused (a full socket buffer, normal while streaming a big
+    file); `command_timeout` does not fire then. The lost connection is still seen as closed.
+    """
+    task = asyncio.ensure_future(operation)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=check_s)
+            if done:
+                return task.result()
+            if conn.is_closed():
+                raise asyncpg.ConnectionDoesNotExistError(
+                    "the connection to PostgreSQL was lost during a long operation (a COPY)"
+                )
+    finally:
+        if not task.done():
+            task.cancel()
+            # Bounded: the cancelled COPY may itself wait on the dead connection.
+            await asyncio.wait({task}, timeout=5)
 
 
 _PLATFORM_SQL = """
