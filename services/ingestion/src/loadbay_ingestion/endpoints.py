@@ -55,8 +55,8 @@ def address_rule(address: IPAddress) -> str | None:
         ("is_loopback", "is a loopback address"),
         ("is_link_local", "is a link-local address (cloud metadata: 169.254.169.254)"),
         ("is_multicast", "is a multicast address"),
-        ("is_private", "is a private address"),
         ("is_reserved", "is a reserved address"),
+        ("is_private", "is a private address"),
     )  # fmt: skip
     for attribute, rule in checks:
         if getattr(address, attribute):
@@ -100,8 +100,12 @@ class EndpointPolicy:
     def check_address(self, host: str, address: IPAddress, port: int) -> None:
         rule = address_rule(address)
         if rule is not None and not self.allows_address(address, port):
-            what = f"host {host}" if host == str(address) else f"host {host} resolves to {address}"
-            raise _refusal(f"{what}, which", rule)
+            what = (
+                f"host {host}"
+                if host.strip("[]") == str(address)
+                else f"host {host} resolves to {address}, which"
+            )
+            raise _refusal(what, rule)
 
 
 @dataclass(frozen=True)
