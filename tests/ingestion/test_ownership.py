@@ -49,6 +49,14 @@ async def test_only_the_owner_and_authorized_users_of_a_dataset_bind_it(
     carols = await create_connection(api, carol, remote, remote.bucket())
     made = await bind_dataset(api, carol, carols["name"], dataset)
     assert made.json()["dataset_type"] == "reload"  # taken from the dataset
+    # Nor does an authorized user block the owner: she may unbind it from any connection.
+    taken = await bind_dataset(api, alice, alices["name"], dataset, expect=409)
+    assert "the dataset's owner may always unbind it" in taken.json()["message"]
+    assert (await api.get(f"/bindings/{dataset}", headers=alice.headers)).status_code == 404
+    unbound = await api.delete(f"/bindings/{dataset}", headers=alice.headers)
+    assert unbound.status_code == 204
+    await bind_dataset(api, alice, alices["name"], dataset)
+    assert (await api.delete(f"/bindings/{dataset}", headers=bob.headers)).status_code == 404
 
 
 async def test_a_binding_must_suit_the_dataset(

@@ -233,7 +233,7 @@ def add_routes(
     @app.delete("/bindings/{domain}/{dataset}", status_code=204, tags=["bindings"])
     async def unbind(domain: str, dataset: str, principal: CurrentPrincipal) -> None:
         async with pool.acquire() as conn, conn.transaction():
-            binding, _ = await bindings.binding_for(conn, f"{domain}/{dataset}", principal)
+            binding = await bindings.binding_to_unbind(conn, f"{domain}/{dataset}", principal)
             await repository.delete_binding(conn, binding["id"])
 
     @app.put("/bindings/{domain}/{dataset}/schedule", tags=["schedules"])

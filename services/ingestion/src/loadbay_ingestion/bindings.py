@@ -91,10 +91,29 @@ async def create_binding(
     if not created:
         raise Conflict(
             f"dataset {body.dataset} is bound to a connection already; unbind it there first"
+            " (the dataset's owner may always unbind it)"
         )
     found = await repository.binding_by_id(conn, binding_id)
     assert found is not None
     return found
+
+
+async def binding_to_unbind(
+    conn: asyncpg.Connection, dataset: str, principal: Principal
+) -> asyncpg.Record:
+    """What DELETE /bindings/{dataset} removes: a binding on a connection the principal may
+    use, or, for the dataset's owner, its enabled binding wherever it is (so that an authorized
+    user's binding never blocks the owner)."""
+    try:
+        binding, _ = await binding_for(conn, dataset, principal)
+        return binding
+    except NotFound:
+        domain, name = dataset.split("/", 1)
+        found = await repository.live_dataset(conn, domain, name)
+        binding = await repository.enabled_binding(conn, dataset)
+        if found is None or binding is None or found["owner_id"] != principal.user_id:
+            raise
+        return binding
 
 
 async def binding_for(

@@ -155,6 +155,7 @@ WHERE b.dataset = $1 AND (c.owner_id = $2 OR EXISTS (
     SELECT 1 FROM connection_users u WHERE u.connection_id = c.id AND u.user_id = $2))
 ORDER BY b.disabled_at IS NULL DESC, b.created_at DESC LIMIT 1
 """
+ENABLED_BINDING = "SELECT * FROM bindings WHERE dataset = $1 AND disabled_at IS NULL"
 # Bindings of a deleted dataset (older bindings have no dataset id: matched by name).
 DISABLE_BINDINGS = """
 UPDATE bindings SET disabled_at = now(), disabled_reason = $4
@@ -177,6 +178,10 @@ async def insert_binding(conn: asyncpg.Connection, **f: Any) -> bool:
 
 async def visible_binding(conn: asyncpg.Connection, dataset: str, user_id: str) -> Record | None:
     return await conn.fetchrow(VISIBLE_BINDING, dataset, user_id)
+
+
+async def enabled_binding(conn: asyncpg.Connection, dataset: str) -> Record | None:
+    return await conn.fetchrow(ENABLED_BINDING, dataset)
 
 
 async def disable_bindings(
