@@ -67,6 +67,8 @@ async def create(api: httpx.AsyncClient, user: User, endpoint: str) -> httpx.Res
 REFUSED = {
     "http://127.0.0.1:{port}": "loopback",
     "http://localhost:{port}": "localhost resolves to",
+    "http://2130706433:{port}": "resolves to 127.0.0.1",
+    "http://127.1:{port}": "resolves to 127.0.0.1",
     "http://[::1]:{port}": "loopback",
     "http://[::ffff:127.0.0.1]:{port}": "loopback",
     "http://10.0.0.1:9000": "private",
