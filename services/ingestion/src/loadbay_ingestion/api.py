@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import asyncpg
 from fastapi import FastAPI, Query, Request
+from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -73,11 +74,15 @@ def add_routes(
 ) -> None:  # fmt: skip
     pool = res.pool
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        # FastAPI's default 422 echoes the submitted values ("input"), access keys included.
+    async def invalid_request(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
         errors = [{k: v for k, v in e.items() if k in ("type", "loc", "msg")} for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
+
+    # FastAPI's default 422 echoes the submitted values ("input"), access keys included; unless
+    # the platform installs a handler that does not, this one is used.
+    if app.exception_handlers.get(RequestValidationError) is request_validation_exception_handler:
+        app.add_exception_handler(RequestValidationError, invalid_request)
 
     @app.exception_handler(IngestionError)
     async def ingestion_error(_: Request, exc: IngestionError) -> JSONResponse:
