@@ -9,14 +9,8 @@ from typing import Literal
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
-from loadbay_contracts import (
-    ColumnSpec,
-    CsvOptionsSpec,
-    DatasetCreated,
-    DatasetDeleted,
-    DatasetSpec,
-    Recipient,
-)
+from loadbay_contracts import ColumnSpec, CsvOptionsSpec, DatasetSpec, Recipient
+from loadbay_contracts.dataset_events import DatasetCreated, DatasetDeleted
 from loadbay_contracts.datasets import IDENTIFIER
 from loadbay_platform import outbox
 from loadbay_platform.auth import Principal
