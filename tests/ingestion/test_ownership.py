@@ -128,6 +128,11 @@ async def test_a_deleted_dataset_disables_its_bindings_and_runs_fail_with_the_re
     await bind_dataset(api, bob, bobs, dataset)
     assert (await binding(api, bob, dataset))["enabled"] is True
     assert (await binding(api, alice, dataset))["enabled"] is False  # hers, kept for history
+    # A disabled binding does not keep its connection from being deleted.
+    assert (
+        await api.delete(f"/connections/{connection}", headers=alice.headers)
+    ).status_code == 204
+    assert (await binding(api, bob, dataset))["enabled"] is True
 
 
 async def test_connection_names_are_per_owner_and_resolve_to_the_callers_own_first(

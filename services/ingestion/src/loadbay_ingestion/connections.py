@@ -206,12 +206,14 @@ async def update_connection(
 
 
 async def delete_connection(conn: asyncpg.Connection, current: asyncpg.Record) -> None:
-    bound = await repository.list_bindings(conn, current["id"])
+    # Disabled bindings (of deleted datasets) go with the connection, with their runs.
+    bound = [b for b in await repository.list_bindings(conn, current["id"]) if not b["disabled_at"]]
     if bound:
         raise Conflict(
             f"connection {current['name']!r} is bound to datasets"
             f" {', '.join(b['dataset'] for b in bound)}: unbind them first"
         )
+    await repository.delete_disabled_bindings(conn, current["id"])
     await repository.delete_connection(conn, current["id"])
 
 

@@ -166,6 +166,9 @@ RETURNING id
 BINDING_BY_ID = "SELECT * FROM bindings WHERE id = $1"
 LIST_BINDINGS = "SELECT * FROM bindings WHERE connection_id = $1 ORDER BY dataset"
 DELETE_BINDING = "DELETE FROM bindings WHERE id = $1"
+DELETE_DISABLED_BINDINGS = (
+    "DELETE FROM bindings WHERE connection_id = $1 AND disabled_at IS NOT NULL"
+)
 
 
 async def insert_binding(conn: asyncpg.Connection, **f: Any) -> bool:
@@ -201,6 +204,10 @@ async def list_bindings(conn: asyncpg.Connection, connection_id: str) -> list[Re
 
 async def delete_binding(conn: asyncpg.Connection, binding_id: str) -> None:
     await conn.execute(DELETE_BINDING, binding_id)
+
+
+async def delete_disabled_bindings(conn: asyncpg.Connection, connection_id: str) -> None:
+    await conn.execute(DELETE_DISABLED_BINDINGS, connection_id)
 
 
 # -- datasets, as the reload service announces them ----------------------------------------------
