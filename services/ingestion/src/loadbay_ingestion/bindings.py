@@ -15,7 +15,7 @@ from typing import Literal
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
-from loadbay_ingestion import repository
+from loadbay_ingestion import dataset_repository, repository
 from loadbay_ingestion.errors import Conflict, NotFound, Unprocessable
 from loadbay_platform.auth import Principal
 
@@ -46,7 +46,7 @@ async def usable_dataset(
 ) -> asyncpg.Record:
     """The dataset to bind, if the principal may use it and the binding suits it (422)."""
     domain, name = body.dataset.split("/")
-    dataset = await repository.live_dataset(conn, domain, name)
+    dataset = await dataset_repository.live_dataset(conn, domain, name)
     if dataset is None or not may_use(dataset, principal.user_id):
         # The same answer whether it does not exist or is someone else's: no existence leak.
         raise Unprocessable(
@@ -109,7 +109,7 @@ async def binding_to_unbind(
         return binding
     except NotFound:
         domain, name = dataset.split("/", 1)
-        found = await repository.live_dataset(conn, domain, name)
+        found = await dataset_repository.live_dataset(conn, domain, name)
         binding = await repository.enabled_binding(conn, dataset)
         if found is None or binding is None or found["owner_id"] != principal.user_id:
             raise

@@ -13,7 +13,7 @@ import asyncpg
 
 from loadbay_contracts import Envelope
 from loadbay_contracts.dataset_events import DatasetCreated, DatasetDeleted
-from loadbay_ingestion import repository
+from loadbay_ingestion import dataset_repository, repository
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 async def on_dataset_created(
     conn: asyncpg.Connection, envelope: Envelope, event: DatasetCreated
 ) -> None:
-    await repository.upsert_dataset(
+    await dataset_repository.upsert_dataset(
         conn,
         dataset_id=event.dataset_id,
         domain=event.domain,
@@ -44,7 +44,7 @@ def deleted_reason(domain: str, name: str, when: str) -> str:
 async def on_dataset_deleted(
     conn: asyncpg.Connection, envelope: Envelope, event: DatasetDeleted
 ) -> None:
-    await repository.delete_dataset(conn, event.dataset_id, event.domain, event.name)
+    await dataset_repository.delete_dataset(conn, event.dataset_id, event.domain, event.name)
     reason = deleted_reason(event.domain, event.name, envelope.time.isoformat())
     disabled = await repository.disable_bindings(conn, event.dataset_id, event.domain,
                                                  event.name, reason)  # fmt: skip

@@ -24,7 +24,7 @@ from typing import Any
 import asyncpg
 
 from loadbay_contracts import FileLanded, IngestionFinished, Recipient
-from loadbay_ingestion import planning, regions, repository
+from loadbay_ingestion import dataset_repository, planning, regions, repository
 from loadbay_ingestion.copying import copy_object
 from loadbay_ingestion.crypto import SecretBox
 from loadbay_ingestion.endpoints import EndpointPolicy, EndpointRefused
@@ -183,7 +183,7 @@ async def _binding_problem(conn: asyncpg.Connection, binding: asyncpg.Record) ->
         return str(binding["disabled_reason"])
     if binding["dataset_id"] is None:  # bound before datasets were known here
         return None
-    dataset = await repository.dataset_by_id(conn, binding["dataset_id"])
+    dataset = await dataset_repository.dataset_by_id(conn, binding["dataset_id"])
     if dataset is None or dataset["deleted_at"] is not None:
         return f"dataset {binding['dataset']} no longer exists"
     if binding["user_id"] != dataset["owner_id"] and (
