@@ -159,6 +159,22 @@ def test_the_client_refuses_to_open_a_socket_to_a_refused_address() -> None:
     guard.socket_factory((*inet, ("8.8.8.8", 443))).close()
 
 
+async def test_a_host_allowed_by_name_is_let_through_at_its_resolved_addresses_only() -> None:
+    guard = ConnectionGuard(EndpointPolicy.from_setting(["localhost:9000"]))
+    inet = (socket.AF_INET, socket.SOCK_STREAM, 6, "")
+    with pytest.raises(OSError):
+        guard.socket_factory((*inet, ("127.0.0.1", 9000)))  # not resolved through it yet
+    found = await guard.resolver.resolve("localhost", 9000, socket.AF_INET)
+    assert {r["host"] for r in found} == {"127.0.0.1"}
+    guard.socket_factory((*inet, ("127.0.0.1", 9000))).close()
+    with pytest.raises(OSError):  # the same address on another port (a redirect) is not
+        guard.socket_factory((*inet, ("127.0.0.1", 22)))
+    await guard.resolver.resolve("localhost", 9001, socket.AF_INET)  # not the allowed port
+    with pytest.raises(OSError):
+        guard.socket_factory((*inet, ("127.0.0.1", 9001)))
+    await guard.resolver.close()
+
+
 async def test_a_422_never_echoes_the_secret_access_key(
     api: httpx.AsyncClient, alice: User
 ) -> None:

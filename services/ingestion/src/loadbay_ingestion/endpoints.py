@@ -160,19 +160,19 @@ class ConnectionGuard:
     """The S3 client's resolver and socket factory: every address it connects to is checked,
     whatever led there (a name resolving elsewhere than before, an IP literal, a redirect).
 
-    Addresses of a host the operator allows by name are remembered as the resolver returns
-    them, so the socket factory, which sees only addresses, lets them through.
+    Addresses of a host the operator allows by name are remembered (with the port) as the
+    resolver returns them, so the socket factory, which sees only addresses, lets them through.
     """
 
     def __init__(self, policy: EndpointPolicy) -> None:
         self.policy = policy
-        self.approved: set[str] = set()
+        self.approved: set[tuple[str, int]] = set()
         self.resolver = _Resolver(self)
 
     def socket_factory(self, addr_info: Any) -> socket.socket:
         family, kind, proto, _, sockaddr = addr_info
         host, port = str(sockaddr[0]), int(sockaddr[1])
-        if host not in self.approved:
+        if (host, port) not in self.approved:
             try:
                 self.policy.check_address(host, ipaddress.ip_address(host), port)
             except EndpointRefused as exc:
@@ -196,7 +196,7 @@ class _Resolver(AbstractResolver):
             self._inner = DefaultResolver()
         found = await self._inner.resolve(host, port, family)
         if self._guard.policy.allows_host(host, port):
-            self._guard.approved.update(r["host"] for r in found)
+            self._guard.approved.update((r["host"], r["port"]) for r in found)
         return found
 
     async def close(self) -> None:
