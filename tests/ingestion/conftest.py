@@ -1,5 +1,9 @@
 """Fixtures of the ingestion tests: a second, "remote" S3 endpoint with its own IAM
-credentials, and the ingestion service running in this process against the session stack.
+credentials, and the ingestion service running in this process against the session stack
+(with the reload service, whose dataset events tell ingestion which datasets exist).
+
+The remote endpoint is on 127.0.0.1, which connections may not reach by default: the settings
+allow exactly its host and port (LOADBAY_INGESTION_ALLOWED_ENDPOINTS), nothing else local.
 
 The remote endpoint is a moto server that enforces IAM authentication after its first three
 requests (`INITIAL_NO_AUTH_ACTION_COUNT`), which create its admin user: from then on only
@@ -35,7 +39,8 @@ from loadbay_cli.stack import free_port
 from loadbay_platform.db import create_pool
 from loadbay_platform.service import RunningService, run_service
 from loadbay_platform.settings import PlatformSettings
-from tests.conftest import User, eventually
+from tests.conftest import Platform, User, eventually
+from tests.reload.flows import create_dataset
 
 REGION = "us-east-1"
 
@@ -127,6 +132,8 @@ def ingestion_settings(remote: Remote) -> IngestionSettings:
         remote_endpoint_url=remote.endpoint_url,
         remote_access_key_id=remote.loadbay.access_key_id,
         remote_secret_access_key=SecretStr(remote.loadbay.secret_access_key),
+        allowed_endpoints=[remote.endpoint_url.removeprefix("http://")],
+        secret_keys=[SecretStr("tests-ingestion-key-1")],
         enabled_opt_in_regions=["eu-south-1"],
         # One run at a time: the throttling tests rely on it; the others wait their turn.
         max_concurrent_loads=1,
@@ -144,26 +151,37 @@ class Ingestion:
     url: str
     state: RunningService
     service: IngestionService
+    reload_url: str
 
 
 @pytest.fixture(scope="session")
 async def ingestion(
-    settings: PlatformSettings, ingestion_settings: IngestionSettings
+    settings: PlatformSettings, ingestion_settings: IngestionSettings, platform: Platform
 ) -> AsyncIterator[Ingestion]:
-    service = IngestionService(ingestion_settings)
+    service = IngestionService(ingestion_settings, dev_mode=settings.dev_mode)
     state = RunningService()
     task = asyncio.create_task(run_service(service, settings, port=0, state=state))
     try:
         await asyncio.wait_for(state.ready.wait(), 30)
-        yield Ingestion(f"http://127.0.0.1:{state.port}", state, service)
+        yield Ingestion(f"http://127.0.0.1:{state.port}", state, service, platform.urls["reload"])
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
 
+class IngestionApi(httpx.AsyncClient):
+    """The ingestion API, and beside it the reload API (`reload`) where datasets are made."""
+
+    reload: httpx.AsyncClient
+
+
 @pytest.fixture
-async def api(ingestion: Ingestion) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=ingestion.url, timeout=30) as client:
+async def api(ingestion: Ingestion) -> AsyncIterator[IngestionApi]:
+    async with (
+        IngestionApi(base_url=ingestion.url, timeout=30) as client,
+        httpx.AsyncClient(base_url=ingestion.reload_url, timeout=30) as reload,
+    ):
+        client.reload = reload
         yield client
 
 
@@ -198,18 +216,41 @@ async def create_connection(
     return made.json()
 
 
+async def new_dataset(api: IngestionApi, user: User, dataset_type: str = "reload") -> str:
+    """A fresh dataset of `user`, made through the reload service: `<domain>/<name>`."""
+    domain, name = unique("dom"), unique("ds")
+    await create_dataset(api.reload, user, domain, name, dataset_type=dataset_type)
+    return f"{domain}/{name}"
+
+
+async def bind_dataset(
+    api: IngestionApi, user: User, connection: str, dataset: str, *, expect: int = 201,
+    seen: bool = False, **fields: Any,
+) -> httpx.Response:  # fmt: skip
+    """Bind `dataset`, waiting while ingestion has not yet seen its `dataset.created` (unless
+    `seen`: the answer is taken as it is)."""
+    body = {"dataset": dataset, "file_type": "csv", "directory_path": "exports/in", **fields}
+
+    async def attempt() -> httpx.Response | None:
+        made = await api.post(f"/connections/{connection}/bindings", json=body,
+                              headers=user.headers)  # fmt: skip
+        if made.status_code == 422 and "retry in a moment" in made.text and not seen:
+            return None
+        return made
+
+    made = await eventually(attempt, within=20)
+    assert made.status_code == expect, made.text
+    return made
+
+
 async def bind(
-    api: httpx.AsyncClient, user: User, connection: str, *, dataset_type: str = "reload",
+    api: IngestionApi, user: User, connection: str, *, dataset_type: str = "reload",
     directory_path: str = "exports/in", file_type: str = "csv",
 ) -> str:  # fmt: skip
-    dataset = f"{unique('dom')}/{unique('ds')}"
-    made = await api.post(
-        f"/connections/{connection}/bindings",
-        json={"dataset": dataset, "dataset_type": dataset_type, "file_type": file_type,
-              "directory_path": directory_path},
-        headers=user.headers,
-    )  # fmt: skip
-    assert made.status_code == 201, made.text
+    """Create a dataset of `user` and bind it to `connection`."""
+    dataset = await new_dataset(api, user, dataset_type)
+    await bind_dataset(api, user, connection, dataset, dataset_type=dataset_type,
+                       directory_path=directory_path, file_type=file_type)  # fmt: skip
     return dataset
 
 

@@ -36,12 +36,16 @@ async def test_access_keys_are_encrypted_at_rest_and_never_returned(
     assert row["secret_access_key_enc"].startswith(b"gAAAAA")  # a Fernet token
 
 
-async def test_names_are_unique_and_fields_are_validated(
+async def test_names_are_unique_per_owner_and_fields_are_validated(
     api: httpx.AsyncClient, alice: User, bob: User, remote: Remote
 ) -> None:
     made = await create_connection(api, alice, remote, remote.bucket())
-    again = await create_connection(api, bob, remote, made["bucket"], name=made["name"], expect=409)
-    assert "exists already" in again["message"]
+    again = await create_connection(api, alice, remote, made["bucket"], name=made["name"],
+                                    expect=409)  # fmt: skip
+    assert "you have a connection named" in again["message"]
+    # Another user's name tells bob nothing: he gets his own connection of that name.
+    bobs = await create_connection(api, bob, remote, made["bucket"], name=made["name"])
+    assert bobs["owner_id"] == bob.user_id
     await create_connection(api, alice, remote, "b", expect=422)  # not a bucket name
     await create_connection(api, alice, remote, "bucket-x", access_type="ftp", expect=422)
     await create_connection(api, alice, remote, "bucket-x", connection_type="jdbc", expect=422)

@@ -9,7 +9,7 @@ import asyncpg
 import httpx
 
 from tests.conftest import Mailbox, Platform, User, body_text
-from tests.ingestion.conftest import Remote, create_connection, run
+from tests.ingestion.conftest import Remote, bind_dataset, create_connection, run
 from tests.reload.flows import create_dataset, finished_execution
 
 ORDERS = b"id,name,amount,day\n1,apple,1.5,2024-01-02\n2,pear,2,2024-01-03\n"
@@ -19,13 +19,7 @@ MORE = b"id,name,amount,day\n3,fig,3,2024-01-04\n"
 async def bind(
     api: httpx.AsyncClient, user: User, connection: str, dataset: str, kind: str
 ) -> None:
-    made = await api.post(
-        f"/connections/{connection}/bindings",
-        json={"dataset": dataset, "dataset_type": kind, "file_type": "csv",
-              "directory_path": "exports/in"},
-        headers=user.headers,
-    )  # fmt: skip
-    assert made.status_code == 201, made.text
+    await bind_dataset(api, user, connection, dataset, dataset_type=kind)  # type: ignore[arg-type]
 
 
 async def ids(db: asyncpg.Connection, domain: str, name: str) -> list[int]:

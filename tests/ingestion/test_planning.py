@@ -8,7 +8,6 @@ from loadbay_ingestion import planning, policies, regions
 from loadbay_ingestion.crypto import SecretBox
 from loadbay_ingestion.remote import RemoteObject
 from loadbay_ingestion.settings import IngestionSettings
-from pydantic import SecretStr
 
 
 def obj(key: str, size: int = 3, etag: str = "e1", storage: str = "STANDARD") -> RemoteObject:
@@ -73,13 +72,35 @@ def test_paths_names_and_skip_lz() -> None:
 
 def test_secrets_round_trip_with_a_passphrase_or_a_fernet_key() -> None:
     for key in ("any passphrase at all", Fernet.generate_key().decode()):
-        box = SecretBox(SecretStr(key))
+        box = SecretBox([key])
         token = box.seal("wJalrXUtnFEMI/K7MDENG")
         assert b"wJalrXUtnFEMI" not in token and box.open(token) == "wJalrXUtnFEMI/K7MDENG"
         assert "passphrase" not in repr(box)
-    with pytest.raises(ValueError, match="SECRET_KEY changed"):
-        SecretBox(SecretStr("other")).open(SecretBox(SecretStr("one")).seal("x"))
-    SecretBox(IngestionSettings().secret_key)  # the dev default works out of the box
+    with pytest.raises(ValueError, match="cannot be decrypted with any of the configured keys"):
+        SecretBox(["other"]).open(SecretBox(["one"]).seal("x"))
+    SecretBox(IngestionSettings().encryption_keys())  # the dev default works in dev mode
+
+
+def test_rotation_opens_with_any_key_and_seals_with_the_newest() -> None:
+    old, new = SecretBox(["key one"]), SecretBox(["key two", "key one"])
+    token = old.seal("wJalrXUtnFEMI/K7MDENG")
+    assert new.open(token) == "wJalrXUtnFEMI/K7MDENG" and not new.is_current(token)
+    resealed = new.reseal(token)
+    assert new.is_current(resealed) and SecretBox(["key two"]).open(resealed) == new.open(token)
+    assert new.is_current(new.seal("x"))
+    with pytest.raises(ValueError, match="any of the configured keys"):
+        old.open(resealed)  # the old key alone no longer opens it
+
+
+def test_secret_keys_are_read_newest_first_as_a_list_or_json(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LOADBAY_INGESTION_SECRET_KEY", "single")
+    assert IngestionSettings().encryption_keys() == ["single"]
+    monkeypatch.setenv("LOADBAY_INGESTION_SECRET_KEYS", "new, old")
+    assert IngestionSettings().encryption_keys() == ["new", "old"]
+    monkeypatch.setenv("LOADBAY_INGESTION_SECRET_KEYS", '["newer", "new"]')
+    assert IngestionSettings().encryption_keys() == ["newer", "new"]
 
 
 def test_settings_read_opt_in_regions_and_the_throttle_from_the_environment(

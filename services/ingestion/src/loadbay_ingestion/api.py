@@ -7,15 +7,18 @@ from typing import Annotated, Any
 
 import asyncpg
 from fastapi import FastAPI, Query, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from loadbay_ingestion import bindings, connections, policies, regions, repository, runs, scheduler
 from loadbay_ingestion.bindings import BindingCreate, ScheduleSet
 from loadbay_ingestion.connections import ConnectionCreate, ConnectionUpdate, VersionChange
 from loadbay_ingestion.crypto import SecretBox
+from loadbay_ingestion.endpoints import EndpointPolicy
 from loadbay_ingestion.errors import Conflict, IngestionError, NotFound
 from loadbay_ingestion.metrics import CONNECTION_TESTS
-from loadbay_ingestion.remote import remote_client, test_access
+from loadbay_ingestion.remote import check_remote_endpoint, remote_client, test_access
 from loadbay_ingestion.settings import IngestionSettings
 from loadbay_platform.auth import CurrentPrincipal
 from loadbay_platform.service import Resources
@@ -26,6 +29,7 @@ def _binding(b: asyncpg.Record, connection: str, schedule: asyncpg.Record | None
         "dataset": b["dataset"], "connection": connection, "dataset_type": b["dataset_type"],
         "file_type": b["file_type"], "directory_path": b["directory_path"],
         "user_id": b["user_id"], "created_at": b["created_at"].isoformat(),
+        "enabled": b["disabled_at"] is None, "disabled_reason": b["disabled_reason"],
         "schedule": (
             {"job_type": schedule["job_type"], "cron": schedule["cron"],
              "next_run_at": schedule["next_run_at"].isoformat()}
@@ -66,9 +70,19 @@ def _run(r: asyncpg.Record, objects: list[asyncpg.Record] | None = None) -> dict
 
 def add_routes(
     app: FastAPI, res: Resources, settings: IngestionSettings, box: SecretBox,
-    wake: Callable[[], None],
+    policy: EndpointPolicy, wake: Callable[[], None],
 ) -> None:  # fmt: skip
     pool = res.pool
+
+    async def invalid_request(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [{k: v for k, v in e.items() if k in ("type", "loc", "msg")} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    # FastAPI's default 422 echoes the submitted values ("input"), access keys included; unless
+    # the platform installs a handler that does not, this one is used.
+    if app.exception_handlers.get(RequestValidationError) is request_validation_exception_handler:
+        app.add_exception_handler(RequestValidationError, invalid_request)
 
     @app.exception_handler(IngestionError)
     async def ingestion_error(_: Request, exc: IngestionError) -> JSONResponse:
@@ -84,7 +98,7 @@ def add_routes(
     ) -> dict[str, Any]:
         """Create an S3 connection. Access keys are stored encrypted and never shown again."""
         async with pool.acquire() as conn, conn.transaction():
-            found = await connections.create_connection(conn, box, body, principal)
+            found = await connections.create_connection(conn, box, body, principal, policy)
             return await connections.view(conn, found)
 
     @app.get("/connections", tags=["connections"])
@@ -111,7 +125,7 @@ def add_routes(
     ) -> dict[str, Any]:
         async with pool.acquire() as conn, conn.transaction():
             current = await connections.owned_connection(conn, name, principal)
-            await connections.update_connection(conn, box, current, body, principal)
+            await connections.update_connection(conn, box, current, body, principal, policy)
             found = await repository.connection_by_id(conn, current["id"])
             assert found is not None
             return await connections.view(conn, found)
@@ -134,8 +148,9 @@ def add_routes(
                 "reason": problem,
             }  # fmt: skip
         else:
+            await check_remote_endpoint(found, policy)  # 422 before any request is sent
             try:
-                client = remote_client(found, settings, box)
+                client = remote_client(found, settings, box, policy)
             except ValueError as exc:  # the stored keys cannot be decrypted
                 raise Conflict(str(exc)) from exc
             async with client as remote:
@@ -223,7 +238,7 @@ def add_routes(
     @app.delete("/bindings/{domain}/{dataset}", status_code=204, tags=["bindings"])
     async def unbind(domain: str, dataset: str, principal: CurrentPrincipal) -> None:
         async with pool.acquire() as conn, conn.transaction():
-            binding, _ = await bindings.binding_for(conn, f"{domain}/{dataset}", principal)
+            binding = await bindings.binding_to_unbind(conn, f"{domain}/{dataset}", principal)
             await repository.delete_binding(conn, binding["id"])
 
     @app.put("/bindings/{domain}/{dataset}/schedule", tags=["schedules"])

@@ -7,6 +7,7 @@ before they reach the database and are never part of a view.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any, Literal
 
@@ -15,12 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from loadbay_ingestion import regions, repository
 from loadbay_ingestion.crypto import SecretBox
+from loadbay_ingestion.endpoints import EndpointPolicy, check_endpoint
 from loadbay_ingestion.errors import Conflict, Forbidden, IngestionError, NotFound
 from loadbay_platform.auth import Principal
 
 VERSIONS = ("1.6", "1.7", "1.8")
 Version = Literal["1.6", "1.7", "1.8"]
 AccessType = Literal["access_keys", "bucket_policy"]
+log = logging.getLogger(__name__)
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 
 
@@ -35,8 +38,9 @@ class ConnectionCreate(BaseModel):
     access_type: AccessType
     version: Version = "1.8"
     region: str
-    # For S3-compatible stores (MinIO) and tests; None means AWS S3 in `region`.
-    endpoint_url: str | None = None
+    # For S3-compatible stores (MinIO) and tests; None means AWS S3 in `region`. Public
+    # addresses only, unless allowed by LOADBAY_INGESTION_ALLOWED_ENDPOINTS (endpoints.py).
+    endpoint_url: str | None = Field(None, max_length=2048)
     # Set when the bucket is encrypted with a KMS key: a key policy is generated too.
     kms_key_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:kms:")
     access_key_id: SecretStr | None = None
@@ -58,7 +62,7 @@ class ConnectionUpdate(BaseModel):
     authorized_users: list[str] | None = None
     bucket: str | None = Field(None, pattern=BUCKET_PATTERN)
     region: str | None = None
-    endpoint_url: str | None = None
+    endpoint_url: str | None = Field(None, max_length=2048)
     kms_key_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:kms:")
     access_key_id: SecretStr | None = None
     secret_access_key: SecretStr | None = None
@@ -88,9 +92,35 @@ def _sealed_keys(
     return box.seal(key_id.get_secret_value()), box.seal(secret.get_secret_value())
 
 
+async def reseal_secrets(pool: asyncpg.Pool, box: SecretBox) -> int:
+    """Seal stored access keys still sealed with an older key with the newest one (after a
+    key rotation); idempotent, run at start-up. Returns how many connections were resealed."""
+    resealed = 0
+    async with pool.acquire() as conn:
+        rows = await repository.sealed_secrets(conn)
+        for r in rows:
+            sealed = (r["access_key_id_enc"], r["secret_access_key_enc"])
+            if all(box.is_current(token) for token in sealed):
+                continue
+            try:
+                key_id = box.reseal(r["access_key_id_enc"])
+                secret = box.reseal(r["secret_access_key_enc"])
+            except ValueError:
+                log.warning("connection %s: access keys sealed with an unknown key", r["id"])
+                continue
+            await repository.reseal(conn, r["id"], r["secret_access_key_enc"], key_id, secret)
+            resealed += 1
+    if resealed:
+        log.info("resealed the access keys of %d connection(s) with the newest key", resealed)
+    return resealed
+
+
 async def create_connection(
-    conn: asyncpg.Connection, box: SecretBox, body: ConnectionCreate, principal: Principal
-) -> asyncpg.Record:
+    conn: asyncpg.Connection, box: SecretBox, body: ConnectionCreate, principal: Principal,
+    policy: EndpointPolicy,
+) -> asyncpg.Record:  # fmt: skip
+    if body.endpoint_url is not None:
+        await check_endpoint(body.endpoint_url, policy)
     key_enc, secret_enc = _sealed_keys(
         box, body.access_type, body.access_key_id, body.secret_access_key
     )
@@ -112,7 +142,9 @@ async def create_connection(
         owner_email=principal.email,
     )
     if not created:
-        raise Conflict(f"a connection named {body.name!r} exists already; names are unique")
+        raise Conflict(
+            f"you have a connection named {body.name!r} already; names are unique per owner"
+        )
     users = sorted({*body.authorized_users} - {principal.user_id})
     await repository.set_connection_users(conn, connection_id, users)
     await repository.insert_version_change(
@@ -147,9 +179,11 @@ async def owned_connection(
 
 async def update_connection(
     conn: asyncpg.Connection, box: SecretBox, current: asyncpg.Record, body: ConnectionUpdate,
-    principal: Principal,
+    principal: Principal, policy: EndpointPolicy,
 ) -> None:  # fmt: skip
     changes = body.model_dump(exclude_unset=True)
+    if changes.get("endpoint_url") is not None:
+        await check_endpoint(changes["endpoint_url"], policy)
     key_enc, secret_enc = current["access_key_id_enc"], current["secret_access_key_enc"]
     if "access_key_id" in changes or "secret_access_key" in changes:
         key_enc, secret_enc = _sealed_keys(
@@ -172,12 +206,14 @@ async def update_connection(
 
 
 async def delete_connection(conn: asyncpg.Connection, current: asyncpg.Record) -> None:
-    bound = await repository.list_bindings(conn, current["id"])
+    # Disabled bindings (of deleted datasets) go with the connection, with their runs.
+    bound = [b for b in await repository.list_bindings(conn, current["id"]) if not b["disabled_at"]]
     if bound:
         raise Conflict(
             f"connection {current['name']!r} is bound to datasets"
             f" {', '.join(b['dataset'] for b in bound)}: unbind them first"
         )
+    await repository.delete_disabled_bindings(conn, current["id"])
     await repository.delete_connection(conn, current["id"])
 
 

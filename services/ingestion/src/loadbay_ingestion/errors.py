@@ -27,3 +27,9 @@ class Forbidden(IngestionError):
 
 class RemoteAccessError(Exception):
     """The remote bucket cannot be listed or read; the message says why, for the user."""
+
+
+class Unprocessable(IngestionError):
+    """The request is well-formed but refers to something it may not use (422)."""
+
+    status_code = 422

@@ -17,15 +17,26 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from loadbay_ingestion.crypto import SecretBox
+from loadbay_ingestion.endpoints import ConnectionGuard, EndpointPolicy, check_endpoint
 from loadbay_ingestion.errors import RemoteAccessError
 from loadbay_ingestion.settings import IngestionSettings
 
 ARCHIVED = frozenset({"GLACIER", "DEEP_ARCHIVE"})
 
 
+async def check_remote_endpoint(connection: asyncpg.Record, policy: EndpointPolicy) -> None:
+    """Right before any request: the connection's own endpoint (user input) must still be one
+    loadbay may reach (DNS may have changed, or the allowed endpoints). AWS endpoints (no
+    endpoint_url) and the operator's `remote_endpoint_url` are trusted."""
+    if connection["endpoint_url"]:
+        await check_endpoint(connection["endpoint_url"], policy)
+
+
 def remote_client(
-    connection: asyncpg.Record, settings: IngestionSettings, box: SecretBox
-) -> AbstractAsyncContextManager[Any]:
+    connection: asyncpg.Record, settings: IngestionSettings, box: SecretBox,
+    policy: EndpointPolicy,
+) -> AbstractAsyncContextManager[Any]:  # fmt: skip
+    """The remote bucket's S3 client. Call `check_remote_endpoint` first."""
     if connection["access_type"] == "access_keys":
         key_id: str | None = box.open(connection["access_key_id_enc"])
         secret: str | None = box.open(connection["secret_access_key_enc"])
@@ -48,6 +59,10 @@ def remote_client(
             max_pool_connections=max(10, settings.copy_concurrency * 2),
             retries={"max_attempts": 5, "mode": "standard"},
             s3={"addressing_style": "path" if endpoint else "auto"},
+            # Each address the client connects to is checked as well (DNS rebinding).
+            connector_args=(
+                ConnectionGuard(policy).connector_args() if connection["endpoint_url"] else None
+            ),
         ),
     )
 

@@ -17,14 +17,24 @@ INSERT INTO connections (id, name, description, bucket, access_type, version, re
                          endpoint_url, kms_key_arn, access_key_id_enc, secret_access_key_enc,
                          owner_id, owner_email)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-ON CONFLICT (name) DO NOTHING RETURNING id
+ON CONFLICT (owner_id, name) DO NOTHING RETURNING id
 """
 CONNECTION_BY_ID = "SELECT * FROM connections WHERE id = $1"
-# A connection is visible to its owner and its authorized users.
+# A connection is visible to its owner and its authorized users. Names are unique per owner:
+# a name means the caller's own connection first, else the oldest one shared with them.
 VISIBLE_CONNECTION = """
 SELECT c.* FROM connections c
 WHERE c.name = $1 AND (c.owner_id = $2 OR EXISTS (
     SELECT 1 FROM connection_users u WHERE u.connection_id = c.id AND u.user_id = $2))
+ORDER BY c.owner_id = $2 DESC, c.created_at, c.id LIMIT 1
+"""
+SEALED_SECRETS = """
+SELECT id, access_key_id_enc, secret_access_key_enc FROM connections
+WHERE access_key_id_enc IS NOT NULL ORDER BY id
+"""
+RESEAL = """
+UPDATE connections SET access_key_id_enc = $3, secret_access_key_enc = $4
+WHERE id = $1 AND secret_access_key_enc = $2
 """
 LIST_CONNECTIONS = """
 SELECT c.* FROM connections c
@@ -61,6 +71,17 @@ async def insert_connection(conn: asyncpg.Connection, **f: Any) -> bool:
         f["secret_access_key_enc"], f["owner_id"], f["owner_email"],
     )  # fmt: skip
     return created is not None
+
+
+async def sealed_secrets(conn: asyncpg.Connection) -> list[Record]:
+    return await conn.fetch(SEALED_SECRETS)
+
+
+async def reseal(
+    conn: asyncpg.Connection, connection_id: str, old_secret: bytes, key_id: bytes, secret: bytes
+) -> None:
+    """Store re-sealed secrets unless they changed meanwhile (then they are current)."""
+    await conn.execute(RESEAL, connection_id, old_secret, key_id, secret)
 
 
 async def connection_by_id(conn: asyncpg.Connection, connection_id: str) -> Record | None:
@@ -122,25 +143,55 @@ async def version_history(conn: asyncpg.Connection, connection_id: str) -> list[
 
 INSERT_BINDING = """
 INSERT INTO bindings (id, connection_id, dataset, dataset_type, file_type, directory_path,
-                      user_id, user_email)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (dataset) DO NOTHING RETURNING id
+                      user_id, user_email, dataset_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (dataset) WHERE disabled_at IS NULL DO NOTHING RETURNING id
 """
-BINDING_BY_DATASET = "SELECT * FROM bindings WHERE dataset = $1"
+# The binding of a dataset name on a connection the user may see: the enabled one, else the
+# newest disabled one (kept for its history).
+VISIBLE_BINDING = """
+SELECT b.* FROM bindings b JOIN connections c ON c.id = b.connection_id
+WHERE b.dataset = $1 AND (c.owner_id = $2 OR EXISTS (
+    SELECT 1 FROM connection_users u WHERE u.connection_id = c.id AND u.user_id = $2))
+ORDER BY b.disabled_at IS NULL DESC, b.created_at DESC LIMIT 1
+"""
+ENABLED_BINDING = "SELECT * FROM bindings WHERE dataset = $1 AND disabled_at IS NULL"
+# Bindings of a deleted dataset (older bindings have no dataset id: matched by name).
+DISABLE_BINDINGS = """
+UPDATE bindings SET disabled_at = now(), disabled_reason = $4
+WHERE disabled_at IS NULL
+  AND (dataset_id = $1 OR (dataset_id IS NULL AND dataset = $2 || '/' || $3))
+RETURNING id
+"""
 BINDING_BY_ID = "SELECT * FROM bindings WHERE id = $1"
 LIST_BINDINGS = "SELECT * FROM bindings WHERE connection_id = $1 ORDER BY dataset"
 DELETE_BINDING = "DELETE FROM bindings WHERE id = $1"
+DELETE_DISABLED_BINDINGS = (
+    "DELETE FROM bindings WHERE connection_id = $1 AND disabled_at IS NOT NULL"
+)
 
 
 async def insert_binding(conn: asyncpg.Connection, **f: Any) -> bool:
     created = await conn.fetchval(
         INSERT_BINDING, f["id"], f["connection_id"], f["dataset"], f["dataset_type"],
-        f["file_type"], f["directory_path"], f["user_id"], f["user_email"],
+        f["file_type"], f["directory_path"], f["user_id"], f["user_email"], f["dataset_id"],
     )  # fmt: skip
     return created is not None
 
 
-async def binding_by_dataset(conn: asyncpg.Connection, dataset: str) -> Record | None:
-    return await conn.fetchrow(BINDING_BY_DATASET, dataset)
+async def visible_binding(conn: asyncpg.Connection, dataset: str, user_id: str) -> Record | None:
+    return await conn.fetchrow(VISIBLE_BINDING, dataset, user_id)
+
+
+async def enabled_binding(conn: asyncpg.Connection, dataset: str) -> Record | None:
+    return await conn.fetchrow(ENABLED_BINDING, dataset)
+
+
+async def disable_bindings(
+    conn: asyncpg.Connection, dataset_id: str, domain: str, name: str, reason: str
+) -> list[str]:
+    """Disable the bindings of a deleted dataset; their ids."""
+    return [r["id"] for r in await conn.fetch(DISABLE_BINDINGS, dataset_id, domain, name, reason)]
 
 
 async def binding_by_id(conn: asyncpg.Connection, binding_id: str) -> Record | None:
@@ -153,6 +204,10 @@ async def list_bindings(conn: asyncpg.Connection, connection_id: str) -> list[Re
 
 async def delete_binding(conn: asyncpg.Connection, binding_id: str) -> None:
     await conn.execute(DELETE_BINDING, binding_id)
+
+
+async def delete_disabled_bindings(conn: asyncpg.Connection, connection_id: str) -> None:
+    await conn.execute(DELETE_DISABLED_BINDINGS, connection_id)
 
 
 # -- schedules ---------------------------------------------------------------------------------

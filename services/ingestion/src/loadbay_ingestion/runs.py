@@ -24,9 +24,10 @@ from typing import Any
 import asyncpg
 
 from loadbay_contracts import FileLanded, IngestionFinished, Recipient
-from loadbay_ingestion import planning, regions, repository
+from loadbay_ingestion import dataset_repository, planning, regions, repository
 from loadbay_ingestion.copying import copy_object
 from loadbay_ingestion.crypto import SecretBox
+from loadbay_ingestion.endpoints import EndpointPolicy, EndpointRefused
 from loadbay_ingestion.errors import Conflict, RemoteAccessError
 from loadbay_ingestion.metrics import (
     BYTES_COPIED,
@@ -35,7 +36,13 @@ from loadbay_ingestion.metrics import (
     RUNS_FINISHED,
     RUNS_STARTED,
 )
-from loadbay_ingestion.remote import RemoteObject, explain, list_objects, remote_client
+from loadbay_ingestion.remote import (
+    RemoteObject,
+    check_remote_endpoint,
+    explain,
+    list_objects,
+    remote_client,
+)
 from loadbay_ingestion.settings import IngestionSettings
 from loadbay_platform import outbox
 from loadbay_platform.settings import S3Settings
@@ -54,12 +61,15 @@ class RunContext:
     s3_settings: S3Settings
     settings: IngestionSettings
     box: SecretBox
+    policy: EndpointPolicy
 
 
 async def queue_run(
     conn: asyncpg.Connection, binding: asyncpg.Record, trigger: str, triggered_by: str
 ) -> str:
     """Queue a run of `binding`; Conflict while one is queued or running."""
+    if binding["disabled_at"] is not None and trigger != "schedule":
+        raise Conflict(str(binding["disabled_reason"]))
     run_id = str(uuid.uuid4())
     if not await repository.insert_run(conn, run_id, binding["id"], trigger, triggered_by):
         active = await repository.active_run(conn, binding["id"])
@@ -122,13 +132,21 @@ async def _execute(ctx: RunContext, run_id: str) -> None:
             int(time.time()),
         )  # fmt: skip
     problem = regions.opt_in_problem(connection["region"], ctx.settings.enabled_opt_in_regions)
+    if problem is None:
+        async with ctx.pool.acquire() as conn:
+            problem = await _binding_problem(conn, binding)
+    if problem is None:
+        try:
+            await check_remote_endpoint(connection, ctx.policy)
+        except EndpointRefused as exc:
+            problem = str(exc)
     if problem is not None:
         await _finish(ctx, run_id, failure=problem)
         return
     prefix = planning.directory_prefix(binding["directory_path"])
     bucket = connection["bucket"]
     try:
-        async with remote_client(connection, ctx.settings, ctx.box) as remote:
+        async with remote_client(connection, ctx.settings, ctx.box, ctx.policy) as remote:
             objects = await list_objects(remote, bucket, prefix)
             if not objects:
                 await _finish(ctx, run_id, failure=(
@@ -156,6 +174,26 @@ async def _execute(ctx: RunContext, run_id: str) -> None:
         await _finish(ctx, run_id, failure=str(exc))
         return
     await _finish(ctx, run_id)
+
+
+async def _binding_problem(conn: asyncpg.Connection, binding: asyncpg.Record) -> str | None:
+    """Why the binding may not ingest now: disabled (its dataset was deleted), or its creator,
+    in whose name files land, may no longer use the dataset."""
+    if binding["disabled_at"] is not None:
+        return str(binding["disabled_reason"])
+    if binding["dataset_id"] is None:  # bound before datasets were known here
+        return None
+    dataset = await dataset_repository.dataset_by_id(conn, binding["dataset_id"])
+    if dataset is None or dataset["deleted_at"] is not None:
+        return f"dataset {binding['dataset']} no longer exists"
+    if binding["user_id"] != dataset["owner_id"] and (
+        binding["user_id"] not in dataset["authorized_users"]
+    ):
+        return (
+            f"{binding['user_id']}, who bound {binding['dataset']}, is no longer authorized on"
+            " the dataset: ask its owner to authorize them, or bind it again as an authorized user"
+        )
+    return None
 
 
 def _row(
@@ -208,6 +246,10 @@ async def _finish(ctx: RunContext, run_id: str, failure: str | None = None) -> N
             return
         connection = await repository.connection_by_id(conn, binding["connection_id"])
         assert connection is not None
+        if binding["disabled_at"] is not None:
+            # Deleted dataset: nothing lands, and its schedule ends with this failed run.
+            failure = failure or str(binding["disabled_reason"])
+            await repository.delete_schedule(conn, binding["id"])
         rows = await repository.run_objects(conn, run_id)
         copied = [r for r in rows if r["status"] == "copied"]
         skipped = [r for r in rows if r["status"] == "skipped"]

@@ -8,17 +8,34 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# Dev default only: production sets LOADBAY_INGESTION_SECRET_KEY (any long random string, or a
-# Fernet key). Changing it makes stored access keys unreadable: re-enter them after a change.
+# Dev default only: outside dev mode the service refuses to start on it (or on no key). Set
+# LOADBAY_INGESTION_SECRET_KEY, or LOADBAY_INGESTION_SECRET_KEYS to rotate (newest first).
 DEV_SECRET_KEY = "loadbay-dev-ingestion-secret-change-me-in-production"
+
+
+def _split_list(value: object) -> object:
+    """A comma-separated string or a JSON list, as operators write lists in env variables."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
 
 
 class IngestionSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOADBAY_INGESTION_", extra="ignore")
 
     # The key connection secrets (access keys) are encrypted with, at rest (Fernet, key derived
-    # with HKDF-SHA256).
-    secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
+    # with HKDF-SHA256). `secret_keys` (comma-separated or a JSON list, newest first) rotates:
+    # secrets are decrypted with any of them and sealed with the first; when set, it replaces
+    # `secret_key`.
+    secret_key: SecretStr | None = SecretStr(DEV_SECRET_KEY)
+    secret_keys: Annotated[list[SecretStr], NoDecode] = []
+    # Outbound endpoints (a connection's endpoint_url) allowed even though they are loopback,
+    # private or otherwise not public: `host`, `host:port` or a CIDR, comma-separated or a JSON
+    # list. Empty (the default): connections reach public addresses only.
+    allowed_endpoints: Annotated[list[str], NoDecode] = []
     # The AWS principal loadbay reads remote buckets as, granted by generated bucket policies.
     principal_arn: str = "arn:aws:iam::000000000000:role/loadbay-ingestion"
     # Credentials of that principal, used for `bucket_policy` connections (None: the default
@@ -44,12 +61,14 @@ class IngestionSettings(BaseSettings):
     heartbeat_interval_s: float = 5.0
     stale_after_s: float = 30.0
 
-    @field_validator("enabled_opt_in_regions", mode="before")
+    @field_validator("enabled_opt_in_regions", "secret_keys", "allowed_endpoints", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [r.strip() for r in text.split(",") if r.strip()]
-        return value
+        return _split_list(value)
+
+    def encryption_keys(self) -> list[str]:
+        """The encryption keys, newest first (empty strings dropped)."""
+        keys = [k.get_secret_value() for k in self.secret_keys]
+        if not keys and self.secret_key is not None:
+            keys = [self.secret_key.get_secret_value()]
+        return [k for k in keys if k]

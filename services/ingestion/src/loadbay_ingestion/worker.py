@@ -10,7 +10,7 @@ import os
 import socket
 import uuid
 
-from loadbay_ingestion import repository, runs
+from loadbay_ingestion import connections, repository, runs
 from loadbay_ingestion.metrics import RUNS_ACTIVE
 from loadbay_ingestion.runs import RunContext
 
@@ -29,6 +29,10 @@ class RunWorker:
         self._wake.set()
 
     async def run(self) -> None:
+        try:  # after a key rotation: every replica tries, each row changes once
+            await connections.reseal_secrets(self.ctx.pool, self.ctx.box)
+        except Exception:
+            log.exception("resealing access keys with the newest key failed")
         heartbeats = asyncio.create_task(self._heartbeats())
         try:
             while True:

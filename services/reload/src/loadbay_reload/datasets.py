@@ -10,7 +10,9 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loadbay_contracts import ColumnSpec, CsvOptionsSpec, DatasetSpec, Recipient
+from loadbay_contracts.dataset_events import DatasetCreated, DatasetDeleted
 from loadbay_contracts.datasets import IDENTIFIER
+from loadbay_platform import outbox
 from loadbay_platform.auth import Principal
 from loadbay_platform.warehouse import domain_problem
 from loadbay_reload import repository
@@ -160,7 +162,21 @@ async def create_dataset(
     )
     if not created:
         raise DatasetExists(request.domain, request.name)
-    return await get_dataset(conn, request.domain, request.name, owner)
+    dataset = await get_dataset(conn, request.domain, request.name, owner)
+    # Other services (ingestion's bindings) learn who owns and may use it from this event.
+    await outbox.enqueue(
+        conn,
+        DatasetCreated(
+            dataset_id=dataset.id, domain=dataset.domain, name=dataset.name,
+            dataset_type=request.dataset_type, file_type=dataset.file_type,
+            owner=Recipient(user_id=dataset.owner_id, email=dataset.owner_email),
+            authorized_users=tuple(
+                Recipient(user_id=u.user_id, email=u.email) for u in dataset.authorized_users
+            ),
+        ),
+        service="reload", subject=f"{dataset.domain}/{dataset.name}",
+    )  # fmt: skip
+    return dataset
 
 
 async def find_dataset(conn: asyncpg.Connection, domain: str, name: str) -> Dataset | None:
@@ -192,3 +208,8 @@ async def delete_dataset(conn: asyncpg.Connection, dataset: Dataset, principal: 
             f"only the owner ({dataset.owner_id}) may delete {dataset.domain}/{dataset.name}"
         )
     await repository.delete_dataset(conn, dataset.id)
+    await outbox.enqueue(
+        conn,
+        DatasetDeleted(dataset_id=dataset.id, domain=dataset.domain, name=dataset.name),
+        service="reload", subject=f"{dataset.domain}/{dataset.name}",
+    )  # fmt: skip

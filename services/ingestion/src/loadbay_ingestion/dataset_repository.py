@@ -1,0 +1,51 @@
+"""SQL of the datasets ingestion knows from the reload service's events (datasets.py).
+Functions take a connection and never commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from asyncpg import Record
+
+UPSERT_DATASET = """
+INSERT INTO datasets (dataset_id, domain, name, dataset_type, file_type, owner_id, owner_email,
+                      authorized_users)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (dataset_id) DO UPDATE
+    SET dataset_type = excluded.dataset_type, file_type = excluded.file_type,
+        owner_id = excluded.owner_id, owner_email = excluded.owner_email,
+        authorized_users = excluded.authorized_users, seen_at = now()
+    WHERE datasets.deleted_at IS NULL
+"""
+# A deletion seen before its creation (other partition, replay) leaves a tombstone.
+DELETE_DATASET = """
+INSERT INTO datasets (dataset_id, domain, name, dataset_type, file_type, owner_id, owner_email,
+                      deleted_at)
+VALUES ($1, $2, $3, 'reload', '', '', '', now())
+ON CONFLICT (dataset_id) DO UPDATE SET deleted_at = coalesce(datasets.deleted_at, now())
+"""
+LIVE_DATASET = """
+SELECT * FROM datasets WHERE domain = $1 AND name = $2 AND deleted_at IS NULL
+ORDER BY seen_at DESC LIMIT 1
+"""
+DATASET_BY_ID = "SELECT * FROM datasets WHERE dataset_id = $1"
+
+
+async def upsert_dataset(conn: asyncpg.Connection, **f: Any) -> None:
+    await conn.execute(
+        UPSERT_DATASET, f["dataset_id"], f["domain"], f["name"], f["dataset_type"],
+        f["file_type"], f["owner_id"], f["owner_email"], list(f["authorized_users"]),
+    )  # fmt: skip
+
+
+async def delete_dataset(conn: asyncpg.Connection, dataset_id: str, domain: str, name: str) -> None:
+    await conn.execute(DELETE_DATASET, dataset_id, domain, name)
+
+
+async def live_dataset(conn: asyncpg.Connection, domain: str, name: str) -> Record | None:
+    return await conn.fetchrow(LIVE_DATASET, domain, name)
+
+
+async def dataset_by_id(conn: asyncpg.Connection, dataset_id: str) -> Record | None:
+    return await conn.fetchrow(DATASET_BY_ID, dataset_id)
