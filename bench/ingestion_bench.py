@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from boto3.s3.transfer import TransferConfig
 
+from loadbay_cli.devstack import ServiceProcesses
 from loadbay_cli.stack import EmbeddedStack, StackInfo, free_port
 from loadbay_platform.auth import mint_token
 from loadbay_platform.settings import AuthSettings
@@ -92,19 +92,6 @@ def fill_remote(endpoint: str, small_count: int, small_size: int, big_mib: int) 
 
     s3.upload_fileobj(Big(big_mib << 20), REMOTE_BUCKET, "big/big.csv",
                       Config=TransferConfig(multipart_chunksize=64 << 20))  # fmt: skip
-
-
-def serve(env_json: str) -> None:
-    """Child process: the ingestion service."""
-    os.environ.update(json.loads(env_json))
-    from loadbay_ingestion.app import IngestionService
-
-    from loadbay_platform.service import RunningService, run_service
-    from loadbay_platform.settings import PlatformSettings
-
-    port = int(os.environ["BENCH_PORT"])
-    asyncio.run(run_service(IngestionService(), PlatformSettings(), port=port,
-                            state=RunningService()))  # fmt: skip
 
 
 async def baseline(endpoint: str, info: dict[str, Any]) -> dict[str, Any]:
@@ -176,12 +163,8 @@ def main() -> None:
     parser.add_argument("--small-count", type=int, default=2000)
     parser.add_argument("--small-size", type=int, default=4096)
     parser.add_argument("--big-mib", type=int, default=256, help="size of the big object, MiB")
-    parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--baseline", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        serve(args.serve)
-        return
     if args.baseline:
         result = asyncio.run(baseline(args.baseline[0], json.loads(args.baseline[1])))
         print(json.dumps(result))
@@ -191,22 +174,23 @@ def main() -> None:
     with EmbeddedStack(state) as stack:
         info: StackInfo = stack.info
         remote, endpoint = start_remote(state)
-        service: subprocess.Popen[bytes] | None = None
+        services: ServiceProcesses | None = None
         try:
             t0 = time.perf_counter()
             fill_remote(endpoint, args.small_count, args.small_size, args.big_mib)
             print(f"remote filled in {time.perf_counter() - t0:.1f} s")
-            port = free_port()
-            env = {**info.service_env(), "BENCH_PORT": str(port), "LOADBAY_LOG_LEVEL": "WARNING",
-                   "LOADBAY_INGESTION_POLL_INTERVAL_S": "0.2",
-                   "LOADBAY_INGESTION_COPY_CONCURRENCY": str(CONCURRENCY),
-                   "LOADBAY_INGESTION_PART_SIZE_MIB": str(PART >> 20)}  # fmt: skip
-            service = subprocess.Popen(
-                [sys.executable, __file__, "--serve", json.dumps(env)],
-                stdout=(state / "ingestion.log").open("wb"), stderr=subprocess.STDOUT,
-            )  # fmt: skip
-            url = f"http://127.0.0.1:{port}"
-            ingestion = asyncio.run(run_ingestion(url, endpoint, service.pid))
+            # The reload service too: bindings are checked against its datasets.
+            services = ServiceProcesses(info, state / "logs", {
+                "LOADBAY_LOG_LEVEL": "WARNING",
+                "LOADBAY_INGESTION_POLL_INTERVAL_S": "0.2",
+                "LOADBAY_INGESTION_COPY_CONCURRENCY": str(CONCURRENCY),
+                "LOADBAY_INGESTION_PART_SIZE_MIB": str(PART >> 20),
+                # The remote test server is on this machine: the operator allows it.
+                "LOADBAY_INGESTION_ALLOWED_ENDPOINTS": endpoint.removeprefix("http://"),
+            })  # fmt: skip
+            urls = services.start(("reload", "ingestion"))
+            services.wait_ready()
+            ingestion = asyncio.run(run_ingestion(urls, endpoint, services.procs["ingestion"].pid))
             info_json = json.dumps({"s3_endpoint_url": info.s3_endpoint_url,
                                     "s3_access_key_id": info.s3_access_key_id,
                                     "s3_secret_access_key": info.s3_secret_access_key,
@@ -217,9 +201,8 @@ def main() -> None:
             )  # fmt: skip
             base = json.loads(out.stdout)
         finally:
-            if service is not None:
-                service.terminate()
-                service.wait(10)
+            if services is not None:
+                services.stop()
             remote.terminate()
             remote.wait(10)
     print(f"\n{args.small_count} objects of {args.small_size} B, one of {args.big_mib} MiB;"
@@ -234,17 +217,18 @@ def main() -> None:
         print(f"  ratio (ingestion / loop): {b['seconds'] / i['seconds']:.2f}")
 
 
-async def run_ingestion(url: str, endpoint: str, pid: int) -> dict[str, Any]:
+async def run_ingestion(urls: dict[str, str], endpoint: str, pid: int) -> dict[str, Any]:
     token = mint_token(AuthSettings(), "bench", "bench@example.com")
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=url, timeout=60, headers=headers) as http:
-        for _ in range(600):
-            try:
-                if (await http.get("/readyz")).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
+    async with httpx.AsyncClient(base_url=urls["reload"], timeout=60, headers=headers) as http:
+        for name in ("small", "big"):
+            made = await http.post("/datasets", json={
+                "domain": "bench", "name": name, "dataset_type": "append",
+                "columns": [{"name": "id", "type": "integer"}, {"name": "name", "type": "text"},
+                            {"name": "amount", "type": "numeric"}],
+            })  # fmt: skip
+            made.raise_for_status()
+    async with httpx.AsyncClient(base_url=urls["ingestion"], timeout=60, headers=headers) as http:
         made = await http.post("/connections", json={
             "name": "bench", "bucket": REMOTE_BUCKET, "access_type": "access_keys",
             "region": "us-east-1", "endpoint_url": endpoint, "version": "1.7",
@@ -255,10 +239,14 @@ async def run_ingestion(url: str, endpoint: str, pid: int) -> dict[str, Any]:
         figures: dict[str, Any] = {}
         print(f"service idle RSS {peak_rss(pid) / 2**20:.0f} MiB")
         for folder, dataset in (("small/", "bench/small"), ("big/", "bench/big")):
-            bound = await http.post("/connections/bench/bindings", json={
-                "dataset": dataset, "dataset_type": "append", "file_type": "csv",
-                "directory_path": folder,
-            })  # fmt: skip
+            for _ in range(300):  # until ingestion has heard of the new dataset
+                bound = await http.post("/connections/bench/bindings", json={
+                    "dataset": dataset, "dataset_type": "append", "file_type": "csv",
+                    "directory_path": folder,
+                })  # fmt: skip
+                if bound.status_code != 422:
+                    break
+                await asyncio.sleep(0.1)
             bound.raise_for_status()
             started = time.perf_counter()
             run_id = (await http.post(f"/bindings/{dataset}/runs")).json()["run_id"]

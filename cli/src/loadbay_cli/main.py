@@ -96,14 +96,13 @@ def serve(
     from loadbay_platform.service import configure_logging, run_service
     from loadbay_platform.settings import PlatformSettings
 
-    try:
-        definition = service_definition(service)
-    except KeyError as exc:
-        raise CliError(exc.args[0]) from exc
     settings = PlatformSettings()
     configure_logging(service, settings)
     try:
+        definition = service_definition(service)  # a service checks its own settings here
         check_platform_secrets(settings)
+    except KeyError as exc:
+        raise CliError(exc.args[0]) from exc
     except InsecureConfiguration as exc:
         raise CliError(f"{service} will not start: {exc}") from exc
 
