@@ -3,6 +3,7 @@ replace, validation errors, one reload at a time, DLZ copies, executions and ema
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from decimal import Decimal
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from loadbay_contracts import Envelope, FileLanded
 from tests.conftest import DATA, Mailbox, Platform, User, body_text, eventually
 from tests.reload.flows import (
     batch_prefix,
@@ -18,6 +20,7 @@ from tests.reload.flows import (
     files,
     finished_execution,
     land,
+    publish_event,
 )
 
 ORDERS_1 = b"id,name,amount,day\n1,apple,1.50,2024-01-02\n2,pear,,2024-01-03\n"
@@ -208,6 +211,15 @@ async def test_one_reload_at_a_time(
         land(s3, lz, batch_prefix(domain, name, alice, 3), {"d.csv": ORDERS_1})
         rejected = await mail.wait_for(alice.email, count=2)
         assert any("not started" in m["Subject"].lower() for m in rejected)
+        # The same marker announced again (a producer after the watcher): told once only.
+        marker = batch_prefix(domain, name, alice, 3) + "_SUCCESS"
+        head = s3.head_object(Bucket=lz, Key=marker)
+        event = FileLanded(bucket=lz, key=marker, size=0, etag=head["ETag"].strip('"'))
+        bootstrap = platform.settings.kafka.bootstrap_servers
+        await publish_event(bootstrap, Envelope.wrap(event, source="test"), event)
+        await publish_event(bootstrap, Envelope.wrap(event, source="test"), event)
+        await asyncio.sleep(3)
+        assert len(mail.messages_to(alice.email)) == 2
         pending = {f["name"] for f in await files(reload_api, alice, domain, name, "pending")}
         assert {"c.csv", "d.csv"} <= pending
         assert len(await executions(reload_api, alice, domain, name)) == 2

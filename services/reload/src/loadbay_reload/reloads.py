@@ -80,7 +80,7 @@ async def register_landing(
             f" {dataset.domain}/{dataset.name}"
         )
     if path.is_success_marker:
-        await _on_success_marker(conn, s3, dlz_bucket, dataset, path, landed.bucket, reject)
+        await _on_success_marker(conn, s3, dlz_bucket, dataset, path, landed, reject)
         return
     file_id = await repository.upsert_landed_file(
         conn,
@@ -104,9 +104,10 @@ async def _on_success_marker(
     dlz_bucket: str,
     dataset: Dataset,
     path: LandingPath,
-    bucket: str,
+    marker: FileLanded,
     reject: Reject,
 ) -> None:
+    bucket = marker.bucket
     # The batch's own files may not all have been announced yet (an upstream producer may send
     # only the marker, or notifications may lag): list the folder and register what is missing.
     await _register_unannounced(conn, s3, bucket, dataset, path, reject)
@@ -117,6 +118,9 @@ async def _on_success_marker(
     user = Principal(path.user_id, dataset.email_of(path.user_id))
     running = await repository.running_execution_id(conn, dataset.id)
     if running is not None:
+        if not await repository.record_rejected_marker(conn, running, marker.key, marker.etag):
+            log.info("%s announced again while %s runs: told once already", marker.key, running)
+            return
         RELOADS_REJECTED.labels("success-file").inc()
         await outbox.enqueue(
             conn,

@@ -232,6 +232,10 @@ INSERT INTO execution_files (execution_id, file_id, key)
 SELECT $1, f.id, f.key FROM files f WHERE f.id = ANY($2::bigint[])
 """
 RUNNING_EXECUTION = "SELECT id FROM executions WHERE dataset_id = $1 AND status = 'running'"
+RECORD_REJECTED_MARKER = """
+INSERT INTO rejected_markers (execution_id, key, etag) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING RETURNING true
+"""
 EXECUTION_COLUMNS = """
 SELECT e.*, d.domain, d.name AS dataset_name,
        coalesce((SELECT array_agg(ef.key ORDER BY ef.key) FROM execution_files ef
@@ -251,6 +255,14 @@ WHERE id = $1
 async def running_execution_id(conn: asyncpg.Connection, dataset_id: str) -> str | None:
     found: str | None = await conn.fetchval(RUNNING_EXECUTION, dataset_id)
     return found
+
+
+async def record_rejected_marker(
+    conn: asyncpg.Connection, execution_id: str, key: str, etag: str
+) -> bool:
+    """Remember that this marker was turned away during `execution_id`; False if it was
+    already (a repeated announcement of the same object)."""
+    return bool(await conn.fetchval(RECORD_REJECTED_MARKER, execution_id, key, etag))
 
 
 async def insert_execution(
