@@ -27,7 +27,12 @@ async def test_migrations_apply_once_and_record_themselves(stack: StackInfo) -> 
     finally:
         await conn.execute("DROP SCHEMA IF EXISTS loadbay_migration_check CASCADE")
         await conn.close()
-    assert first == ["0000_platform.sql", "0001_reload.sql", "0002_append_datasets.sql"]
+    assert first == [
+        "0000_platform.sql",
+        "0001_reload.sql",
+        "0002_append_datasets.sql",
+        "0003_rejected_markers.sql",
+    ]
     assert again == []
     assert recorded == first
     assert {"outbox", "inbox", "datasets", "files", "executions", "schema_migrations"} <= tables
