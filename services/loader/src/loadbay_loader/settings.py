@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from loadbay_loader.limits import InputLimits
+
 
 class RoleCredentials(BaseModel):
     access_key_id: str
@@ -27,3 +29,22 @@ class LoaderSettings(BaseSettings):
     # vCPUs that `parallelism` scales (LOW = /8, MEDIUM = /2, HIGH = x1, OVERSUBSCRIBE = x2).
     vcpus: int | None = None
     queue_limit: int = 64
+
+    # -- hostile files (limits.py): what one file may cost before it fails ------------------
+    max_decompressed_bytes: int = InputLimits.max_decompressed_bytes
+    max_compression_ratio: int = InputLimits.max_compression_ratio
+    ratio_grace_bytes: int = InputLimits.ratio_grace_bytes
+    max_record_bytes: int = InputLimits.max_record_bytes
+    max_columns: int = InputLimits.max_columns
+    # A bulk load during which the loader stopped (crashed, was killed) this many times is
+    # failed instead of resumed again.
+    max_restarts: int = 3
+
+    def input_limits(self) -> InputLimits:
+        return InputLimits(
+            max_decompressed_bytes=self.max_decompressed_bytes,
+            max_compression_ratio=self.max_compression_ratio,
+            ratio_grace_bytes=self.ratio_grace_bytes,
+            max_record_bytes=self.max_record_bytes,
+            max_columns=self.max_columns,
+        )
