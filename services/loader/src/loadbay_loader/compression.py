@@ -15,7 +15,7 @@ import zlib
 from collections.abc import AsyncIterator
 
 from loadbay_loader import limits
-from loadbay_loader.limits import InputLimitExceeded
+from loadbay_loader.limits import InputLimitExceeded, UnreadableFile
 
 ARCHIVES = (".tar", ".tar.gz", ".tgz")
 OUT_CHUNK = 1 << 20
@@ -26,6 +26,10 @@ class UnsupportedArchive(ValueError):
 
 
 class DecompressionLimit(InputLimitExceeded):
+    pass
+
+
+class CorruptFile(UnreadableFile):
     pass
 
 
@@ -54,17 +58,19 @@ class OutputGuard:
         lim = self.limits
         if self.bytes_out > lim.max_decompressed_bytes:
             raise DecompressionLimit(
-                f"{self.name}: decompressed, the file is larger than the limit of"
-                f" {lim.max_decompressed_bytes} bytes (LOADBAY_LOADER_MAX_DECOMPRESSED_BYTES)"
+                self.name,
+                "decompressed, the file is larger than the limit of"
+                f" {lim.max_decompressed_bytes} bytes (LOADBAY_LOADER_MAX_DECOMPRESSED_BYTES)",
             )
         if (
             self.bytes_out > lim.ratio_grace_bytes
             and self.bytes_out > lim.max_compression_ratio * max(self.bytes_in, 1)
         ):
             raise DecompressionLimit(
-                f"{self.name}: {self.bytes_in} compressed bytes expanded to more than"
-                f" {self.bytes_out} bytes, past the limit of {lim.max_compression_ratio}:1"
-                " (LOADBAY_LOADER_MAX_COMPRESSION_RATIO): a decompression bomb?"
+                self.name,
+                f"{self.bytes_in} compressed bytes expanded to more than {self.bytes_out}"
+                f" bytes, past the limit of {lim.max_compression_ratio}:1"
+                " (LOADBAY_LOADER_MAX_COMPRESSION_RATIO): a decompression bomb?",
             )
 
 
@@ -80,9 +86,13 @@ async def decompressed(key: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[
             yield chunk
         return
     guard = OutputGuard(key)
-    async for out in inflate(chunks, guard):
-        guard.gave(len(out))
-        yield out
+    kind = "gzip" if inflate is _gunzipped else "bzip2"
+    try:
+        async for out in inflate(chunks, guard):
+            guard.gave(len(out))
+            yield out
+    except (zlib.error, OSError, EOFError) as exc:  # bz2 says OSError("Invalid data stream")
+        raise CorruptFile(key, f"not a valid {kind} file: {exc}") from exc
 
 
 async def _gunzipped(chunks: AsyncIterator[bytes], guard: OutputGuard) -> AsyncIterator[bytes]:

@@ -363,7 +363,7 @@ class _WholeLines:
                 held.append(chunk)
                 held_bytes += len(chunk)
                 continue
-            long_at = _long_line_start(chunk, first, self.max_bytes)
+            long_at = limits.long_line_start(chunk, first, self.max_bytes)
             last = chunk.rfind(b"\n") if long_at is None else long_at - 1
             held.append(chunk[: last + 1])
             yield b"".join(held)  # the lines before a long one still load
@@ -374,20 +374,6 @@ class _WholeLines:
             held_bytes = len(chunk) - last - 1
         if held:
             yield b"".join(held)
-
-
-def _long_line_start(chunk: bytes, first: int, max_bytes: int) -> int | None:
-    """Where the first line longer than `max_bytes` starts, after the chunk's first line break
-    (the line that runs on past the chunk included), or None."""
-    start = first + 1
-    if len(chunk) - start > max_bytes:  # else no line after `first` can be that long
-        while (nl := chunk.find(b"\n", start)) >= 0:
-            if nl - start > max_bytes:
-                return start
-            start = nl + 1
-        if len(chunk) - start > max_bytes:
-            return start
-    return None
 
 
 async def _read_header(stream: AsyncIterator[bytes]) -> tuple[list[str], bytes]:

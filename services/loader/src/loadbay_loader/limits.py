@@ -29,7 +29,16 @@ class InputLimits:
     max_columns: int = 1000
 
 
-class InputLimitExceeded(ValueError):
+class UnreadableFile(ValueError):
+    """A file that cannot be read as its format: it fails, the loader goes on."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+class InputLimitExceeded(UnreadableFile):
     """A file went past one of the limits; the message names the file and the limit."""
 
 
@@ -46,3 +55,18 @@ def configure(limits: InputLimits) -> None:
     if limits.max_columns >= POSTGRES_MAX_COLUMNS:
         raise ValueError(f"max_columns must be below {POSTGRES_MAX_COLUMNS} (PostgreSQL's limit)")
     _current = limits
+
+
+def long_line_start(chunk: bytes, first: int, max_bytes: int) -> int | None:
+    """Where the first line longer than `max_bytes` starts in `chunk` after its first line
+    break at `first` (the line that runs on past the chunk included), or None. Cheap unless
+    the chunk is longer than the limit (only then can a whole line inside it be too long)."""
+    start = first + 1
+    if len(chunk) - start > max_bytes:
+        while (nl := chunk.find(b"\n", start)) >= 0:
+            if nl - start > max_bytes:
+                return start
+            start = nl + 1
+        if len(chunk) - start > max_bytes:
+            return start
+    return None
