@@ -163,7 +163,7 @@ async def test_a_gzip_bomb_fails_its_file_at_the_decompression_cap(
 ) -> None:
     name, head, unit = BOMBS[fmt]
     body = bomb(head, unit, GiB)
-    assert len(body) < 2 * MiB
+    assert len(body) < 4 * MiB  # for 1 GiB of statements
     overall, errors, key, rss = await load_bomb(platform, neptune, s3, fmt, name, body)
     assert overall["status"] == "LOAD_FAILED"
     assert [(e["errorCode"], e["fileName"]) for e in errors] == [
@@ -213,7 +213,9 @@ async def test_real_gzip_bombs_fail_with_the_default_limits(
     overall, errors, _, rss = await load_bomb(platform, neptune, s3, fmt, name, body)
     assert overall["status"] == "LOAD_FAILED"
     assert [e["errorCode"] for e in errors] == ["PARSING_ERROR"]
-    assert "LOADBAY_LOADER_MAX_" in errors[0]["errorMessage"]  # the ratio or the record limit
+    # The ratio or the record limit, or (for the Turtle comment) the parser's 16 MiB token limit
+    message = errors[0]["errorMessage"]
+    assert "LOADBAY_LOADER_MAX_" in message or "longer than the parser's limit" in message
     assert rss.growth < RSS_BOUND, f"RSS grew by {rss.growth / MiB:.0f} MiB"
     assert time.monotonic() - started < 30
 

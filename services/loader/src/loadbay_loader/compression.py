@@ -97,16 +97,19 @@ async def decompressed(key: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[
 
 async def _gunzipped(chunks: AsyncIterator[bytes], guard: OutputGuard) -> AsyncIterator[bytes]:
     inflater = zlib.decompressobj(wbits=47)  # gzip header, and concatenated members
+    midway = False  # a member has begun and not ended
     async for chunk in chunks:
         guard.took(len(chunk))
         data = chunk
         while True:
+            midway = midway or bool(data)
             out = inflater.decompress(data, OUT_CHUNK)
             if out:
                 yield out
             if inflater.eof:  # another gzip member may follow
                 data = inflater.unused_data
                 inflater = zlib.decompressobj(wbits=47)
+                midway = False
                 if not data:
                     break
             else:
@@ -115,14 +118,18 @@ async def _gunzipped(chunks: AsyncIterator[bytes], guard: OutputGuard) -> AsyncI
                     break
     if tail := inflater.flush():  # at most a window's worth
         yield tail
+    if midway:
+        raise EOFError("the file ends inside a compressed stream (truncated?)")
 
 
 async def _bunzipped(chunks: AsyncIterator[bytes], guard: OutputGuard) -> AsyncIterator[bytes]:
     unzipper = bz2.BZ2Decompressor()
+    midway = False
     async for chunk in chunks:
         guard.took(len(chunk))
         data = chunk
         while True:
+            midway = midway or bool(data)
             out = unzipper.decompress(data, OUT_CHUNK)  # keeps unread input itself
             data = b""
             if out:
@@ -130,7 +137,10 @@ async def _bunzipped(chunks: AsyncIterator[bytes], guard: OutputGuard) -> AsyncI
             if unzipper.eof:
                 data = unzipper.unused_data
                 unzipper = bz2.BZ2Decompressor()
+                midway = False
                 if not data:
                     break
             elif unzipper.needs_input:
                 break
+    if midway:
+        raise EOFError("the file ends inside a compressed stream (truncated?)")

@@ -198,6 +198,7 @@ async def load_document(
         future.result()
 
     def parse() -> None:
+        # Always ends with a terminal item, or the loop's side would wait for ever.
         with contextlib.suppress(_Stopped):
             try:
                 _parse(
@@ -208,8 +209,15 @@ async def load_document(
                     bnode_prefix,
                     put,
                 )
-            except (ValueError, OSError) as exc:  # a bad base IRI or graph name, say
-                put(_Failed(0, str(exc), fatal=True))
+            except _Stopped:
+                raise
+            except MemoryError as exc:  # pyoxigraph's buffer (16 MiB) cannot hold one token
+                message = (
+                    f"a token (a literal, an IRI, a comment) longer than the parser's limit: {exc}"
+                )
+                put(_Failed(reader.line_read_to(), message, fatal=True))
+            except Exception as exc:  # a bad base IRI or graph name, say
+                put(_Failed(reader.line_read_to(), f"{type(exc).__name__}: {exc}", fatal=True))
 
     pumping = asyncio.create_task(pump())
     parsing = asyncio.create_task(asyncio.to_thread(parse))
