@@ -1,19 +1,18 @@
 """RDF feeds (`ntriples`, `nquads`, `rdfxml`, `turtle`) into the quad store (rdf_store.py).
 
 :func:`load_rdf_feed` is the :class:`~loadbay_loader.feeds.FeedLoader` for the four RDF formats.
-rdflib parses; this module feeds it, turns its output into N-Triples terms, checks what rdflib
-lets through, and writes bounded batches, each in its own transaction (a Neptune load is not
-atomic: with failOnError, what loaded before the first error stays).
+Every format streams: memory stays flat whatever the file size, statements are written in
+bounded batches, each in its own transaction (a Neptune load is not atomic: with failOnError,
+what loaded before the first error stays), and ``cancelled()`` is asked between batches.
 
-- **N-Triples and N-Quads stream.** Lines are read from the feed's chunks in batches of
+- **N-Triples and N-Quads**, here: lines are read from the feed's chunks in batches of
   :data:`BATCH_LINES`, and each line is parsed on its own by rdflib's N-Quads line grammar
-  (``NQuadsParser.parseline``), so memory stays flat whatever the file size and an error names
-  its line. A batch is parsed in a worker thread while the previous one is written.
-  ``cancelled()`` is asked between batches.
-- **Turtle and RDF/XML are parsed whole** by rdflib: a document's statements cannot be told
-  apart before it is parsed, so memory grows with the file (its text plus its statements). A
-  syntax error anywhere loads nothing from the feed (one PARSING_ERROR with the line rdflib
-  reports); afterwards the statements are checked and written in batches like the others.
+  (``NQuadsParser.parseline``), checked where rdflib is lax, so an error names its line and
+  the next line goes on without failOnError. A line longer than ``max_record_bytes`` is a
+  parsing error and is never buffered. A batch is parsed in a worker thread while the previous
+  one is written.
+- **Turtle and RDF/XML**: pyoxigraph parses them as they stream (rdf_documents.py). A syntax
+  error ends the feed, with its line.
 
 Statements without a graph (all triples, N-Quads lines without one) go to
 ``options.named_graph_uri``; ``options.base_uri`` resolves relative IRIs in Turtle and RDF/XML.
@@ -59,7 +58,7 @@ BATCH_LINES = 10_000  # lines (or statements, for documents) per transaction
 # A line longer than limits.max_record_bytes is a parsing error, and is not buffered.
 
 # rdflib rewrites typed literals' lexical forms by default ("01"^^xsd:integer becomes "1");
-# Neptune stores them as written. Process-wide, and nothing else in the loader uses rdflib.
+# Neptune stores them as written. Process-wide; only the N-Triples line parser uses rdflib.
 rdflib.NORMALIZE_LITERALS = False
 
 
