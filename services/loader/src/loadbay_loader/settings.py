@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from loadbay_loader.limits import InputLimits
@@ -31,14 +31,14 @@ class LoaderSettings(BaseSettings):
     queue_limit: int = 64
 
     # -- hostile files (limits.py): what one file may cost before it fails ------------------
-    max_decompressed_bytes: int = InputLimits.max_decompressed_bytes
-    max_compression_ratio: int = InputLimits.max_compression_ratio
-    ratio_grace_bytes: int = InputLimits.ratio_grace_bytes
-    max_record_bytes: int = InputLimits.max_record_bytes
-    max_columns: int = InputLimits.max_columns
+    max_decompressed_bytes: PositiveInt = InputLimits.max_decompressed_bytes
+    max_compression_ratio: PositiveInt = InputLimits.max_compression_ratio
+    ratio_grace_bytes: PositiveInt = InputLimits.ratio_grace_bytes
+    max_record_bytes: PositiveInt = InputLimits.max_record_bytes
+    max_columns: PositiveInt = InputLimits.max_columns
     # A bulk load during which the loader stopped (crashed, was killed) this many times is
     # failed instead of resumed again.
-    max_restarts: int = 3
+    max_restarts: PositiveInt = 3
 
     def input_limits(self) -> InputLimits:
         return InputLimits(
