@@ -550,3 +550,36 @@ async def test_a_large_ntriples_file_loads_with_bounded_memory(store: asyncpg.Po
     # feed's statements would take well over 100 MB.
     assert peak < 24 << 20, f"peak {peak / 2**20:.1f} MiB"
     print(f"{lines} statements in {elapsed:.1f} s (under tracemalloc), peak {peak / 2**20:.1f} MiB")
+
+
+async def generated_turtle(statements: int, per_chunk: int = 2000) -> AsyncIterator[bytes]:
+    yield b"@prefix ex: <http://example.org/> .\n"
+    for start in range(0, statements, per_chunk):
+        yield "".join(
+            f'ex:item{i} ex:p{i % 7} "value {i}"@en ; ex:n {i} .\n'
+            for i in range(start, min(statements, start + per_chunk))
+        ).encode()
+
+
+async def test_a_large_turtle_file_streams_with_bounded_memory(store: asyncpg.Pool) -> None:
+    subjects = 100_000  # about 6 MB of Turtle, 200k statements
+    tracemalloc.start()
+    try:
+        started = time.perf_counter()
+        result = await load_rdf_feed(
+            store,
+            lambda: generated_turtle(subjects),
+            uri="s3://bucket/large.ttl",
+            options=LoadOptions(format="turtle"),
+            errors=Errors(),
+            cancelled=not_cancelled,
+        )
+        elapsed = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.counts.total_records == 2 * subjects
+    assert await count(store) == 2 * subjects
+    # Parsed whole (as rdflib did), the statements alone would take well over 100 MB.
+    assert peak < 24 << 20, f"peak {peak / 2**20:.1f} MiB"
+    print(f"{2 * subjects} statements in {elapsed:.1f} s, peak {peak / 2**20:.1f} MiB")

@@ -67,6 +67,7 @@ class _ChunkReader(io.RawIOBase):
         self._inbox = inbox
         self._loop = loop
         self._buffer = b""
+        self._pos = 0  # how much of _buffer was read
         self._first = True
         self._eof = False
         self.stop = threading.Event()
@@ -77,25 +78,26 @@ class _ChunkReader(io.RawIOBase):
         return True
 
     def readinto(self, target: Any) -> int:
-        while not self._buffer and not self._eof:
+        while self._pos >= len(self._buffer) and not self._eof:
             if self.stop.is_set():
                 raise _Stopped
             item = asyncio.run_coroutine_threadsafe(self._inbox.get(), self._loop).result()
             if item is None:
                 self._eof = True
             else:
-                self._buffer = item
+                self._buffer, self._pos = item, 0
                 if self._first:  # pyoxigraph takes a byte-order mark for a character
                     self._buffer = self._buffer.removeprefix(_BOM)
-                    self._first = not self._buffer and len(item) < len(_BOM)
+                    self._first = False
         if self.stop.is_set():
             raise _Stopped
-        n = min(len(target), len(self._buffer))
-        piece, self._buffer = self._buffer[:n], self._buffer[n:]
-        target[:n] = piece
+        n = min(len(target), len(self._buffer) - self._pos)
         if n:
-            self.newlines += piece.count(b"\n")
-            self.ends_line = piece.endswith(b"\n")
+            piece = memoryview(self._buffer)[self._pos : self._pos + n]
+            target[:n] = piece
+            self._pos += n
+            self.newlines += self._buffer.count(b"\n", self._pos - n, self._pos)
+            self.ends_line = self._buffer[self._pos - 1] == 0x0A
         return n
 
     def line_read_to(self) -> int:
@@ -124,7 +126,7 @@ def _parse(
 ) -> None:
     """The worker thread: parse, convert, and put batches, statement errors and the end."""
     batch: list[Quad] = []
-    statements = ox.parse(io.BufferedReader(reader), format=fmt, base_iri=base_iri)
+    statements = ox.parse(io.BufferedReader(reader, 1 << 18), format=fmt, base_iri=base_iri)
     while True:
         try:
             quad = next(statements)
