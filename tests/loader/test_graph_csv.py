@@ -810,3 +810,35 @@ async def test_air_routes_graph(pool: asyncpg.Pool) -> None:
             "SELECT properties, property_types FROM graph_edges WHERE label = 'contains' LIMIT 1"
         )
     assert contains["properties"] == "{}"  # a blank dist is no value
+
+
+@pytest.mark.parametrize("chunk", [7, 1 << 16])
+async def test_a_line_longer_than_the_record_limit_ends_the_feed_with_a_parsing_error(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    from loadbay_loader import limits
+
+    monkeypatch.setattr(limits, "_current", limits.InputLimits(max_record_bytes=100))
+    data = "~id,name\nv1,a\nv2,b\nv3," + "c" * 200 + "\nv4,d\n"
+    loaded = await load(pool, data, chunk=chunk)
+    assert loaded.where == [("PARSING_ERROR", 3)]
+    assert "longer than 100 bytes" in loaded.errors[0].message
+    assert loaded.counts[2] == 1  # whatever failOnError says, the rest is not read
+    assert await vertex(pool, "v2") is not None and await vertex(pool, "v4") is None
+
+
+async def test_a_header_wider_than_the_column_limit_is_a_parsing_error(pool: asyncpg.Pool) -> None:
+    header = "~id," + ",".join(f"p{i}" for i in range(1500))
+    loaded = await load(pool, header + "\nv1" + "," * 1500 + "\n", chunk=1 << 16)
+    assert loaded.where == [("PARSING_ERROR", 0)]
+    assert "1501 columns: a header may have at most 1000" in loaded.errors[0].message
+
+
+async def test_an_edge_file_with_many_properties_loads(pool: asyncpg.Pool) -> None:
+    """More than 50 properties: past PostgreSQL's 100 arguments of jsonb_build_object."""
+    await load(pool, "~id\na\nb\n")
+    header = "~id,~from,~to," + ",".join(f"p{i}:Int" for i in range(120))
+    loaded = await load(pool, header + "\ne1,a,b," + ",".join("1" * 120) + "\n", chunk=1 << 16)
+    assert loaded.errors == [] and loaded.counts[0] == 121
+    found = await edge(pool, "e1")
+    assert found is not None

@@ -662,3 +662,17 @@ async def test_s3_streamed_load(conn: asyncpg.Connection, schema: str, moto_endp
             )  # fmt: skip
         assert (info.value.file, info.value.line) == ("bad.csv", 2)
     assert await conn.fetchval(f'SELECT count(*) FROM "{schema}".stg') == 7268
+
+
+@pytest.mark.parametrize("chunk", [7, 1 << 16])
+async def test_a_line_longer_than_the_record_limit_fails_the_file(
+    conn: asyncpg.Connection, schema: str, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    from loadbay_loader import limits
+
+    monkeypatch.setattr(limits, "_current", limits.InputLimits(max_record_bytes=100))
+    data = b"a,b\n1,x\n2," + b"y" * 200 + b"\n3,z\n"
+    error = await load_error(conn, schema, text_columns("a", "b"), data, chunk=chunk)
+    assert (error.file, error.line) == ("f.csv", 3)
+    assert "longer than 100 bytes" in str(error) and "LOADBAY_LOADER_MAX_RECORD_BYTES" in str(error)
+    assert not await conn.fetchval(f'SELECT count(*) FROM "{schema}".stg')

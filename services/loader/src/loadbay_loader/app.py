@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from loadbay_contracts import DatasetDeleted, Event, LoadRequested, ReloadRequested
-from loadbay_loader import dlz, load_jobs, neptune_api
+from loadbay_loader import dlz, limits, load_jobs, neptune_api
 from loadbay_loader.handlers import Handlers
 from loadbay_loader.settings import LoaderSettings
 from loadbay_platform.consumer import Handler, RawHandler
@@ -26,6 +26,7 @@ class LoaderService:
 
     def __init__(self, settings: LoaderSettings | None = None) -> None:
         self.settings = settings or LoaderSettings()
+        limits.configure(self.settings.input_limits())
 
     def handlers(self, res: Resources) -> Mapping[type[Event], Handler]:
         handlers = Handlers(res)

@@ -49,6 +49,7 @@ from typing import Any, Literal
 import asyncpg
 
 from loadbay_loader import graph_store as store
+from loadbay_loader import limits
 from loadbay_loader.feeds import Chunks, ErrorSink, FeedError, FeedResult, Format, LoadOptions
 from loadbay_loader.graph_store import EdgePlan, MergeSettings, PropertyColumn, VertexPlan
 from loadbay_loader.tabular import prefetch
@@ -63,8 +64,10 @@ __all__ = [
 ]
 
 BATCH_BYTES = 16 << 20  # a batch is cut at the first record boundary after this many bytes
-MAX_RECORD_BYTES = 64 << 20  # past this without a boundary, the quote is taken as unterminated
 MAX_HEADER_BYTES = 1 << 20
+# A line longer than limits.max_record_bytes ends the feed with a PARSING_ERROR (nothing past
+# the limit is buffered); a quoted record spanning more than that many bytes of lines is taken
+# as an unterminated quote.
 
 Plan = VertexPlan | EdgePlan
 
@@ -309,6 +312,12 @@ def _parse_opencypher(names: list[str], user_provided_edge_ids: bool | None) -> 
 
 def parse_header(names: list[str], options: LoadOptions) -> Plan:
     """The typed column plan of a header (already split into names), or HeaderError."""
+    most = limits.current().max_columns
+    if len(names) > most:
+        raise HeaderError(
+            f"{len(names)} columns: a header may have at most {most}"
+            f" (LOADBAY_LOADER_MAX_COLUMNS; PostgreSQL tables take {limits.POSTGRES_MAX_COLUMNS})"
+        )
     if options.format == "opencypher":
         return _parse_opencypher(names, options.user_provided_edge_ids)
     if options.format == "csv":
@@ -330,6 +339,41 @@ async def _without_trailing_breaks(chunks: AsyncIterator[bytes]) -> AsyncIterato
             held = chunk[len(body) :]
         else:
             held += chunk
+
+
+class _WholeLines:
+    """The stream in chunks that end on a line break (but the last), so a batch never ends
+    in the middle of a line. A line longer than `max_bytes` ends the stream early, with
+    `overlong` set: at most that many bytes of it are ever held."""
+
+    def __init__(self, stream: AsyncIterator[bytes], max_bytes: int) -> None:
+        self._stream = stream
+        self.max_bytes = max_bytes
+        self.overlong = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        held: list[bytes] = []  # the start of a line that has not ended yet
+        held_bytes = 0
+        async for chunk in self._stream:
+            first = chunk.find(b"\n")
+            if held_bytes + (len(chunk) if first < 0 else first) > self.max_bytes:
+                self.overlong = True
+                return
+            if first < 0:
+                held.append(chunk)
+                held_bytes += len(chunk)
+                continue
+            long_at = limits.long_line_start(chunk, first, self.max_bytes)
+            last = chunk.rfind(b"\n") if long_at is None else long_at - 1
+            held.append(chunk[: last + 1])
+            yield b"".join(held)  # the lines before a long one still load
+            if long_at is not None:
+                self.overlong = True
+                return
+            held = [chunk[last + 1 :]] if last + 1 < len(chunk) else []
+            held_bytes = len(chunk) - last - 1
+        if held:
+            yield b"".join(held)
 
 
 async def _read_header(stream: AsyncIterator[bytes]) -> tuple[list[str], bytes]:
@@ -403,7 +447,7 @@ class _Batches:
         while buf:
             cut: int | None = None
             if size + len(buf) >= self._batch_bytes:
-                forced = size > self._batch_bytes + MAX_RECORD_BYTES
+                forced = size > self._batch_bytes + limits.current().max_record_bytes
                 cut = _find_cut(buf, max(0, self._batch_bytes - size), parity, forced)
             if cut is not None:
                 buf, self._pending = buf[:cut], buf[cut:]
@@ -592,11 +636,20 @@ async def _load_feed(
 ) -> FeedResult:
     result = FeedResult()
     counts = result.counts
+    max_record = limits.current().max_record_bytes
     fetched = prefetch(chunks())
-    stream = _without_trailing_breaks(fetched)
+    lines = _WholeLines(_without_trailing_breaks(fetched), max_record)
+    stream = aiter(lines)
     try:
         try:
-            names, head = await _read_header(stream)
+            try:
+                names, head = await _read_header(stream)
+            except HeaderError:
+                if lines.overlong:
+                    raise HeaderError(
+                        f"no end of the header line in the first {max_record} bytes"
+                    ) from None
+                raise
             plan = parse_header(names, options)
         except HeaderError as exc:
             await errors.add(FeedError("PARSING_ERROR", f"{uri}: header: {exc}", uri, 0))
@@ -626,6 +679,15 @@ async def _load_feed(
                     if outcome.stopped:
                         result.stopped_on_error = True
                         break
+                else:
+                    if lines.overlong and not await cancelled():
+                        message = (
+                            f"{uri}: record {base + 1} has a line longer than {max_record} bytes"
+                            " (LOADBAY_LOADER_MAX_RECORD_BYTES); the rest of the file is not read"
+                        )
+                        await errors.add(FeedError("PARSING_ERROR", message, uri, base + 1))
+                        counts.parsing_errors += 1
+                        result.stopped_on_error = options.fail_on_error
             finally:
                 await store.drop_staging(conn, st)
     finally:

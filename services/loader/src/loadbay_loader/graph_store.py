@@ -339,19 +339,26 @@ def _split(x: str) -> str:
     )
 
 
+VALUE_GROUP = 50  # property columns per statement that builds a batch's values
+
+
 def _props_object(pairs: Sequence[tuple[str, str]], present: Sequence[str]) -> str:
     """SQL: the jsonb object of the present ones of (key, value) pairs. Stripping nulls costs
     half as much again as building the object, so it only runs when a value is missing."""
     if not pairs:
         return "'{}'::jsonb"
-    full = ", ".join(f"{k}, {v}" for k, v in pairs)
-    some = ", ".join(
-        f"{k}, CASE WHEN {p} THEN {v} END" for (k, v), p in zip(pairs, present, strict=True)
+    full = _build_object([f"{k}, {v}" for k, v in pairs])
+    some = _build_object(
+        [f"{k}, CASE WHEN {p} THEN {v} END" for (k, v), p in zip(pairs, present, strict=True)]
     )
-    return (
-        f"CASE WHEN {' AND '.join(present)} THEN jsonb_build_object({full})"
-        f" ELSE jsonb_strip_nulls(jsonb_build_object({some})) END"
-    )
+    return f"CASE WHEN {' AND '.join(present)} THEN {full} ELSE jsonb_strip_nulls({some}) END"
+
+
+def _build_object(pairs: Sequence[str]) -> str:
+    """SQL: jsonb_build_object of the ("key, value") pairs, in calls of at most 50 pairs
+    joined with || (a PostgreSQL function takes at most 100 arguments)."""
+    calls = [", ".join(pairs[i : i + 50]) for i in range(0, len(pairs), 50)]
+    return " || ".join(f"jsonb_build_object({call})" for call in calls)
 
 
 def _types_json(props: Sequence[PropertyColumn]) -> str:
@@ -461,36 +468,47 @@ async def merge_vertices(
         *a.values,
     )
     await conn.execute(f"DELETE FROM {rows} v USING {st.errs} e WHERE e.rec = v.rec AND e.fatal")
-    a = _Args()
-    branches = []
-    for col in plan.props:
-        meta = (
-            f"{a(col.name)} AS name, {a(col.type)} AS type, {col.single} AS single,"
-            f" {a(col.header)} AS header"
-        )
-        if col.array:
-            branches.append(
-                f"SELECT {meta}, e.t AS text, {_checked_value(col, 'e.t')} AS value"
-                f" FROM {_split(f's.t{col.field}')} AS e"
+    # The properties' values, one row each; in groups of VALUE_GROUP columns per statement,
+    # as each column adds about 14 to the query's target list (PostgreSQL's limit: 1,664).
+    branches_made = False
+    for start in range(0, max(len(plan.props), 1), VALUE_GROUP):
+        a = _Args()
+        branches = []
+        for col in plan.props[start : start + VALUE_GROUP]:
+            meta = (
+                f"{a(col.name)} AS name, {a(col.type)} AS type, {col.single} AS single,"
+                f" {a(col.header)} AS header"
             )
-        else:
-            x = f"s.t{col.field}"
+            if col.array:
+                branches.append(
+                    f"SELECT {meta}, e.t AS text, {_checked_value(col, 'e.t')} AS value"
+                    f" FROM {_split(f's.t{col.field}')} AS e"
+                )
+            else:
+                x = f"s.t{col.field}"
+                branches.append(
+                    f"SELECT {meta}, {x} AS text, {_checked_value(col, x)} AS value"
+                    f" WHERE {_present(col, settings)}"
+                )
+        if plan.id_property is not None and start == 0:
             branches.append(
-                f"SELECT {meta}, {x} AS text, {_checked_value(col, x)} AS value"
-                f" WHERE {_present(col, settings)}"
+                f"SELECT {a(plan.id_property)} AS name, 'String' AS type, true AS single,"
+                f" {a(plan.id_header)} AS header, v.id AS text, to_jsonb(v.id) AS value"
             )
-    if plan.id_property is not None:
-        branches.append(
-            f"SELECT {a(plan.id_property)} AS name, 'String' AS type, true AS single,"
-            f" {a(plan.id_header)} AS header, v.id AS text, to_jsonb(v.id) AS value"
+        if not branches:
+            continue
+        into = (
+            f"INSERT INTO {vals}"
+            if branches_made
+            else (f"CREATE TEMP TABLE {_bare(vals)} ON COMMIT DROP AS")
         )
-    if branches:
         await conn.execute(
-            f"CREATE TEMP TABLE {_bare(vals)} ON COMMIT DROP AS"
-            f" SELECT s.rec, v.id, x.* FROM {_trimmed(st)} JOIN {rows} v ON v.rec = s.rec"
+            f"{into} SELECT s.rec, v.id, x.* FROM {_trimmed(st)} JOIN {rows} v ON v.rec = s.rec"
             f" CROSS JOIN LATERAL ({' UNION ALL '.join(branches)}) AS x",
             *a.values,
         )
+        branches_made = True
+    if branches_made:
         await conn.execute(
             f"""INSERT INTO {st.errs} (rec, code, kind, fatal, message)
             SELECT rec, 'PARSING_ERROR', 'datatype', false,
@@ -529,7 +547,7 @@ async def merge_vertices(
     )
     c.total_records += label_records
     c.total_duplicates += label_records - inserted
-    if branches:
+    if branches_made:
         value_records = await conn.fetchval(f"SELECT count(*) FROM {vals} WHERE rec < $1", lim)
         attempted = await conn.fetchval(
             f"SELECT count(*) FROM {vals} WHERE NOT single AND value IS NOT NULL AND rec < $1", lim

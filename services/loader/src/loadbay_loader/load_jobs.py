@@ -35,6 +35,7 @@ from loadbay_loader.feeds import (
     FeedLoader,
     FeedResult,
 )
+from loadbay_loader.limits import UnreadableFile
 from loadbay_loader.load_request import LoadRequest, parse_bool, threads_for
 from loadbay_loader.neptune_errors import (
     BadRequest,
@@ -47,6 +48,10 @@ from loadbay_platform import outbox
 from loadbay_platform.auth import Principal
 
 SERVICE = "loader"
+# A cancelled load's feeds stop at their next batch; one that has not stopped this long after
+# the cancel was seen (a statement waiting on a lock, a slow batch) is interrupted.
+CANCEL_POLL_S = 0.5
+CANCEL_GRACE_S = 2.0
 
 log = logging.getLogger(__name__)
 FEED_LOADERS: dict[str, FeedLoader] = {
@@ -331,8 +336,9 @@ class Worker:
                 while True:
                     # Holding the lock and idle, any load still "in progress" was left by a
                     # process that died while it held the lock: put it back at its place.
+                    await self._fail_crash_loops()
                     async with self.pool.acquire() as conn:
-                        recovered = await jobs.recover_interrupted(conn)
+                        recovered = await jobs.recover_interrupted(conn, self.settings.max_restarts)
                     if recovered:
                         log.warning("resuming loads interrupted by a restart: %s", recovered)
                     ran = await self.run_next()
@@ -345,6 +351,26 @@ class Worker:
                     await holder.remove_listener(jobs.CHANNEL, self._on_notify)
                 with contextlib.suppress(Exception):
                     await jobs.stop_being_runner(holder)
+
+    async def _fail_crash_loops(self) -> None:
+        """Fail the loads that the loader stopped during max_restarts times (each start
+        resumed them, and they took the process down again), instead of resuming them."""
+        most = self.settings.max_restarts
+        async with self.pool.acquire() as conn:
+            for load in await jobs.crash_looping(conn, most):
+                where = f" while loading {load['uri']}" if load["uri"] else ""
+                message = (
+                    f"the loader stopped {load['run_number']} times while running this load"
+                    f"{where} (LOADBAY_LOADER_MAX_RESTARTS={most}): it is failed, not resumed"
+                    " again; check the file against the loader's limits and logs"
+                )
+                log.error("load %s: %s", load["id"], message)
+                async with conn.transaction():
+                    await jobs.fail_interrupted_feeds(conn, load["id"])
+                    await jobs.add_error(
+                        conn, load["id"], "INTERNAL_ERROR", message, load["uri"] or "", 0
+                    )
+                    await finish_load(conn, load["id"], "LOAD_FAILED")
 
     async def run_next(self) -> bool:
         """Settle what the queue's head allows: cancel, fail on dependencies, or run one."""
@@ -419,10 +445,12 @@ class Worker:
                     stop.set()
                 return status
 
-        results: list[str] = []
         for kind in ("vertex", "edge", "rdf"):  # every vertex file before any edge file
             group = [f for f in todo if f["kind"] == kind]
-            results += await asyncio.gather(*(run(f) for f in group))
+            finished = await self._until_cancelled(load_id, asyncio.gather(*map(run, group)))
+            if not finished:
+                stop.set()
+                await self._mark_interrupted_feeds(load_id)
             if stop.is_set():
                 break
         async with self.pool.acquire() as conn:
@@ -433,6 +461,38 @@ class Worker:
         if all(f["status"] == "LOAD_COMPLETED" for f in feeds):
             return "LOAD_COMPLETED"
         return "LOAD_FAILED"
+
+    async def _until_cancelled(self, load_id: str, work: Awaitable[list[str]]) -> bool:
+        """Await the feeds; True when they finished, False when a cancel interrupted them
+        (they had CANCEL_GRACE_S to stop at a batch boundary first)."""
+        task = asyncio.ensure_future(work)
+        try:
+            while not task.done():
+                await asyncio.wait([task], timeout=CANCEL_POLL_S)
+                if task.done():
+                    break
+                async with self.pool.acquire() as conn:
+                    if await jobs.is_cancel_requested(conn, load_id):
+                        await asyncio.wait([task], timeout=CANCEL_GRACE_S)
+                        break
+            if task.done():
+                task.result()
+                return True
+            log.warning("load %s: cancelled, interrupting its running feeds", load_id)
+            return False
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _mark_interrupted_feeds(self, load_id: str) -> None:
+        async with self.pool.acquire() as conn:
+            for feed in await jobs.feeds(conn, load_id):
+                if feed["status"] == "LOAD_IN_PROGRESS":
+                    await jobs.finish_feed(
+                        conn, load_id, feed["uri"], "LOAD_CANCELLED_BY_USER", 0.0, FeedCounts()
+                    )
 
     def _cancel_check(self, load_id: str, stop: asyncio.Event) -> Callable[[], Awaitable[bool]]:
         async def cancelled() -> bool:
@@ -491,7 +551,7 @@ class Worker:
                 header += chunk
                 if b"\n" in header or len(header) > 1 << 20:
                     break
-        except (ClientError, BotoCoreError):
+        except (ClientError, BotoCoreError, UnreadableFile):
             return "vertex"  # unreadable: its own feed reports why
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
@@ -538,6 +598,10 @@ class Worker:
         except BotoCoreError as exc:
             status = "LOAD_S3_READ_ERROR"
             await errors.add(FeedError("INTERNAL_ERROR", f"cannot read {uri}: {exc}", uri, 0))
+        except UnreadableFile as exc:  # a bomb, a corrupt .gz: the file fails, the rest goes on
+            status = "LOAD_FAILED"
+            result.counts.parsing_errors += 1
+            await errors.add(FeedError("PARSING_ERROR", str(exc), uri, 0))
         if status == "LOAD_COMPLETED" and await cancelled():
             # The loader returned early, or just finished: either way the user stopped it, and
             # RESUME loads the file again (duplicates are counted, never doubled).

@@ -59,7 +59,18 @@ RETURNING status
 IS_CANCEL_REQUESTED = "SELECT cancel_requested FROM graph_loads WHERE id = $1"
 RECOVER_INTERRUPTED = """
 UPDATE graph_loads SET status = 'LOAD_IN_QUEUE', run_number = run_number + 1
-WHERE status = 'LOAD_IN_PROGRESS' RETURNING id
+WHERE status = 'LOAD_IN_PROGRESS' AND run_number < $1 RETURNING id
+"""
+CRASH_LOOPING = """
+SELECT l.id, l.run_number, (
+    SELECT f.uri FROM graph_load_feeds f
+    WHERE f.load_id = l.id AND f.status = 'LOAD_IN_PROGRESS' ORDER BY f.position LIMIT 1
+) AS uri
+FROM graph_loads l WHERE l.status = 'LOAD_IN_PROGRESS' AND l.run_number >= $1
+"""
+FAIL_INTERRUPTED_FEEDS = """
+UPDATE graph_load_feeds SET status = 'LOAD_FAILED'
+WHERE load_id = $1 AND status = 'LOAD_IN_PROGRESS'
 """
 RESET_INTERRUPTED_FEEDS = """
 UPDATE graph_load_feeds SET status = 'LOAD_NOT_STARTED'
@@ -177,12 +188,23 @@ async def is_cancel_requested(conn: asyncpg.Connection, load_id: str) -> bool:
     return bool(await conn.fetchval(IS_CANCEL_REQUESTED, load_id))
 
 
-async def recover_interrupted(conn: asyncpg.Connection) -> list[str]:
-    """Loads that were running when the process died go back to the queue (runNumber + 1)."""
-    ids = [r["id"] for r in await conn.fetch(RECOVER_INTERRUPTED)]
+async def recover_interrupted(conn: asyncpg.Connection, max_runs: int) -> list[str]:
+    """Loads that were running when the process died go back to the queue (runNumber + 1),
+    unless they have had `max_runs` runs already (see :func:`crash_looping`)."""
+    ids = [r["id"] for r in await conn.fetch(RECOVER_INTERRUPTED, max_runs)]
     if ids:
         await conn.execute(RESET_INTERRUPTED_FEEDS, ids)
     return ids
+
+
+async def crash_looping(conn: asyncpg.Connection, max_runs: int) -> list[Record]:
+    """Loads left running by a dead process for the `max_runs`-th time: (id, run_number, uri
+    of the feed that was running, or None)."""
+    return await conn.fetch(CRASH_LOOPING, max_runs)
+
+
+async def fail_interrupted_feeds(conn: asyncpg.Connection, load_id: str) -> None:
+    await conn.execute(FAIL_INTERRUPTED_FEEDS, load_id)
 
 
 async def add_totals(conn: asyncpg.Connection, load_id: str, seconds: float, counts: Any) -> None:

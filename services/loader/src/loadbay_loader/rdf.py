@@ -1,19 +1,18 @@
 """RDF feeds (`ntriples`, `nquads`, `rdfxml`, `turtle`) into the quad store (rdf_store.py).
 
 :func:`load_rdf_feed` is the :class:`~loadbay_loader.feeds.FeedLoader` for the four RDF formats.
-rdflib parses; this module feeds it, turns its output into N-Triples terms, checks what rdflib
-lets through, and writes bounded batches, each in its own transaction (a Neptune load is not
-atomic: with failOnError, what loaded before the first error stays).
+Every format streams: memory stays flat whatever the file size, statements are written in
+bounded batches, each in its own transaction (a Neptune load is not atomic: with failOnError,
+what loaded before the first error stays), and ``cancelled()`` is asked between batches.
 
-- **N-Triples and N-Quads stream.** Lines are read from the feed's chunks in batches of
+- **N-Triples and N-Quads**, here: lines are read from the feed's chunks in batches of
   :data:`BATCH_LINES`, and each line is parsed on its own by rdflib's N-Quads line grammar
-  (``NQuadsParser.parseline``), so memory stays flat whatever the file size and an error names
-  its line. A batch is parsed in a worker thread while the previous one is written.
-  ``cancelled()`` is asked between batches.
-- **Turtle and RDF/XML are parsed whole** by rdflib: a document's statements cannot be told
-  apart before it is parsed, so memory grows with the file (its text plus its statements). A
-  syntax error anywhere loads nothing from the feed (one PARSING_ERROR with the line rdflib
-  reports); afterwards the statements are checked and written in batches like the others.
+  (``NQuadsParser.parseline``), checked where rdflib is lax, so an error names its line and
+  the next line goes on without failOnError. A line longer than ``max_record_bytes`` is a
+  parsing error and is never buffered. A batch is parsed in a worker thread while the previous
+  one is written.
+- **Turtle and RDF/XML**: pyoxigraph parses them as they stream (rdf_documents.py). A syntax
+  error ends the feed, with its line.
 
 Statements without a graph (all triples, N-Quads lines without one) go to
 ``options.named_graph_uri``; ``options.base_uri`` resolves relative IRIs in Turtle and RDF/XML.
@@ -32,22 +31,17 @@ import asyncio
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
-from xml.sax import SAXParseException
 
 import asyncpg
 import rdflib
-from rdflib import BNode, Graph, URIRef
-from rdflib import Literal as RdfLiteral
 from rdflib.exceptions import ParserError
-from rdflib.plugins.parsers.notation3 import BadSyntax
 from rdflib.plugins.parsers.nquads import NQuadsParser
 from rdflib.plugins.parsers.ntriples import r_literal, r_tail, r_uriref, unquote
-from rdflib.store import Store
 
-from loadbay_loader import rdf_store
+from loadbay_loader import limits, rdf_documents, rdf_store
 from loadbay_loader.feeds import (
     Chunks,
     ErrorCode,
@@ -56,14 +50,15 @@ from loadbay_loader.feeds import (
     FeedResult,
     LoadOptions,
 )
+from loadbay_loader.rdf_terms import BadStatement, iri_term, literal_term
 
-__all__ = ["BATCH_LINES", "MAX_LINE_BYTES", "load_rdf_feed"]
+__all__ = ["BATCH_LINES", "load_rdf_feed"]
 
-BATCH_LINES = 10_000  # lines (or statements, for whole documents) per transaction
-MAX_LINE_BYTES = 16 << 20  # a longer N-Triples/N-Quads line is a parsing error, not buffered
+BATCH_LINES = 10_000  # lines (or statements, for documents) per transaction
+# A line longer than limits.max_record_bytes is a parsing error, and is not buffered.
 
 # rdflib rewrites typed literals' lexical forms by default ("01"^^xsd:integer becomes "1");
-# Neptune stores them as written. Process-wide, and nothing else in the loader uses rdflib.
+# Neptune stores them as written. Process-wide; only the N-Triples line parser uses rdflib.
 rdflib.NORMALIZE_LITERALS = False
 
 
@@ -85,13 +80,8 @@ Quad = rdf_store.Quad
 
 # ---------------------------------------------------------------------------- terms
 
-_XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
-# An absolute IRI with none of the characters IRIREF forbids (after \u escapes are decoded: a
-# space is no more valid as \u0020), and no lone surrogate (from an escaped \uD800).
-_IRI = re.compile(r'[A-Za-z][A-Za-z0-9+.\-]*:[^\x00-\x20<>"{}|^`\\\ud800-\udfff]*')
 _IRI_ESCAPES = re.compile(r"(?:[^\\]|\\u[0-9A-Fa-f]{4}|\\U[0-9A-Fa-f]{8})*")
 _STRING_ESCAPES = re.compile(r"""(?:[^\\]|\\[tbnrf"'\\]|\\u[0-9A-Fa-f]{4}|\\U[0-9A-Fa-f]{8})*""")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 # BLANK_NODE_LABEL of the N-Triples/Turtle grammars (without the colon that rdflib allows).
 _PN_CHARS_U = (
     "A-Za-z_\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u02ff\u0370-\u037d\u037f-\u1fff\u200c-\u200d"
@@ -99,44 +89,6 @@ _PN_CHARS_U = (
 )
 _PN_CHARS = _PN_CHARS_U + "\\-0-9\u00b7\u0300-\u036f\u203f-\u2040"
 _BNODE = re.compile(f"_:([{_PN_CHARS_U}0-9](?:[{_PN_CHARS}.]*[{_PN_CHARS}])?)")
-_ECHARS = {
-    '"': '\\"',
-    "\\": "\\\\",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\b": "\\b",
-    "\f": "\\f",
-}
-_NEEDS_ESCAPE = re.compile('["\\\\\x00-\x1f\x7f]')
-
-
-class BadStatement(ValueError):
-    """A statement rdflib parsed that is not valid RDF (or a line it could not parse)."""
-
-
-def _escape(match: re.Match[str]) -> str:
-    char = match.group()
-    return _ECHARS.get(char) or f"\\u{ord(char):04X}"
-
-
-def iri_term(iri: str) -> str:
-    """An IRI in N-Triples syntax, if it is a valid absolute IRI."""
-    if not _IRI.fullmatch(iri):
-        raise BadStatement(f"not a valid absolute IRI: <{iri}>")
-    return f"<{iri}>"
-
-
-def literal_term(lexical: str, language: str | None, datatype: str | None) -> str:
-    """A literal in canonical N-Triples syntax (the characters that must be are escaped)."""
-    if _SURROGATE.search(lexical):
-        raise BadStatement("a literal holds a lone surrogate (an escaped \\uD800-\\uDFFF)")
-    quoted = _NEEDS_ESCAPE.sub(_escape, lexical)
-    if language:
-        return f'"{quoted}"@{language.lower()}'
-    if datatype and datatype != _XSD_STRING:
-        return f'"{quoted}"^^{iri_term(datatype)}'
-    return f'"{quoted}"'
 
 
 # ---------------------------------------------------------------------------- N-Triples, N-Quads
@@ -251,12 +203,15 @@ def _parse_lines(
     lines: list[tuple[int, bytes | None]],
     default_graph: str,
     stop_at_error: bool,
+    max_bytes: int,
 ) -> _ParsedBatch:
     batch = _ParsedBatch([], [])
     for number, raw in lines:
         try:
-            if raw is None:
-                raise BadStatement(f"line longer than {MAX_LINE_BYTES} bytes")
+            if raw is None or len(raw) > max_bytes:
+                raise BadStatement(
+                    f"line longer than {max_bytes} bytes (LOADBAY_LOADER_MAX_RECORD_BYTES)"
+                )
             text = _decode_line(raw, first=number == 1)
             # N-Triples also ends a line at a lone CR.
             for part in text.split("\r") if "\r" in text else (text,):
@@ -280,10 +235,10 @@ def _decode_line(raw: bytes, *, first: bool) -> str:
 
 
 async def _line_batches(
-    chunks: AsyncIterator[bytes],
+    chunks: AsyncIterator[bytes], max_bytes: int
 ) -> AsyncIterator[list[tuple[int, bytes | None]]]:
     """The feed's lines, numbered from 1, without their LF, in lists of BATCH_LINES. A line
-    longer than MAX_LINE_BYTES comes as None (and is not kept)."""
+    longer than `max_bytes` comes as None (and is not kept)."""
     batch: list[tuple[int, bytes | None]] = []
     number = 0
     pending: list[bytes] = []  # the start of a line that continues in the next chunk
@@ -308,76 +263,12 @@ async def _line_batches(
         if parts[-1] and not overlong:
             pending.append(parts[-1])
             pending_bytes += len(parts[-1])
-            if pending_bytes > MAX_LINE_BYTES:
+            if pending_bytes > max_bytes:
                 pending, pending_bytes, overlong = [], 0, True
     if overlong or pending:
         batch.append((number + 1, None if overlong else b"".join(pending)))
     if batch:
         yield batch
-
-
-# ---------------------------------------------------------------------------- Turtle, RDF/XML
-
-
-class _Statements(Store):
-    """An rdflib store that only keeps the statements in parse order (duplicates too, so they
-    are counted), without the indexes of rdflib's in-memory store."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.triples_in_order: list[tuple[Any, Any, Any]] = []
-
-    def add(self, triple: Any, context: Any, quoted: bool = False) -> None:
-        self.triples_in_order.append(triple)
-
-
-def _parse_document(text: str, rdflib_format: str, base_uri: str) -> list[tuple[Any, Any, Any]]:
-    store = _Statements()
-    Graph(store=store, bind_namespaces="none").parse(
-        data=text, format=rdflib_format, publicID=base_uri
-    )
-    return store.triples_in_order
-
-
-_RDFXML_POSITION = re.compile(r":(\d+):(\d+): ")
-
-
-def _document_error(exc: Exception) -> tuple[int, str]:
-    """(line number or 0, message) of an rdflib Turtle or RDF/XML parse failure."""
-    if isinstance(exc, BadSyntax):
-        # str(BadSyntax) dumps the surrounding bytes; its reason and line are attributes.
-        return exc.lines + 1, f"Turtle syntax: {getattr(exc, '_why', 'bad syntax')}"
-    if isinstance(exc, SAXParseException):
-        return exc.getLineNumber() or 0, f"XML syntax: {exc.getMessage()}"
-    message = str(exc)
-    if isinstance(exc, ParserError) and (position := _RDFXML_POSITION.search(message)):
-        return int(position.group(1)), f"RDF/XML: {message[position.end() :]}"
-    return 0, message or type(exc).__name__
-
-
-def _document_quads(
-    triples: Iterable[tuple[Any, Any, Any]], graph: str, bnodes: dict[BNode, str], prefix: str
-) -> Iterable[Quad | BadStatement]:
-    def term(node: Any) -> str:
-        if isinstance(node, URIRef):
-            return iri_term(str(node))
-        if isinstance(node, BNode):
-            return bnodes.setdefault(node, f"_:{prefix}{len(bnodes) + 1}")
-        if isinstance(node, RdfLiteral):
-            # str(): an rdflib URIRef is never equal to a plain str such as _XSD_STRING.
-            datatype = str(node.datatype) if node.datatype is not None else None
-            return literal_term(str(node), node.language, datatype)
-        raise BadStatement(f"not an RDF term: {node!r}")
-
-    for s, p, o in triples:
-        try:
-            if isinstance(s, RdfLiteral):
-                raise BadStatement(f"a literal cannot be a subject: {s.n3()}")
-            if not isinstance(p, URIRef):
-                raise BadStatement(f"a predicate must be an IRI: {p.n3()}")
-            yield term(s), term(p), term(o), graph
-        except BadStatement as exc:
-            yield exc
 
 
 # ---------------------------------------------------------------------------- the feed
@@ -428,7 +319,9 @@ async def load_rdf_feed(
             feed.conn = conn
             await _load_lines(feed, parser, chunks, cancelled)
     elif options.format in ("turtle", "rdfxml"):
-        await _load_document(pool, feed, chunks, cancelled, bnode_prefix)
+        async with pool.acquire() as conn:
+            feed.conn = conn
+            await rdf_documents.load_document(feed, chunks(), cancelled, bnode_prefix)
     else:
         raise ValueError(f"not an RDF format: {options.format}")
     return feed.result
@@ -439,10 +332,13 @@ async def _load_lines(
 ) -> None:
     graph = iri_term(feed.options.named_graph_uri)
     stop_at_error = feed.options.fail_on_error
+    max_bytes = limits.current().max_record_bytes
     writing: asyncio.Task[None] | None = None  # the previous batch, written while this one parses
     try:
-        async for lines in _line_batches(chunks()):
-            parsed = await asyncio.to_thread(_parse_lines, parser, lines, graph, stop_at_error)
+        async for lines in _line_batches(chunks(), max_bytes):
+            parsed = await asyncio.to_thread(
+                _parse_lines, parser, lines, graph, stop_at_error, max_bytes
+            )
             if writing is not None:
                 await writing
                 writing = None
@@ -455,56 +351,6 @@ async def _load_lines(
     finally:
         if writing is not None:
             await writing
-
-
-async def _load_document(
-    pool: asyncpg.Pool,
-    feed: _Feed,
-    chunks: Chunks,
-    cancelled: Callable[[], Awaitable[bool]],
-    bnode_prefix: str,
-) -> None:
-    data = bytearray()
-    async for chunk in chunks():
-        data += chunk
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        await feed.error(line, f"not UTF-8: byte 0x{data[exc.start]:02X}")
-        return
-    del data
-    rdflib_format = "turtle" if feed.options.format == "turtle" else "xml"
-    try:
-        triples = await asyncio.to_thread(
-            _parse_document, text, rdflib_format, feed.options.base_uri
-        )
-    except MemoryError:
-        await feed.error(0, "the document does not fit in memory", "OUT_OF_MEMORY_ERROR")
-        return
-    except Exception as exc:  # rdflib raises many kinds (BadSyntax, ParserError, SAX, ValueError)
-        await feed.error(*_document_error(exc))
-        return
-    del text
-    graph = iri_term(feed.options.named_graph_uri)
-    quads = _document_quads(triples, graph, {}, bnode_prefix)
-    async with pool.acquire() as conn:
-        feed.conn = conn
-        batch: list[Quad] = []
-        for item in quads:
-            if isinstance(item, BadStatement):
-                await feed.write(batch)
-                batch = []
-                if await feed.error(0, str(item)):
-                    return
-                continue
-            batch.append(item)
-            if len(batch) >= BATCH_LINES:
-                await feed.write(batch)
-                batch = []
-                if await cancelled():
-                    return
-        await feed.write(batch)
 
 
 def _excerpt(text: str, limit: int = 120) -> str:

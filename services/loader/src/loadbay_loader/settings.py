@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from loadbay_loader.limits import InputLimits
 
 
 class RoleCredentials(BaseModel):
@@ -70,3 +72,22 @@ class LoaderSettings(BaseSettings):
                     f"LOADBAY_LOADER_READABLE_SOURCES: {source!r} is not s3://bucket/prefix"
                 )
         return sources
+
+    # -- hostile files (limits.py): what one file may cost before it fails ------------------
+    max_decompressed_bytes: PositiveInt = InputLimits.max_decompressed_bytes
+    max_compression_ratio: PositiveInt = InputLimits.max_compression_ratio
+    ratio_grace_bytes: PositiveInt = InputLimits.ratio_grace_bytes
+    max_record_bytes: PositiveInt = InputLimits.max_record_bytes
+    max_columns: PositiveInt = InputLimits.max_columns
+    # A bulk load during which the loader stopped (crashed, was killed) this many times is
+    # failed instead of resumed again.
+    max_restarts: PositiveInt = 3
+
+    def input_limits(self) -> InputLimits:
+        return InputLimits(
+            max_decompressed_bytes=self.max_decompressed_bytes,
+            max_compression_ratio=self.max_compression_ratio,
+            ratio_grace_bytes=self.ratio_grace_bytes,
+            max_record_bytes=self.max_record_bytes,
+            max_columns=self.max_columns,
+        )

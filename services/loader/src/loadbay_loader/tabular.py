@@ -34,6 +34,7 @@ from typing import Any, Literal, get_args
 
 import asyncpg
 
+from loadbay_loader import limits
 from loadbay_loader.copy_errors import (
     END_MARKERS,
     CsvRecordScanner,
@@ -200,17 +201,44 @@ def _check_options(options: CsvOptions) -> None:
 
 
 class _Meter:
-    """What :func:`_stream` notices on the way: bytes, and whether a ``\\.`` line may occur."""
+    """What :func:`_stream` notices on the way: bytes, whether a ``\\.`` line may occur, and a
+    line longer than ``limits.max_record_bytes`` (PostgreSQL would buffer it whole, up to 1 GB:
+    the file fails with a :class:`RowError` instead, and COPY is aborted)."""
 
-    __slots__ = ("bytes", "marker", "tail")
+    __slots__ = ("bytes", "file_name", "line_bytes", "lines", "marker", "max_line", "tail")
 
-    def __init__(self) -> None:
+    def __init__(self, file_name: str = "") -> None:
         self.bytes = 0
         self.marker = False
         self.tail = b"\n"  # the file starts a line, as if a line break came before it
+        self.file_name = file_name
+        self.max_line = limits.current().max_record_bytes
+        self.lines = 0  # line breaks seen
+        self.line_bytes = 0  # bytes since the last one
+
+    def _check_lines(self, chunk: bytes) -> None:
+        first = chunk.find(b"\n")
+        if first < 0:
+            self.line_bytes += len(chunk)
+            long_line = self.lines if self.line_bytes > self.max_line else None
+        elif self.line_bytes + first > self.max_line:
+            long_line = self.lines
+        else:
+            start = limits.long_line_start(chunk, first, self.max_line)
+            long_line = None if start is None else self.lines + chunk.count(b"\n", 0, start)
+            self.lines += chunk.count(b"\n")
+            self.line_bytes = len(chunk) - chunk.rfind(b"\n") - 1
+        if long_line is not None:
+            raise RowError(
+                self.file_name,
+                f"the line is longer than {self.max_line} bytes"
+                " (LOADBAY_LOADER_MAX_RECORD_BYTES); the file is not loaded",
+                line=long_line + 1,
+            )
 
     def see(self, chunk: bytes) -> None:
         self.bytes += len(chunk)
+        self._check_lines(chunk)
         # A memchr over the chunk is nearly free, and most files have no backslash at all.
         if not self.marker and (b"\\" in chunk or b"\\" in self.tail):
             window = self.tail + chunk[:3]  # a marker straddling the previous chunk
@@ -378,7 +406,7 @@ async def copy_csv(
     _check_options(options)
     quote_ident(schema)  # validate only: asyncpg quotes the names itself
     quote_ident(table)
-    meter = _Meter()
+    meter = _Meter(file_name)
     source: AsyncIterator[bytes] | None = None
     try:
         if options.header:

@@ -50,10 +50,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from loadbay_contracts import LoadRequested, WorkspaceLoadCompleted, WorkspaceLoadResult
 from loadbay_contracts.distribution import WorkspaceTarget
-from loadbay_loader import repository, tabular
+from loadbay_loader import limits, repository, tabular
 from loadbay_loader import workspace_store as store
-from loadbay_loader.compression import decompressed
+from loadbay_loader.compression import OutputGuard, decompressed
 from loadbay_loader.copy_errors import RowError
+from loadbay_loader.limits import UnreadableFile
 from loadbay_loader.metrics import (
     BYTES_LOADED,
     LOAD_SECONDS,
@@ -278,6 +279,14 @@ def _header_columns(
     names: Sequence[str], shape: Shape, nullable: dict[str, bool], key: str
 ) -> tuple[list[tabular.Column], list[str]]:
     """The staging columns the header names, in its order, and the ones not in the dataset."""
+    most = limits.current().max_columns
+    if len(names) > most:
+        raise RowError(
+            key,
+            f"the header has {len(names)} columns; at most {most} are allowed"
+            f" (LOADBAY_LOADER_MAX_COLUMNS; PostgreSQL tables take {limits.POSTGRES_MAX_COLUMNS})",
+            line=1,
+        )
     lowered = list(dict.fromkeys(n.lower() for n in names))  # repeats: copy_csv names them
     unprefixed = [
         n for n in lowered if n not in SYSTEM_COLUMNS and not n.startswith(DATASET_PREFIXES)
@@ -568,7 +577,7 @@ async def _csv_reader(
             await _spool(raw, spool)
             if kind == "zip":
                 member = await asyncio.to_thread(_zip_member, spool, key)
-                yield lambda: _threaded(key, _zip_chunks(spool, member))
+                yield lambda: _threaded(key, _zip_chunks(spool, member, key))
             else:
                 yield lambda: _threaded(key, _parquet_csv(spool, key))
     else:
@@ -587,6 +596,8 @@ async def _unpacked(key: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[byt
             yield chunk
     except (zlib.error, EOFError) as exc:
         raise RowError(key, f"not a valid gzip file: {exc}") from exc
+    except UnreadableFile as exc:
+        raise RowError(key, exc.reason) from exc
 
 
 def _zip_member(spool: IO[bytes], key: str) -> str:
@@ -606,9 +617,12 @@ def _zip_member(spool: IO[bytes], key: str) -> str:
     return members[0]
 
 
-def _zip_chunks(spool: IO[bytes], member: str) -> Iterator[bytes]:
+def _zip_chunks(spool: IO[bytes], member: str, key: str) -> Iterator[bytes]:
+    guard = OutputGuard(key)  # a zip bomb fails like a gzip one
     with zipfile.ZipFile(spool) as archive, archive.open(member) as data:
+        guard.took(archive.getinfo(member).compress_size)
         while chunk := data.read(SPOOL_CHUNK):
+            guard.gave(len(chunk))
             yield chunk
 
 
@@ -641,6 +655,8 @@ async def _threaded(key: str, blocking: Iterator[bytes]) -> AsyncIterator[bytes]
             yield chunk
     except RowError:
         raise
+    except UnreadableFile as exc:
+        raise RowError(key, exc.reason) from exc
     except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, ValueError, OSError) as exc:
         # zip: bad CRC, encryption; pyarrow: ArrowInvalid (a ValueError), ArrowIOError,
         # ArrowNotImplementedError (a NotImplementedError, so a RuntimeError).
