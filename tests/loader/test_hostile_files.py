@@ -106,9 +106,9 @@ def source_bucket(s3: Any) -> str:
 
 
 @pytest.fixture
-async def neptune(platform: Platform, alice: User) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=platform.urls["loader"], headers=alice.headers, timeout=30
+async def neptune(platform: Platform, ann: User) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(  # ann is one of the graph's users
+        base_url=platform.urls["loader"], headers=ann.headers, timeout=30
     ) as client:
         yield client
 
