@@ -3,17 +3,22 @@ the errors the object store, the database and the broker really raise."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+import pytest
 from aiokafka import ConsumerRecord
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 from loadbay_platform.consumer import Consumer
+from loadbay_platform.db import watched
 from loadbay_platform.logs import RepeatLimiter
 from loadbay_platform.outages import is_outage
-from loadbay_platform.settings import KafkaSettings
+from loadbay_platform.settings import KafkaSettings, PlatformSettings
 
 
 def s3_error(code: str, status: int) -> ClientError:
@@ -71,3 +76,32 @@ def test_a_broker_outage_logs_each_kind_of_line_once_per_interval() -> None:
     assert len(passed) == 1
     assert limiter.filter(line("aiokafka.cluster", "another kind"))
     assert all(limiter.filter(line("loadbay_platform.consumer", "ours")) for _ in range(5))
+
+
+async def test_a_copy_whose_connection_is_lost_fails_within_seconds(
+    settings: PlatformSettings,
+) -> None:
+    conn = await asyncpg.connect(settings.postgres.url)
+    killer = await asyncpg.connect(settings.postgres.url)
+    try:
+        await conn.execute("CREATE TEMP TABLE sink (line text)")
+        pid = conn.get_server_pid()
+        row = b"x" * 1000 + b"\n"
+
+        async def endless() -> AsyncIterator[bytes]:
+            for _ in range(1_000_000):  # far more than the socket buffers take at once
+                yield row * 1000
+
+        async def kill_soon() -> None:
+            await asyncio.sleep(1.0)
+            await killer.execute("SELECT pg_terminate_backend($1)", pid)
+
+        started = time.monotonic()
+        task = asyncio.create_task(kill_soon())
+        with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
+            await watched(conn, conn.copy_to_table("sink", source=endless()))
+        await task
+        assert time.monotonic() - started < 30
+    finally:
+        conn.terminate()
+        await killer.close()

@@ -63,6 +63,7 @@ from typing import Any, Literal
 import asyncpg
 
 from loadbay_loader.feeds import ErrorCode, FeedCounts
+from loadbay_platform.db import watched
 
 Policy = Literal["error", "replace", "keep"]
 
@@ -205,13 +206,16 @@ async def stage_copy(conn: asyncpg.Connection, st: Staging, source: AsyncIterabl
     transaction is then aborted.
     """
     await _reset(conn, st)
-    status: str = await conn.copy_to_table(
-        _bare(st.stage),
-        schema_name="pg_temp",
-        source=source,
-        columns=st.columns,
-        format="csv",
-        encoding="UTF8",
+    status: str = await watched(
+        conn,
+        conn.copy_to_table(
+            _bare(st.stage),
+            schema_name="pg_temp",
+            source=source,
+            columns=st.columns,
+            format="csv",
+            encoding="UTF8",
+        ),
     )
     # Without statistics the planner takes a freshly filled TEMP table for a few rows and
     # joins it in nested loops (40 s instead of 1 s for 500k edges); sampling costs ~2%.
@@ -228,11 +232,14 @@ async def stage_records(
     """The slow path's staging: records parsed in Python as (rec, field0, ...) tuples, and
     the records that could not be parsed, as (rec, message) PARSING_ERRORs."""
     await _reset(conn, st)
-    await conn.copy_records_to_table(
-        _bare(st.stage),
-        schema_name="pg_temp",
-        records=records,
-        columns=["rec", *st.columns],
+    await watched(
+        conn,
+        conn.copy_records_to_table(
+            _bare(st.stage),
+            schema_name="pg_temp",
+            records=records,
+            columns=["rec", *st.columns],
+        ),
     )
     await conn.execute(f"ANALYZE {st.stage}")
     if parse_errors:

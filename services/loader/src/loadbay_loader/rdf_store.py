@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from loadbay_platform.db import watched
+
 Quad = tuple[str, str, str, str]  # subject, predicate, object, graph
 
 STAGING_TABLE = "rdf_quad_staging"
@@ -47,7 +49,9 @@ async def insert_quads(conn: asyncpg.Connection, quads: Sequence[Quad]) -> int:
     if not quads:
         return 0
     await conn.execute(CREATE_STAGING)
-    await conn.copy_records_to_table(STAGING_TABLE, records=quads, columns=("s", "p", "o", "g"))
+    await watched(
+        conn, conn.copy_records_to_table(STAGING_TABLE, records=quads, columns=("s", "p", "o", "g"))
+    )
     status = await conn.execute(INSERT_FROM_STAGING)  # "INSERT 0 <rows>"
     await conn.execute(TRUNCATE_STAGING)
     return int(status.rsplit(" ", 1)[1])

@@ -43,6 +43,7 @@ from loadbay_loader.copy_errors import (
     locate_record,
     row_error_from_copy,
 )
+from loadbay_platform.db import watched
 
 __all__ = [
     "Column",
@@ -423,18 +424,22 @@ async def copy_csv(
             # A savepoint inside the caller's transaction (its own transaction otherwise): a
             # file that fails leaves nothing behind and the caller's transaction usable.
             async with conn.transaction():
-                status: str = await conn.copy_to_table(
-                    table,
-                    schema_name=schema,
-                    source=source,
-                    columns=copy_columns,
-                    format="csv",
-                    header=options.header,
-                    delimiter=options.delimiter,
-                    quote=options.quote,
-                    escape=options.escape,
-                    encoding=_pg_encoding(options.encoding),
-                    force_null=force_null or None,
+                # watched: a lost connection fails the COPY in seconds instead of never.
+                status: str = await watched(
+                    conn,
+                    conn.copy_to_table(
+                        table,
+                        schema_name=schema,
+                        source=source,
+                        columns=copy_columns,
+                        format="csv",
+                        header=options.header,
+                        delimiter=options.delimiter,
+                        quote=options.quote,
+                        escape=options.escape,
+                        encoding=_pg_encoding(options.encoding),
+                        force_null=force_null or None,
+                    ),
                 )
                 if meter.marker or meter.ends_with_marker():
                     await _check_end_marker(file_name, options, reopen)
