@@ -316,10 +316,21 @@ async def test_invalid_utf8(conn: asyncpg.Connection, schema: str) -> None:
     error = await load_error(
         conn, schema, text_columns("a", "b"), b"a,b\n1,ok\n2,caf\xe9\n", file_name="x.csv"
     )
-    assert (error.file, error.line) == ("x.csv", 3)
+    assert (error.file, error.line, error.column) == ("x.csv", 3, "b")
+    assert error.value == "caf\ufffd"
     assert 'invalid byte sequence for encoding "UTF8": 0xe9' in error.reason
     assert "not valid utf-8" in error.reason
     assert isinstance(error.__cause__, asyncpg.CharacterNotInRepertoireError)
+
+
+async def test_invalid_utf8_names_its_column_in_a_quoted_multiline_record(
+    conn: asyncpg.Connection, schema: str
+) -> None:
+    data = b'c,a,b\n1,"x,\ny",ok\n2,"line\nbreak, then \xff",z\n'
+    error = await load_error(conn, schema, text_columns("a", "b", "c"), data, file_name="y.csv")
+    # The header's order, not the dataset's: the bad bytes are in the file's second column.
+    assert (error.line, error.column) == (4, "a")  # where the record starts
+    assert error.value is not None and error.value.endswith("then \ufffd")
 
 
 @pytest.mark.parametrize("data", [b"", b"\n", b"\xef\xbb\xbf\r\n"], ids=["0-bytes", "lf", "bom"])

@@ -21,8 +21,10 @@ counts lines; it is the slow path that only runs after a failure.
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -324,6 +326,58 @@ async def locate_record(
         if aclose is not None:
             with contextlib.suppress(Exception):
                 await aclose()
+
+
+async def read_span(chunks: AsyncIterator[bytes], start: int, end: int) -> bytes:
+    """The bytes ``[start, end)`` of the data (one record, on the slow path); closes ``chunks``."""
+    parts: list[bytes] = []
+    offset = 0
+    try:
+        async for chunk in chunks:
+            lo, hi = max(start - offset, 0), min(end - offset, len(chunk))
+            if lo < hi:
+                parts.append(chunk[lo:hi])
+            offset += len(chunk)
+            if offset >= end:
+                break
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()
+    return b"".join(parts)
+
+
+def undecodable_field(
+    record: bytes,
+    columns: Sequence[str],
+    *,
+    delimiter: str,
+    quote: str,
+    escape: str | None,
+    encoding: str,
+) -> tuple[str, str] | None:
+    """The first field of one CSV ``record`` that is not valid ``encoding``: its column and its
+    text with the bad bytes shown as U+FFFD. PostgreSQL names only the line of such an error."""
+    # latin-1 maps every byte to one character, so fields split as bytes and come back intact.
+    reader = csv.reader(
+        io.StringIO(record.decode("latin-1"), newline=""),
+        delimiter=delimiter,
+        quotechar=quote,
+        escapechar=escape if escape is not None and escape != quote else None,
+        doublequote=escape is None or escape == quote,
+    )
+    try:
+        fields = next(reader)
+    except (csv.Error, StopIteration):
+        return None
+    for column, field in zip(columns, fields, strict=False):
+        raw = field.encode("latin-1")
+        try:
+            raw.decode(encoding)
+        except UnicodeDecodeError:
+            return column, raw.decode(encoding, "replace")[:100]
+    return None
 
 
 # PostgreSQL before 18 reads a CSV line holding only ``\.`` as the end of the data and silently

@@ -41,7 +41,9 @@ from loadbay_loader.copy_errors import (
     RowError,
     find_end_marker,
     locate_record,
+    read_span,
     row_error_from_copy,
+    undecodable_field,
 )
 from loadbay_platform.db import watched
 
@@ -448,7 +450,7 @@ async def copy_csv(
             if error is None:
                 raise
             if reopen is not None and error.line is not None:
-                error = await _place(error, reopen, options)
+                error = await _place(error, reopen, options, copy_columns, exc)
             raise error from exc
     finally:
         await _aclose(source)
@@ -477,17 +479,42 @@ async def _check_end_marker(
 
 
 async def _place(
-    error: RowError, reopen: Callable[[], AsyncIterator[bytes]], options: CsvOptions
+    error: RowError,
+    reopen: Callable[[], AsyncIterator[bytes]],
+    options: CsvOptions,
+    columns: Sequence[str],
+    cause: asyncpg.PostgresError,
 ) -> RowError:
-    """The slow path: re-read the file to the failing record and report where it starts."""
+    """The slow path: re-read the file to the failing record and report where it starts (and,
+    for an encoding error, which column holds the bad bytes)."""
     assert error.line is not None
     try:
         span = await locate_record(reopen(), error.line, quote=options.quote, escape=options.escape)
+        if span is None:
+            return error
+        placed = error.at_line(span.first_line)
+        if error.column is None and isinstance(
+            cause, asyncpg.CharacterNotInRepertoireError | asyncpg.UntranslatableCharacterError
+        ):
+            record = await read_span(reopen(), span.start, span.end)
+            found = undecodable_field(
+                record,
+                columns,
+                delimiter=options.delimiter,
+                quote=options.quote,
+                escape=options.escape,
+                encoding=options.encoding,
+            )
+            if found is not None:
+                column, value = found
+                placed = RowError(
+                    error.file, error.reason, line=placed.line, column=column, value=value
+                )
+        return placed
     except Exception:
         # Re-reading is best effort: keep PostgreSQL's line rather than hide the data error
         # behind, say, a dropped connection to object storage.
         return error
-    return error if span is None else error.at_line(span.first_line)
 
 
 async def swap_in(conn: asyncpg.Connection, schema: str, target: str, staging: str) -> None:
