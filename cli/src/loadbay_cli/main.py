@@ -111,6 +111,8 @@ def serve(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
+        # `kill -USR1 <pid>` writes where every task is waiting to the log (a stuck service).
+        loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
@@ -118,6 +120,17 @@ def serve(
         asyncio.run(main())
     except InsecureConfiguration as exc:  # a service's own settings, checked as it starts
         raise CliError(f"{service} will not start: {exc}") from exc
+
+
+def _dump_tasks() -> None:
+    import io
+    import logging
+
+    out = io.StringIO()
+    for t in asyncio.all_tasks():
+        out.write(f"--- {t.get_name()}: {t.get_coro()!r}\n")
+        t.print_stack(limit=30, file=out)
+    logging.getLogger("loadbay.tasks").warning("tasks on SIGUSR1:\n%s", out.getvalue())
 
 
 @app.command()
