@@ -1,0 +1,60 @@
+"""Exception handlers every HTTP API shares: input a route could not store or process gets a
+clear 4xx with `{"detail": ...}`, and a 422 never echoes what was submitted.
+
+The request guard (request_guard.py) refuses NUL and deep JSON in what it can see; these
+handlers catch what gets past it (a NUL in a form field of an upload, a lone surrogate in a
+file name...) where it fails: at PostgreSQL, at an encoder, or in a recursive walk.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asyncpg.exceptions import CharacterNotInRepertoireError, UntranslatableCharacterError
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+UNSTORABLE = (
+    "the request contains a character that cannot be stored (a NUL character, or text that is"
+    " not valid Unicode)"
+)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    for exc in (CharacterNotInRepertoireError, UntranslatableCharacterError):
+        app.add_exception_handler(exc, _unstorable)
+    app.add_exception_handler(UnicodeEncodeError, _unencodable)
+    app.add_exception_handler(RecursionError, _too_deep)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 shape (`{"detail": [{type, loc, msg, ctx}]}`) without `input`: the input
+    may be a secret (an access key, a password), and a model-level error's input is the whole
+    submitted object."""
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": jsonable_encoder(redacted(exc.errors()))}, status_code=422)
+
+
+def redacted(errors: Any) -> list[dict[str, Any]]:
+    return [{k: v for k, v in error.items() if k != "input"} for error in errors]
+
+
+async def _unstorable(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": UNSTORABLE}, status_code=400)
+
+
+async def _unencodable(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(
+        {
+            "detail": "the request contains text that cannot be encoded as UTF-8 (an unpaired"
+            " UTF-16 surrogate such as \\ud800 is not a character)"
+        },
+        status_code=400,
+    )
+
+
+async def _too_deep(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": "the request is nested too deeply"}, status_code=400)
