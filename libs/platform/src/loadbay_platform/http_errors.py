@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from asyncpg.exceptions import CharacterNotInRepertoireError, UntranslatableCharacterError
+from asyncpg.exceptions import (
+    CharacterNotInRepertoireError,
+    DataError,
+    UntranslatableCharacterError,
+)
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +31,7 @@ def install_error_handlers(app: FastAPI) -> None:
     for exc in (CharacterNotInRepertoireError, UntranslatableCharacterError):
         app.add_exception_handler(exc, _unstorable)
     app.add_exception_handler(UnicodeEncodeError, _unencodable)
+    app.add_exception_handler(DataError, _bad_query_argument)
     app.add_exception_handler(RecursionError, _too_deep)
 
 
@@ -54,6 +59,13 @@ async def _unencodable(_: Request, exc: Exception) -> JSONResponse:
         },
         status_code=400,
     )
+
+
+async def _bad_query_argument(request: Request, exc: Exception) -> JSONResponse:
+    """asyncpg wraps an argument it cannot encode; only the encoding case is the caller's."""
+    if isinstance(exc.__cause__, UnicodeEncodeError):
+        return await _unencodable(request, exc.__cause__)
+    raise exc  # a wrong argument from the service's own code: a 500, as it should be
 
 
 async def _too_deep(_: Request, exc: Exception) -> JSONResponse:

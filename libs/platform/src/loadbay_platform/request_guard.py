@@ -27,12 +27,15 @@ BODY_SETTING = "LOADBAY_HTTP__MAX_BODY_BYTES"
 UPLOAD_SETTING = "LOADBAY_HTTP__MAX_UPLOAD_BYTES"
 DEPTH_SETTING = "LOADBAY_HTTP__MAX_JSON_DEPTH"
 
-_STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# A JSON string, or an unterminated one running to the end: every quote starts a match, so
+# the scan stays linear whatever the body.
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
+_BRACKET_TYPES = bytes.maketrans(b"{}", b"[]")  # which kind does not matter for depth
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-# A \u escape preceded by an even number of backslashes (so it is an escape, not text): NUL,
-# a surrogate pair, or a lone surrogate of either half.
+# A \u escape of NUL, a surrogate pair, or a lone surrogate of either half (a literal first,
+# so the scan is a fast search; whether it is an escape or text is checked per match).
 _ESCAPE = re.compile(
-    rb"(?<!\\)(?:\\\\)*\\u(0000|[dD][89abAB][0-9a-fA-F]{2}(?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?"
+    rb"\\u(0000|[dD][89abAB][0-9a-fA-F]{2}(?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?"
     rb"|[dD][c-fC-F][0-9a-fA-F]{2})"
 )
 
@@ -200,6 +203,8 @@ def json_problem(body: bytes, settings: HttpSettings) -> str | None:
             f" ({DEPTH_SETTING})"
         )
     for match in _ESCAPE.finditer(body):
+        if not _is_escape(body, match.start()):
+            continue  # an escaped backslash followed by the text "u0000"
         escape = match.group(1)
         if escape == b"0000":
             return "the JSON body contains a NUL character (\\u0000), which loadbay does not accept"
@@ -211,42 +216,31 @@ def json_problem(body: bytes, settings: HttpSettings) -> str | None:
     return None
 
 
+def _is_escape(body: bytes, backslash: int) -> bool:
+    """Whether the backslash at `backslash` starts an escape: an even number precede it."""
+    start = backslash
+    while start > 0 and body[start - 1] == 0x5C:
+        start -= 1
+    return (backslash - start) % 2 == 0
+
+
 def json_too_deep(body: bytes, limit: int) -> bool:
     """Whether arrays/objects nest deeper than `limit`, brackets inside strings not counted.
 
-    Linear in the body; text is skipped by regex and brackets counted in C, piece by piece,
-    so the Python loop only runs per string and per `limit` brackets.
+    Linear in the body, in C: strings are cut out, only brackets kept, then innermost pairs
+    removed pass by pass. After `limit` passes a valid document of depth <= `limit` is empty;
+    a pair left means deeper nesting, and more than `limit` unclosed openers means a parser
+    would recurse that deep before finding the document truncated.
     """
-    depth = 0
-    pos = 0
-    while pos < len(body):
-        quote = body.find(b'"', pos)
-        end = len(body) if quote < 0 else quote
-        depth = _bracket_depth(body[pos:end].translate(None, _NOT_BRACKETS), depth, limit)
-        if depth > limit:
-            return True
-        if quote < 0:
+    brackets = _STRING.sub(b"", body).translate(_BRACKET_TYPES, _NOT_BRACKETS)
+    if brackets.count(b"[") <= limit:
+        return False  # the common case: too few openers to nest that deep
+    for _ in range(limit):
+        fewer = brackets.replace(b"[]", b"")
+        if fewer == brackets:
             break
-        rest = _STRING_REST.match(body, quote + 1)
-        if rest is None:
-            break  # an unterminated string: the JSON parser refuses it
-        pos = rest.end()
-    return False
-
-
-def _bracket_depth(brackets: bytes, depth: int, limit: int) -> int:
-    """The depth after `brackets` (only []{} bytes), or more than `limit` once it passes it."""
-    for start in range(0, len(brackets), limit):
-        piece = brackets[start : start + limit]
-        opens = piece.count(b"[") + piece.count(b"{")
-        if depth + opens <= limit:
-            depth += 2 * opens - len(piece)
-            continue
-        for byte in piece:
-            depth += 1 if byte in b"[{" else -1
-            if depth > limit:
-                return depth
-    return depth
+        brackets = fewer
+    return b"[]" in brackets or brackets.count(b"[") > limit
 
 
 async def reject(send: Send, status: int, detail: str) -> None:
