@@ -314,19 +314,21 @@ async def test_a_422_does_not_echo_the_secret_access_key(urls: dict[str, str], a
         assert answer.status_code == 422, answer.text
         assert SECRET not in answer.text
         errors = answer.json()["detail"]
-        assert errors and all("loc" in e and "msg" in e and "input" not in e for e in errors)
+        assert errors and all("loc" in e and "msg" in e for e in errors)
 
 
 async def test_a_422_of_another_service_keeps_fastapis_shape(
     urls: dict[str, str], alice: User
 ) -> None:
-    body = {"domain": "d_x", "name": "abc", "columns": [], "secret_token": SECRET}
+    body = {"domain": "d_x", "name": "abc", "columns": [{"name": "a", "type": "money"}],
+            "secret_token": SECRET}  # fmt: skip
     answer = await _post(urls["reload"], "/datasets", alice, json=body)
 
     assert answer.status_code == 422, answer.text
     assert SECRET not in answer.text
-    locs = {tuple(e["loc"]) for e in answer.json()["detail"]}
-    assert ("body", "secret_token") in locs and ("body", "columns") in locs
+    inputs = {tuple(e["loc"]): e.get("input") for e in answer.json()["detail"]}
+    # The secret-like field's value is left out; a plain wrong value is still shown.
+    assert inputs == {("body", "secret_token"): None, ("body", "columns", 0, "type"): "money"}
 
 
 # -- OpenAPI -----------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Exception handlers every HTTP API shares: input a route could not store or process gets a
-clear 4xx with `{"detail": ...}`, and a 422 never echoes what was submitted.
+clear 4xx with `{"detail": ...}`, and a 422 never echoes a secret that was submitted.
 
 The request guard (request_guard.py) refuses NUL and deep JSON in what it can see; these
 handlers catch what gets past it (a NUL in a form field of an upload, a lone surrogate in a
@@ -36,15 +36,38 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422 shape (`{"detail": [{type, loc, msg, ctx}]}`) without `input`: the input
-    may be a secret (an access key, a password), and a model-level error's input is the whole
-    submitted object."""
+    """FastAPI's 422 shape (`{"detail": [{type, loc, msg, input, ctx}]}`), with `input` kept
+    only where it cannot carry a secret (see `redacted`)."""
     assert isinstance(exc, RequestValidationError)
     return JSONResponse({"detail": jsonable_encoder(redacted(exc.errors()))}, status_code=422)
 
 
+# A field whose name contains one of these holds a secret (secret_access_key, password,
+# access_key_id, token...): its submitted value is never echoed.
+SECRET_NAMES = ("secret", "password", "token", "key", "credential")
+MAX_ECHO_CHARS = 200
+
+
 def redacted(errors: Any) -> list[dict[str, Any]]:
-    return [{k: v for k, v in error.items() if k != "input"} for error in errors]
+    """The errors without the `input` of secret-like fields, of objects and lists (a missing
+    field's or a model validator's error carries the whole submitted object), and of long
+    text. A plain wrong value (`"type": "money"`) is still shown, which is what helps."""
+    return [
+        error if "input" not in error or _may_echo(error) else {
+            k: v for k, v in error.items() if k != "input"
+        }
+        for error in errors
+    ]  # fmt: skip
+
+
+def _may_echo(error: dict[str, Any]) -> bool:
+    value = error["input"]
+    if not (value is None or isinstance(value, bool | int | float | str)):
+        return False
+    if isinstance(value, str) and len(value) > MAX_ECHO_CHARS:
+        return False
+    names = [part.lower() for part in error.get("loc", ()) if isinstance(part, str)]
+    return not any(word in name for name in names for word in SECRET_NAMES)
 
 
 async def _unstorable(_: Request, exc: Exception) -> JSONResponse:
