@@ -150,6 +150,21 @@ async def test_uploads_have_their_own_larger_limit(urls: dict[str, str], alice: 
     assert "5 GiB" in detail and "LOADBAY_HTTP__MAX_UPLOAD_BYTES" in detail
 
 
+@pytest.mark.parametrize("service", ["reload", "loader"])
+async def test_multipart_to_a_route_without_uploads_gets_the_body_limit(
+    urls: dict[str, str], alice: User, service: str
+) -> None:
+    # Such a route would read the whole body into memory: the larger limit is not for it.
+    answer = await raw_http.send(
+        urls[service], "POST", JSON_ROUTES[service],
+        {**alice.headers, "Content-Type": "multipart/form-data; boundary=x"},
+        pieces(8 * MiB), chunked=True,
+    )  # fmt: skip
+
+    assert answer.status == 413, answer.text
+    assert "LOADBAY_HTTP__MAX_BODY_BYTES" in json.loads(answer.body)["detail"]
+
+
 async def test_a_chunked_upload_over_its_limit_is_cut_off_and_lands_nothing(
     small_reload: str, alice: User
 ) -> None:

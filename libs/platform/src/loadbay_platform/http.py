@@ -15,7 +15,7 @@ from loadbay_platform.auth import TokenVerifier
 from loadbay_platform.http_errors import install_error_handlers
 from loadbay_platform.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from loadbay_platform.openapi import install_openapi
-from loadbay_platform.request_guard import RequestGuard
+from loadbay_platform.request_guard import RequestGuard, form_routes
 from loadbay_platform.settings import AuthSettings, HttpSettings
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]
@@ -37,7 +37,9 @@ def create_app(
     install_error_handlers(app)
     install_openapi(app)
     # Added before the metrics middleware, so it runs inside it: its refusals are counted too.
-    app.add_middleware(RequestGuard, settings=http or HttpSettings())
+    app.add_middleware(
+        RequestGuard, settings=http or HttpSettings(), takes_uploads=form_routes(app)
+    )
 
     @app.middleware("http")
     async def record_metrics(

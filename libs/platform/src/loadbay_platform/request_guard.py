@@ -5,7 +5,9 @@ a deep recursion or an unbounded read.
 A pure ASGI middleware (no buffering framework in between):
 - A declared `Content-Length` over the limit is answered 413 at once, without reading.
 - A body without one (chunked) is counted while it streams and cut off with 413.
-- `multipart/form-data` (file uploads, streamed on to object storage) has its own, larger limit.
+- `multipart/form-data` sent to a route that takes files or form fields (file uploads, which
+  the form parser spools to disk and the reload service streams on to object storage) has its
+  own, larger limit; sent anywhere else it is just a body (a route may read it into memory).
 - Every other body except `application/octet-stream` is read whole (it is at most
   `max_body_bytes`, and the route would buffer it anyway) and checked as JSON text: nesting
   deeper than `max_json_depth`, a `\\u0000` escape or an unpaired UTF-16 surrogate escape is a
@@ -16,9 +18,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from urllib.parse import unquote_to_bytes
 
+from fastapi import FastAPI, params
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loadbay_platform.settings import HttpSettings
@@ -63,9 +68,12 @@ def _size(n: int) -> str:
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, settings: HttpSettings) -> None:
+    def __init__(
+        self, app: ASGIApp, settings: HttpSettings, takes_uploads: Callable[[Scope], bool]
+    ) -> None:
         self.app = app
         self.settings = settings
+        self.takes_uploads = takes_uploads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,7 +86,7 @@ class RequestGuard:
         kind = body_kind(headers.get(b"content-type", b"").decode("latin-1"))
         limit, setting = (
             (self.settings.max_upload_bytes, UPLOAD_SETTING)
-            if kind == "multipart"
+            if kind == "multipart" and self.takes_uploads(scope)
             else (self.settings.max_body_bytes, BODY_SETTING)
         )
         declared = _content_length(headers.get(b"content-length"))
@@ -118,6 +126,19 @@ class RequestGuard:
             if started:
                 raise
             await reject(send, 413, exc.detail)
+
+
+def form_routes(app: FastAPI) -> Callable[[Scope], bool]:
+    """Whether a request goes to a route of `app` whose body is a form (files, fields)."""
+
+    def takes_uploads(scope: Scope) -> bool:
+        for route in app.router.routes:
+            if route.matches(scope)[0] is Match.FULL:
+                body = getattr(route, "body_field", None)
+                return body is not None and isinstance(body.field_info, params.Form)
+        return False
+
+    return takes_uploads
 
 
 def body_kind(content_type: str) -> str:
