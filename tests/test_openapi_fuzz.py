@@ -5,7 +5,7 @@ document lists.
 The services run in this process (the session's platform, and an HTTP-only ingestion
 instance); the schemathesis CLI runs as a subprocess against them on 127.0.0.1, awaited so the
 event loop keeps serving. Few examples per operation and a fixed seed keep it bounded and
-repeatable.
+repeatable; LOADBAY_FUZZ_EXAMPLES and LOADBAY_FUZZ_SEED run it longer or differently by hand.
 """
 
 from __future__ import annotations
