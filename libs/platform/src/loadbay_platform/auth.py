@@ -55,10 +55,26 @@ class TokenVerifier:
             issuer=self.settings.issuer,
             options={"require": ["sub", "exp"]},
         )
-        email = claims.get("email")
+        sub, email = claims["sub"], claims.get("email")
         if not isinstance(email, str) or "@" not in email:
             raise jwt.InvalidTokenError("the token has no email claim")
-        return Principal(user_id=str(claims["sub"]), email=email)
+        for name, value in (("sub", sub), ("email", email)):
+            if not _plain_text(value):
+                raise jwt.InvalidTokenError(
+                    f"the token's {name} claim must be a string of at most {MAX_CLAIM_CHARS}"
+                    " printable characters"
+                )
+        return Principal(user_id=str(sub), email=email)
+
+
+# Ids and addresses are stored, logged and put in object keys and emails: no control
+# characters (a NUL cannot be stored), no lone surrogates (not encodable), bounded length.
+MAX_CLAIM_CHARS = 320
+
+
+def _plain_text(value: object) -> bool:
+    # isprintable() is False for control, format and surrogate code points.
+    return isinstance(value, str) and 0 < len(value) <= MAX_CLAIM_CHARS and value.isprintable()
 
 
 _bearer = HTTPBearer(auto_error=False)

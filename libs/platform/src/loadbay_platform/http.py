@@ -1,4 +1,6 @@
-"""The HTTP surface every service shares: health, readiness, metrics and request metrics."""
+"""The HTTP surface every service shares: health, readiness, metrics and request metrics, the
+request guard (size limits, NUL, deep JSON), the shared error handlers, and the OpenAPI
+document's security scheme and error responses."""
 
 from __future__ import annotations
 
@@ -10,19 +12,34 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from loadbay_platform.auth import TokenVerifier
+from loadbay_platform.http_errors import install_error_handlers
 from loadbay_platform.metrics import HTTP_REQUESTS, HTTP_SECONDS
-from loadbay_platform.settings import AuthSettings
+from loadbay_platform.openapi import install_openapi
+from loadbay_platform.request_guard import RequestGuard, form_routes
+from loadbay_platform.settings import AuthSettings, HttpSettings
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]
 
 
 def create_app(
-    service: str, auth: AuthSettings, readiness: ReadinessCheck, *, title: str, description: str
+    service: str,
+    auth: AuthSettings,
+    readiness: ReadinessCheck,
+    *,
+    title: str,
+    description: str,
+    http: HttpSettings | None = None,
 ) -> FastAPI:
     """A FastAPI app with /healthz, /readyz and /metrics; `readiness` returns None when ready,
     else what is not ready yet."""
     app = FastAPI(title=title, description=description, version="0.1.0")
     app.state.token_verifier = TokenVerifier(auth)
+    install_error_handlers(app)
+    install_openapi(app)
+    # Added before the metrics middleware, so it runs inside it: its refusals are counted too.
+    app.add_middleware(
+        RequestGuard, settings=http or HttpSettings(), takes_uploads=form_routes(app)
+    )
 
     @app.middleware("http")
     async def record_metrics(

@@ -185,6 +185,7 @@ async def _serve(
         readiness,
         title=definition.title,
         description=definition.description,
+        http=res.settings.http,
     )
     app.state.resources = res
     definition.routes(app, res)

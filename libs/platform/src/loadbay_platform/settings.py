@@ -66,6 +66,17 @@ class AuthSettings(BaseModel):
     audience: str | None = None
 
 
+class HttpSettings(BaseModel):
+    """Limits every HTTP API applies before a route sees the request (LOADBAY_HTTP__<FIELD>)."""
+
+    # JSON, URL-encoded forms and any other body that is not a multipart upload.
+    max_body_bytes: int = 1024 * 1024
+    # multipart/form-data: file uploads, which the reload service streams to object storage.
+    max_upload_bytes: int = 5 * 1024**3
+    # Arrays and objects nested deeper than this are refused before any JSON parser runs.
+    max_json_depth: int = 64
+
+
 class PlatformSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LOADBAY_", env_nested_delimiter="__", extra="ignore"
@@ -76,6 +87,7 @@ class PlatformSettings(BaseSettings):
     s3: S3Settings = S3Settings()
     smtp: SmtpSettings = SmtpSettings()
     auth: AuthSettings = AuthSettings()
+    http: HttpSettings = HttpSettings()
     log_level: str = "INFO"
     # Dev mode (`loadbay dev`, the test suite) may run on the built-in dev secrets; outside it a
     # service refuses to start on a default or missing secret (LOADBAY_DEV_MODE).
