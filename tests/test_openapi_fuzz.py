@@ -39,18 +39,12 @@ EXCLUDED: dict[str, list[str]] = {
         "--exclude-name", "POST /bindings/{domain}/{dataset}/runs",
         "--exclude-name", "PUT /bindings/{domain}/{dataset}/schedule",
     ],
-    "distribution": [
-        # 500: a run lists the product's source bucket and lets botocore's NoSuchBucket (or
-        # ParamValidationError for an invalid bucket name) escape (distribution/runs.py:41,
-        # list_source): POST /data-products/a/runs after POST /data-products {"name": "a"}.
-        "--exclude-name", "POST /data-products/{name}/runs",
-    ],
 }  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 async def ingestion_url(settings: PlatformSettings) -> AsyncIterator[str]:
-    async with serving(HttpOnly(IngestionService()), settings) as url:
+    async with serving(HttpOnly(IngestionService(dev_mode=settings.dev_mode)), settings) as url:
         yield url
 
 

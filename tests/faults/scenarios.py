@@ -137,15 +137,27 @@ class ScenarioRun:
                 mixes = await reader
         elapsed = time.monotonic() - started
         if execution is None:
+            problems.extend(await self._check_services_alive())
             problems.append(f"no terminal execution within {self.settle_s:.0f}s")
             return Outcome(self.scenario, i, "stuck", elapsed, problems)
         status = execution["status"]
+        problems.extend(await self._check_services_alive())
         problems.extend(mixes if isinstance(mixes, list) else [])
         problems.extend(await self._check_rows(status, tag))
         problems.extend(await self._check_one_email())
         if status == "succeeded":
             self.previous_tag = tag
         return Outcome(self.scenario, i, status, elapsed, problems)
+
+    async def _check_services_alive(self) -> list[str]:
+        """No process may exit on its own, whatever the fault: report (and restart) any."""
+        assert self.lab.services is not None
+        problems = []
+        for name, proc in list(self.lab.services.procs.items()):
+            if proc.poll() is not None:
+                problems.append(f"the {name} service exited with status {proc.returncode}")
+                await self.lab.kill_service(name)  # start it again for the next iterations
+        return problems
 
     async def _executions(self) -> list[dict[str, Any]]:
         assert self.user is not None

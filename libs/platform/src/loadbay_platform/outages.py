@@ -24,6 +24,16 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     HTTPClientError,
 )
 
+# What a loop that only talks to PostgreSQL waits out: the server gone, restarting, or a
+# connection broken mid-operation ("cannot switch to state N; another operation is in progress").
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
 # S3 answers that mean "the service is struggling", not "your request is wrong".
 _TRANSIENT_S3_CODES = frozenset(
     {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling"}

@@ -15,16 +15,10 @@ from aiokafka.errors import KafkaError
 from loadbay_contracts import Envelope, Event
 from loadbay_platform import logs
 from loadbay_platform.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG
+from loadbay_platform.outages import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
-RELAY_ERRORS = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    KafkaError,
-)
+RELAY_ERRORS = (*DATABASE_ERRORS, KafkaError)
 
 INSERT_OUTBOX = "INSERT INTO outbox (topic, key, envelope) VALUES ($1, $2, $3::jsonb)"
 NOTIFY = "SELECT pg_notify($1, '')"

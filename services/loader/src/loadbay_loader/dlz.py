@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from loadbay_loader import repository
 from loadbay_loader.metrics import DLZ_BACKLOG
+from loadbay_platform.outages import DATABASE_ERRORS
 from loadbay_platform.reasons import truncate
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ async def run_publisher(pool: asyncpg.Pool, s3: Any, poll_interval_s: float = 2.
                     await listener.add_listener(CHANNEL, on_notify)
                 while await publish_next(pool, s3):
                     pass
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DATABASE_ERRORS as exc:
                 log.warning("DLZ publisher: %r; retrying", exc)
                 listener = None
             with contextlib.suppress(TimeoutError):

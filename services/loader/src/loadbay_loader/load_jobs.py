@@ -46,6 +46,7 @@ from loadbay_loader.neptune_errors import (
 from loadbay_loader.settings import LoaderSettings
 from loadbay_platform import outbox
 from loadbay_platform.auth import Principal
+from loadbay_platform.outages import DATABASE_ERRORS
 
 SERVICE = "loader"
 # A cancelled load's feeds stop at their next batch; one that has not stopped this long after
@@ -323,7 +324,7 @@ class Worker:
         while True:
             try:
                 await self._run_while_holding_the_lock()
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DATABASE_ERRORS as exc:
                 log.warning("bulk-load worker: %r; retrying", exc)
             await asyncio.sleep(self.poll_interval_s)
 

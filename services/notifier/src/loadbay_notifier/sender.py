@@ -28,18 +28,13 @@ from loadbay_notifier import repository
 from loadbay_notifier.metrics import EMAILS_FAILED, EMAILS_PENDING, EMAILS_SENT, SEND_ATTEMPTS
 from loadbay_notifier.settings import NotifierSettings
 from loadbay_platform import logs
+from loadbay_platform.outages import DATABASE_ERRORS
 from loadbay_platform.settings import SmtpSettings
 
 log = logging.getLogger(__name__)
 
 # Failures of the database (not of the mail relay): the loop waits and tries again.
-_DB_ERRORS = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-)
+_DB_ERRORS = DATABASE_ERRORS
 _DOT_ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
 
 
