@@ -61,8 +61,11 @@ async def test_a_run_on_a_missing_bucket_fails_with_the_reason_and_an_email(
 
 async def test_a_long_workspace_failure_reason_is_truncated(product: Product, alice: User) -> None:
     await product.create(["acme"])
-    # 10,000 columns without a GoodData prefix: each is named in the reason
-    header = "cp__product_id,a__name,f__price," + ",".join(f"c{i}" for i in range(10_000))
+    # 990 long column names without a GoodData prefix (under the loader's column limit): each
+    # is named in the reason
+    header = "cp__product_id,a__name,f__price," + ",".join(
+        f"unprefixed_column_{i:04d}_{'x' * 30}" for i in range(990)
+    )
     product.put(f"products_{ts('0401')}_inc.csv", header + "\n")
     run = await product.run()
     (result,) = run["results"]
@@ -93,14 +96,16 @@ async def test_bad_names_ids_and_nuls_get_4xx(
         {"name": f"{p}x", "bucket": "ok\u0000bucket"},
     ]:
         response = await dist_api.post("/data-products", json=body, headers=h)
-        assert response.status_code == 422, (body, response.text)
+        # 400 when the platform's guard refuses a NUL before the route validates the body
+        assert response.status_code in (400, 422), (body, response.text)
     for path, body in [
         (f"/data-products/{p}/segments", {"name": "seg\u0000"}),
         (f"/data-products/{p}/segments", {"name": "seg\n"}),
         (f"/data-products/{p}/workspaces", {"client_id": "x", "segment": "d\u0000"}),
     ]:
         response = await dist_api.post(path, json=body, headers=h)
-        assert response.status_code == 422, (body, response.text)
+        # 400 when the platform's guard refuses a NUL before the route validates the body
+        assert response.status_code in (400, 422), (body, response.text)
     cron = await dist_api.put(f"/data-products/{p}/schedule", json={"cron": "* *\u0000 * * *"},
                               headers=h)  # fmt: skip
     assert 400 <= cron.status_code < 500

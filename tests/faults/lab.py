@@ -124,6 +124,11 @@ class FaultLab:
         assert self.producer is not None
         await self.producer.send_and_wait(topic, value)
 
+    async def wait_ready(self, within_s: float = 180.0) -> None:
+        """Until every service answers /readyz (one restarted after a kill takes seconds)."""
+        assert self.services is not None
+        await asyncio.to_thread(self.services.wait_ready, within_s)
+
     # -- faults ----------------------------------------------------------------------------
 
     async def kill_service(self, name: str) -> None:

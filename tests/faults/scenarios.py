@@ -82,6 +82,7 @@ class ScenarioRun:
     emails_seen: int = 0
 
     async def setup(self) -> None:
+        await self.lab.wait_ready()  # the previous scenario may have just restarted one
         self.user = self.lab.user("faults")
         self.name = (
             "r_"

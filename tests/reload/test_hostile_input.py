@@ -80,7 +80,8 @@ async def test_nul_and_huge_values_in_paths_and_bodies_get_4xx(
         {"file_ids": ["a\u0000"]},
     ]:
         response = await reload_api.post(f"/datasets/{domain}/{name}/process", json=body, headers=h)
-        assert response.status_code == 422, (body, response.text)
+        # 400 when the platform's guard refuses a NUL before the route validates the body
+        assert response.status_code in (400, 422), (body, response.text)
     for bad in [
         {"description": "a\u0000b"},
         {"authorized_users": [{"user_id": "x\u0000", "email": "x@example.com"}]},

@@ -61,6 +61,8 @@ def redacted(errors: Any) -> list[dict[str, Any]]:
 
 
 def _may_echo(error: dict[str, Any]) -> bool:
+    if error.get("type") == "extra_forbidden":
+        return False  # an unexpected field may be anything, a misplaced secret included
     value = error["input"]
     if not (value is None or isinstance(value, bool | int | float | str)):
         return False

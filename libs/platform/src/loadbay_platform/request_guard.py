@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from fastapi import FastAPI, params
@@ -79,8 +80,9 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        shape = error_shape(scope)
         if problem := url_problem(scope):
-            await reject(send, 400, problem)
+            await reject(send, 400, problem, shape)
             return
         headers = dict(scope["headers"])
         kind = body_kind(headers.get(b"content-type", b"").decode("latin-1"))
@@ -91,19 +93,19 @@ class RequestGuard:
         )
         declared = _content_length(headers.get(b"content-length"))
         if declared is not None and declared > limit:
-            await reject(send, 413, too_large_message(limit, setting))
+            await reject(send, 413, too_large_message(limit, setting), shape)
             return
         if kind in ("json", "form"):
             try:
                 body = await read_body(receive, limit, setting)
             except BodyTooLarge as exc:
-                await reject(send, 413, exc.detail)
+                await reject(send, 413, exc.detail, shape)
                 return
             except ClientGone:
                 return
             problem = form_problem(body) if kind == "form" else json_problem(body, self.settings)
             if problem:
-                await reject(send, 400, problem)
+                await reject(send, 400, problem, shape)
                 return
             receive = _replay(body, receive)
         else:
@@ -111,6 +113,7 @@ class RequestGuard:
         await self._call_app(scope, receive, send)
 
     async def _call_app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        shape = error_shape(scope)
         started = False
 
         async def tracking_send(message: Message) -> None:
@@ -125,7 +128,7 @@ class RequestGuard:
             # Normally the app's exception handlers answer it; this is for routes that do not.
             if started:
                 raise
-            await reject(send, 413, exc.detail)
+            await reject(send, 413, exc.detail, shape)
 
 
 def form_routes(app: FastAPI) -> Callable[[Scope], bool]:
@@ -264,8 +267,19 @@ def json_too_deep(body: bytes, limit: int) -> bool:
     return b"[]" in brackets or brackets.count(b"[") > limit
 
 
-async def reject(send: Send, status: int, detail: str) -> None:
-    body = json.dumps({"detail": detail}).encode()
+ErrorBody = Callable[[int, str], dict[str, Any]]
+
+
+def error_shape(scope: Scope) -> ErrorBody | None:
+    """The app's own error body (`app.state.error_body`), e.g. Neptune's `{code, requestId,
+    detailedMessage}` on the bulk loader; None for the platform's `{"detail": ...}`."""
+    app = scope.get("app")
+    shape: ErrorBody | None = getattr(getattr(app, "state", None), "error_body", None)
+    return shape
+
+
+async def reject(send: Send, status: int, detail: str, shape: ErrorBody | None = None) -> None:
+    body = json.dumps(shape(status, detail) if shape else {"detail": detail}).encode()
     await send({
         "type": "http.response.start",
         "status": status,

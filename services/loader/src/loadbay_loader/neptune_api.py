@@ -99,6 +99,9 @@ def add_routes(app: FastAPI, res: Resources, settings: LoaderSettings) -> None:
         auto_error=False, description="A loadbay JWT (`loadbay token` mints one in dev mode)"
     )
 
+    # What the platform's request guard refuses (oversized, NUL, too deep) in Neptune's shape.
+    app.state.error_body = _guard_error_body
+
     @app.exception_handler(NeptuneError)
     async def neptune_error(_: Request, exc: NeptuneError) -> JSONResponse:
         headers: dict[str, str] | None = getattr(exc, "headers", None)
@@ -297,3 +300,14 @@ async def _request_body(request: Request, limit: int) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object of load parameters")
     return body
+
+
+_GUARD_CODES = {400: "BadRequestException", 413: "RequestEntityTooLargeException"}
+
+
+def _guard_error_body(status: int, detail: str) -> dict[str, str]:
+    return {
+        "code": _GUARD_CODES.get(status, "BadRequestException"),
+        "requestId": str(uuid.uuid4()),
+        "detailedMessage": detail,
+    }
