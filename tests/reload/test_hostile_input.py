@@ -94,4 +94,5 @@ async def test_nul_and_huge_values_in_paths_and_bodies_get_4xx(
     ]:
         body = {"domain": f"{domain}_b", "name": name, "columns": [{"name": "a", "type": "text"}]}
         response = await reload_api.post("/datasets", json={**body, **bad}, headers=h)
-        assert response.status_code == 422, (bad, response.text)
+        # 400 when the platform's guard refuses a NUL before the route validates the body
+        assert response.status_code in (400, 422), (bad, response.text)
