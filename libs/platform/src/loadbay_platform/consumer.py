@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from pydantic import ValidationError
 
 from loadbay_contracts import Envelope, Event, dead_letter_topic
@@ -61,6 +61,7 @@ class Consumer:
         group_id: str | None = None,
         retry_backoff_s: float = 0.5,
         acquire_timeout_s: float = 30.0,
+        busy_poll_s: float = 5.0,
     ) -> None:
         self.service = service
         self.pool = pool
@@ -72,6 +73,7 @@ class Consumer:
         self.group_id = group_id or f"loadbay-{service}"
         self.retry_backoff_s = retry_backoff_s
         self.acquire_timeout_s = acquire_timeout_s
+        self.busy_poll_s = busy_poll_s
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
@@ -84,7 +86,7 @@ class Consumer:
             # Tansu reports wrong end offsets, so never start at "latest".
             auto_offset_reset="earliest",
             fetch_max_wait_ms=self.kafka.fetch_max_wait_ms,
-            max_poll_interval_ms=30 * 60 * 1000,
+            max_poll_interval_ms=self.kafka.max_poll_interval_ms,
         )
         await consumer.start()
         try:
@@ -95,11 +97,45 @@ class Consumer:
                 self.ready.set()
                 for tp, records in batch.items():
                     for record in records:
-                        await self.process(record)
-                        await consumer.commit({tp: record.offset + 1})
+                        if tp not in consumer.assignment():
+                            break  # taken away meanwhile: its new owner reads these again
+                        await self._process_while_polling(consumer, record)
+                        try:
+                            await consumer.commit({tp: record.offset + 1})
+                        except (CommitFailedError, IllegalStateError) as exc:
+                            # The effect is durable; the new owner finds it in the inbox.
+                            log.warning("%s moved to another replica (%r)", tp, exc)
+                            break
                     self._report_lag(consumer, tp, records[-1].offset)
         finally:
             await consumer.stop()
+
+    async def _process_while_polling(
+        self, consumer: AIOKafkaConsumer, record: ConsumerRecord[bytes, bytes]
+    ) -> None:
+        """Handle `record`; while a long handler runs (a load of a 100 GB file), keep polling
+        with every partition paused, so the group never takes the partitions away for want of
+        a poll (max_poll_interval_ms), however long the work takes."""
+        task = asyncio.ensure_future(self.process(record))
+        paused: set[TopicPartition] = set()
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=self.busy_poll_s)
+                if done:
+                    task.result()
+                    return
+                paused = set(consumer.assignment())
+                consumer.pause(*paused)
+                stray = await consumer.getmany(timeout_ms=0)
+                for tp, records in stray.items():  # assigned since the pause: read again later
+                    consumer.seek(tp, records[0].offset)
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
+            still_mine = paused & consumer.assignment()
+            if still_mine:
+                consumer.resume(*still_mine)
 
     def _report_lag(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
         highwater = consumer.highwater(tp)

@@ -21,6 +21,10 @@ class KafkaSettings(BaseModel):
     # share its work (more stand by, ready to take over). Sized for scale-out; an existing
     # topic keeps its count (raise it with the broker's tools).
     topic_partitions: int = Field(12, ge=1)
+    # The longest a consumer may go without polling before the group takes its partitions
+    # away. A long handler (a load) keeps polling with its partitions paused, so this bounds a
+    # stuck process, not the length of a load.
+    max_poll_interval_ms: int = Field(5 * 60 * 1000, ge=1000)
     replication_factor: int = Field(1, ge=1)
 
 
