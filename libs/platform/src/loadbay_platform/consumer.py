@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 Handler = Callable[[asyncpg.Connection, Envelope, Any], Awaitable[None]]
 # For topics that carry someone else's format (e.g. S3 event notifications): gets the raw value.
 RawHandler = Callable[[asyncpg.Connection, bytes], Awaitable[None]]
+# Run (once, in its own transaction) after a valid event was dead-lettered, with the reason:
+# where the event asked for work someone waits on, it records a failed outcome, so that every
+# execution reaches a terminal state even when its request could not be handled.
+DeadLetterHook = Callable[[asyncpg.Connection, Envelope, Any, str], Awaitable[None]]
 
 MAX_OUTAGE_BACKOFF_S = 30.0
 
@@ -58,6 +62,7 @@ class Consumer:
         kafka: KafkaSettings,
         handlers: Mapping[type[Event], Handler],
         raw_handlers: Mapping[str, RawHandler] | None = None,
+        dead_letter_hooks: Mapping[type[Event], DeadLetterHook] | None = None,
         group_id: str | None = None,
         retry_backoff_s: float = 0.5,
         acquire_timeout_s: float = 30.0,
@@ -69,12 +74,14 @@ class Consumer:
         self.kafka = kafka
         self.handlers = {cls.TYPE: (cls, h) for cls, h in handlers.items()}
         self.raw_handlers = dict(raw_handlers or {})
+        self.dead_letter_hooks = {cls.TYPE: h for cls, h in (dead_letter_hooks or {}).items()}
         self.topics = sorted({cls.topic() for cls in handlers} | set(self.raw_handlers))
         self.group_id = group_id or f"loadbay-{service}"
         self.retry_backoff_s = retry_backoff_s
         self.acquire_timeout_s = acquire_timeout_s
         self.busy_poll_s = busy_poll_s
         self.ready = asyncio.Event()
+        self._last_dead_letter_reason = ""
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -172,6 +179,8 @@ class Consumer:
                 HANDLER_SECONDS.labels(self.service, envelope.type).observe(
                     time.perf_counter() - started
                 )
+            elif envelope.type in self.dead_letter_hooks:
+                await self._after_dead_letter(topic, envelope, event)
         finally:
             logs.correlation_id.reset(token)
 
@@ -213,6 +222,29 @@ class Consumer:
                 continue
             EVENTS_CONSUMED.labels(self.service, record.topic, outcome).inc()
             return outcome
+
+    async def _after_dead_letter(self, topic: str, envelope: Envelope, event: Event) -> None:
+        hook = self.dead_letter_hooks[envelope.type]
+        reason = self._last_dead_letter_reason
+        # Once per event, like a handler: the inbox row says the hook ran.
+        handled_as = f"dead-letter:{envelope.id}"
+        delay = self.retry_backoff_s
+        while True:
+            try:
+                async with (
+                    self.pool.acquire(timeout=self.acquire_timeout_s) as conn,
+                    conn.transaction(),
+                ):
+                    if await conn.fetchval(RECORD_HANDLED, handled_as, self.group_id, topic):
+                        await hook(conn, envelope, event, reason)
+                return
+            except Exception as exc:
+                if not is_outage(exc):
+                    log.exception("the dead-letter hook of %s failed", envelope.type)
+                    return
+                log.warning("infrastructure unavailable (%r); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_OUTAGE_BACKOFF_S)
 
     async def _process_raw(self, record: ConsumerRecord[bytes, bytes], handler: RawHandler) -> None:
         # A raw message has no event id of ours: its position is its identity.
@@ -268,6 +300,7 @@ class Consumer:
         return "handled"
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+        self._last_dead_letter_reason = reason
         log.error(
             "dead-lettered a message from %s: %s",
             record.topic,

@@ -23,7 +23,7 @@ from fastapi import FastAPI
 
 from loadbay_contracts import EVENT_TYPES, Event, dead_letter_topic
 from loadbay_platform import logs
-from loadbay_platform.consumer import Consumer, Handler, RawHandler
+from loadbay_platform.consumer import Consumer, DeadLetterHook, Handler, RawHandler
 from loadbay_platform.db import create_pool, migrate, ping
 from loadbay_platform.http import create_app
 from loadbay_platform.outbox import OutboxRelay
@@ -57,6 +57,8 @@ class ServiceDefinition(Protocol):
     def handlers(self, res: Resources) -> Mapping[type[Event], Handler]: ...
 
     def raw_handlers(self, res: Resources) -> Mapping[str, RawHandler]: ...
+
+    def dead_letter_hooks(self, res: Resources) -> Mapping[type[Event], DeadLetterHook]: ...
 
     def background(self, res: Resources) -> list[Coroutine[Any, Any, None]]: ...
 
@@ -158,6 +160,7 @@ async def _serve(
             kafka=res.settings.kafka,
             handlers=handlers,
             raw_handlers=raw,
+            dead_letter_hooks=definition.dead_letter_hooks(res),
             acquire_timeout_s=res.settings.postgres.acquire_timeout_s,
         )
     # Every loadbay topic, not only those consumed here: a topic a producer creates by

@@ -11,7 +11,7 @@ from loadbay_contracts import Event, FileLanded, WorkspaceLoadCompleted
 from loadbay_distribution import api, scheduler
 from loadbay_distribution.handlers import Handlers
 from loadbay_distribution.settings import DistributionSettings
-from loadbay_platform.consumer import Handler, RawHandler
+from loadbay_platform.consumer import DeadLetterHook, Handler, RawHandler
 from loadbay_platform.service import Resources
 
 
@@ -32,6 +32,9 @@ class DistributionService:
         return {WorkspaceLoadCompleted: h.on_workspace_load_completed, FileLanded: h.on_file_landed}
 
     def raw_handlers(self, res: Resources) -> Mapping[str, RawHandler]:
+        return {}
+
+    def dead_letter_hooks(self, res: Resources) -> Mapping[type[Event], DeadLetterHook]:
         return {}
 
     def background(self, res: Resources) -> list[Coroutine[Any, Any, None]]:

@@ -15,7 +15,7 @@ from loadbay_ingestion.endpoints import EndpointPolicy
 from loadbay_ingestion.runs import RunContext
 from loadbay_ingestion.settings import DEV_SECRET_KEY, IngestionSettings
 from loadbay_ingestion.worker import RunWorker
-from loadbay_platform.consumer import Handler, RawHandler
+from loadbay_platform.consumer import DeadLetterHook, Handler, RawHandler
 from loadbay_platform.secrets import require_secret
 from loadbay_platform.service import Resources
 from loadbay_platform.settings import PlatformSettings
@@ -69,6 +69,9 @@ class IngestionService:
         }
 
     def raw_handlers(self, res: Resources) -> Mapping[str, RawHandler]:
+        return {}
+
+    def dead_letter_hooks(self, res: Resources) -> Mapping[type[Event], DeadLetterHook]:
         return {}
 
     def background(self, res: Resources) -> list[Coroutine[Any, Any, None]]:

@@ -9,9 +9,10 @@ from fastapi import FastAPI
 
 from loadbay_contracts import DatasetDeleted, Event, LoadRequested, ReloadRequested
 from loadbay_loader import dlz, limits, load_jobs, neptune_api
+from loadbay_loader import handlers as handlers_module
 from loadbay_loader.handlers import Handlers
 from loadbay_loader.settings import LoaderSettings
-from loadbay_platform.consumer import Handler, RawHandler
+from loadbay_platform.consumer import DeadLetterHook, Handler, RawHandler
 from loadbay_platform.service import Resources
 
 
@@ -38,6 +39,13 @@ class LoaderService:
 
     def raw_handlers(self, res: Resources) -> Mapping[str, RawHandler]:
         return {}
+
+    def dead_letter_hooks(self, res: Resources) -> Mapping[type[Event], DeadLetterHook]:
+        # A request the loader cannot handle still ends its execution (failed, with why).
+        return {
+            ReloadRequested: handlers_module.on_unhandled_reload,
+            LoadRequested: handlers_module.on_unhandled_workspace_load,
+        }
 
     def background(self, res: Resources) -> list[Coroutine[Any, Any, None]]:
         return [

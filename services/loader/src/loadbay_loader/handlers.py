@@ -29,3 +29,15 @@ class Handlers:
     ) -> None:
         # Its table stays; a dataset of the same name created later may load into it.
         await repository.release_dataset_tables(conn, event.dataset_id)
+
+
+async def on_unhandled_reload(
+    conn: asyncpg.Connection, envelope: Envelope, event: ReloadRequested, reason: str
+) -> None:
+    await reload_loads.fail_unhandled(conn, event, reason)
+
+
+async def on_unhandled_workspace_load(
+    conn: asyncpg.Connection, envelope: Envelope, event: LoadRequested, reason: str
+) -> None:
+    await workspace_loads.fail_unhandled(conn, event, reason)

@@ -27,6 +27,7 @@ from loadbay_loader import repository, tabular
 from loadbay_loader.metrics import BYTES_LOADED, LOAD_SECONDS, LOADS, ROWS_LOADED
 from loadbay_platform import outbox
 from loadbay_platform.db import quote_ident
+from loadbay_platform.outages import is_outage
 from loadbay_platform.reasons import truncate
 from loadbay_platform.warehouse import domain_problem
 
@@ -178,6 +179,29 @@ async def run_reload(conn: asyncpg.Connection, s3: Any, request: ReloadRequested
     return completed
 
 
+async def fail_unhandled(conn: asyncpg.Connection, request: ReloadRequested, reason: str) -> None:
+    """The reload could not be carried out at all (its request was dead-lettered): say so, so
+    that its execution fails with the reason instead of running for ever."""
+    now = datetime.now(UTC)
+    error = LoadError(
+        file="", message=truncate(f"the loader could not carry out the reload: {reason}")
+    )
+    await outbox.enqueue(
+        conn,
+        LoadCompleted(
+            request_type="reload.requested",
+            request_id=request.execution_id,
+            dataset_id=request.dataset.dataset_id,
+            status="failed",
+            error=error,
+            started_at=now,
+            finished_at=now,
+        ),
+        service=SERVICE,
+    )
+    LOADS.labels("reload", "failed").inc()
+
+
 def _dlz_name(file: FileRef, mode: str) -> str:
     """The file's key under the dataset's DLZ prefix: its name for a reload (the previous
     version is replaced), its batch path for an append (files of one name in two batches are
@@ -191,5 +215,7 @@ async def _open(s3: Any, file: FileRef) -> Any:
         async for chunk in tabular.s3_chunks(s3, file.bucket, file.key):
             yield chunk
     except ClientError as exc:
+        if is_outage(exc):  # S3 struggling (5xx, SlowDown): waited out, not the file's fault
+            raise
         code = exc.response.get("Error", {}).get("Code", "error")
         raise MissingSourceFile(file, str(code)) from exc

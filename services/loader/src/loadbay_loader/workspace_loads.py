@@ -67,6 +67,7 @@ from loadbay_loader.metrics import (
 # tabular's own header reader, so the header is read exactly as copy_csv will read it.
 from loadbay_loader.tabular import _read_header
 from loadbay_platform import outbox
+from loadbay_platform.reasons import truncate
 
 SERVICE = "loader"
 log = logging.getLogger(__name__)
@@ -219,6 +220,27 @@ async def load_into_workspaces(
 
 def _failed(target: WorkspaceTarget, reason: str) -> WorkspaceLoadResult:
     return WorkspaceLoadResult(workspace_id=target.workspace_id, status="failed", reason=reason)
+
+
+async def fail_unhandled(conn: asyncpg.Connection, request: LoadRequested, reason: str) -> None:
+    """The load could not be carried out at all (its request was dead-lettered): every target
+    workspace fails with the reason, so the distribution run ends."""
+    now = datetime.now(UTC)
+    why = truncate(f"the loader could not carry out the load: {reason}")
+    completed = WorkspaceLoadCompleted(
+        request_id=request.request_id,
+        run_id=request.run_id,
+        data_product_id=request.data_product_id,
+        dataset=request.dataset,
+        timestamp=request.timestamp,
+        results=tuple(
+            WorkspaceLoadResult(workspace_id=t.workspace_id, status="failed", reason=why)
+            for t in request.targets
+        ),
+        started_at=now,
+        finished_at=now,
+    )
+    await outbox.enqueue(conn, completed, service=SERVICE, subject=request.dataset)
 
 
 async def _stage(

@@ -12,7 +12,7 @@ from loadbay_notifier import api
 from loadbay_notifier.handlers import handler_map
 from loadbay_notifier.sender import EmailSender
 from loadbay_notifier.settings import NotifierSettings
-from loadbay_platform.consumer import Handler, RawHandler
+from loadbay_platform.consumer import DeadLetterHook, Handler, RawHandler
 from loadbay_platform.service import Resources
 
 
@@ -32,6 +32,9 @@ class NotifierService:
         return handler_map()
 
     def raw_handlers(self, res: Resources) -> Mapping[str, RawHandler]:
+        return {}
+
+    def dead_letter_hooks(self, res: Resources) -> Mapping[type[Event], DeadLetterHook]:
         return {}
 
     def background(self, res: Resources) -> list[Coroutine[Any, Any, None]]:

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from loadbay_contracts import Event
-from loadbay_platform.consumer import Handler, RawHandler
+from loadbay_platform.consumer import DeadLetterHook, Handler, RawHandler
 from loadbay_platform.service import Resources
 from loadbay_reload import api, watcher
 from loadbay_reload.handlers import Handlers, handler_map
@@ -33,6 +33,9 @@ class ReloadService:
 
     def raw_handlers(self, res: Resources) -> Mapping[str, RawHandler]:
         return {self.settings.s3_notifications_topic: Handlers(res).on_s3_notification}
+
+    def dead_letter_hooks(self, res: Resources) -> Mapping[type[Event], DeadLetterHook]:
+        return {}
 
     def background(self, res: Resources) -> list[Coroutine[Any, Any, None]]:
         if not self.settings.watcher_enabled:
