@@ -10,12 +10,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from aiokafka import ConsumerRecord
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 from loadbay_platform.consumer import Consumer
 from loadbay_platform.db import watched
+from loadbay_platform.http import create_app
+from loadbay_platform.liveness import Liveness
 from loadbay_platform.logs import RepeatLimiter
 from loadbay_platform.outages import is_outage
 from loadbay_platform.settings import KafkaSettings, PlatformSettings
@@ -105,3 +108,32 @@ async def test_a_copy_whose_connection_is_lost_fails_within_seconds(
     finally:
         conn.terminate()
         await killer.close()
+
+
+def test_liveness_names_a_loop_that_stopped_turning() -> None:
+    liveness = Liveness(stall_after_s=0.05)
+    liveness.turn("the outbox relay")
+    liveness.turn("the event consumer")
+    assert liveness.stalled() == []
+    time.sleep(0.1)
+    liveness.turn("the event consumer")
+    (stalled,) = liveness.stalled()
+    assert stalled.startswith("the outbox relay has not turned for")
+
+
+async def test_healthz_fails_while_a_loop_is_stalled(settings: PlatformSettings) -> None:
+    liveness = Liveness(stall_after_s=0.05)
+
+    async def ready() -> None:
+        return None
+
+    app = create_app("test", settings.auth, ready, title="t", description="d", liveness=liveness)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        liveness.turn("the outbox relay")
+        assert (await http.get("/healthz")).status_code == 200
+        await asyncio.sleep(0.1)
+        stalled = await http.get("/healthz")
+    assert stalled.status_code == 503
+    assert "the outbox relay has not turned" in stalled.json()["reason"]

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from loadbay_contracts import Envelope, Event, dead_letter_topic
 from loadbay_platform import logs
 from loadbay_platform.errors import TerminalError
+from loadbay_platform.liveness import Liveness
 from loadbay_platform.metrics import CONSUMER_LAG, EVENTS_CONSUMED, HANDLER_SECONDS
 from loadbay_platform.outages import is_outage
 from loadbay_platform.settings import KafkaSettings
@@ -67,6 +68,7 @@ class Consumer:
         retry_backoff_s: float = 0.5,
         acquire_timeout_s: float = 30.0,
         busy_poll_s: float = 5.0,
+        liveness: Liveness | None = None,
     ) -> None:
         self.service = service
         self.pool = pool
@@ -80,6 +82,7 @@ class Consumer:
         self.retry_backoff_s = retry_backoff_s
         self.acquire_timeout_s = acquire_timeout_s
         self.busy_poll_s = busy_poll_s
+        self.liveness = liveness or Liveness()
         self.ready = asyncio.Event()
         self._last_dead_letter_reason = ""
 
@@ -99,6 +102,7 @@ class Consumer:
         try:
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=50)
+                self.liveness.turn("the event consumer")
                 # Ready once polling works, with or without partitions: a replica beyond the
                 # partition count is a healthy standby, not a stalled rollout.
                 self.ready.set()
@@ -134,6 +138,7 @@ class Consumer:
                 paused = set(consumer.assignment())
                 consumer.pause(*paused)
                 stray = await consumer.getmany(timeout_ms=0)
+                self.liveness.turn("the event consumer")
                 for tp, records in stray.items():  # assigned since the pause: read again later
                     consumer.seek(tp, records[0].offset)
         finally:

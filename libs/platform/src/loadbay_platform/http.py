@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from loadbay_platform.auth import TokenVerifier
 from loadbay_platform.http_errors import install_error_handlers
+from loadbay_platform.liveness import Liveness
 from loadbay_platform.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from loadbay_platform.openapi import install_openapi
 from loadbay_platform.request_guard import RequestGuard, form_routes
@@ -29,9 +30,10 @@ def create_app(
     title: str,
     description: str,
     http: HttpSettings | None = None,
+    liveness: Liveness | None = None,
 ) -> FastAPI:
     """A FastAPI app with /healthz, /readyz and /metrics; `readiness` returns None when ready,
-    else what is not ready yet."""
+    else what is not ready yet; /healthz fails when a loop of `liveness` has stalled."""
     app = FastAPI(title=title, description=description, version="0.1.0")
     app.state.token_verifier = TokenVerifier(auth)
     install_error_handlers(app)
@@ -54,8 +56,14 @@ def create_app(
         return response
 
     @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "service": service}
+    async def healthz() -> Response:
+        stalled = liveness.stalled() if liveness is not None else []
+        if stalled:
+            return JSONResponse(
+                {"status": "stalled", "service": service, "reason": "; ".join(stalled)},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ok", "service": service})
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> Response:

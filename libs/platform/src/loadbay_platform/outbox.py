@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaError
 
 from loadbay_contracts import Envelope, Event
 from loadbay_platform import logs
+from loadbay_platform.liveness import Liveness
 from loadbay_platform.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG
 from loadbay_platform.outages import DATABASE_ERRORS
 
@@ -67,8 +68,10 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval_s: float = 1.0,
         acquire_timeout_s: float = 30.0,
+        liveness: Liveness | None = None,
     ) -> None:
         self.acquire_timeout_s = acquire_timeout_s
+        self.liveness = liveness or Liveness()
         self.pool = pool
         self.producer = producer
         self.service = service
@@ -82,6 +85,7 @@ class OutboxRelay:
         listener: asyncpg.Connection | None = None
         try:
             while True:
+                self.liveness.turn("the outbox relay")
                 try:
                     if listener is None or listener.is_closed():
                         listener = await self._listen()

@@ -26,6 +26,7 @@ from loadbay_platform import logs
 from loadbay_platform.consumer import Consumer, DeadLetterHook, Handler, RawHandler
 from loadbay_platform.db import create_pool, migrate, ping
 from loadbay_platform.http import create_app
+from loadbay_platform.liveness import Liveness
 from loadbay_platform.outbox import OutboxRelay
 from loadbay_platform.s3 import s3_client
 from loadbay_platform.secrets import check_platform_secrets
@@ -151,6 +152,7 @@ async def _serve(
 ) -> None:
     handlers = definition.handlers(res)
     raw = definition.raw_handlers(res)
+    liveness = Liveness()
     consumer: Consumer | None = None
     if handlers or raw:
         consumer = Consumer(
@@ -162,6 +164,7 @@ async def _serve(
             raw_handlers=raw,
             dead_letter_hooks=definition.dead_letter_hooks(res),
             acquire_timeout_s=res.settings.postgres.acquire_timeout_s,
+            liveness=liveness,
         )
     # Every loadbay topic, not only those consumed here: a topic a producer creates by
     # publishing would get the broker's default partition count instead.
@@ -189,6 +192,7 @@ async def _serve(
         title=definition.title,
         description=definition.description,
         http=res.settings.http,
+        liveness=liveness,
     )
     app.state.resources = res
     definition.routes(app, res)
@@ -202,6 +206,7 @@ async def _serve(
                 res.producer,
                 definition.name,
                 acquire_timeout_s=res.settings.postgres.acquire_timeout_s,
+                liveness=liveness,
             ).run()
         ),
         asyncio.create_task(server.serve()),
