@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import random
 import shutil
 import sys
@@ -57,4 +58,6 @@ if __name__ == "__main__":
     parser.add_argument("--scenario", action="append", choices=list(FAULTS))
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    # The lab's own producer reconnects through broker kills: its errors are expected.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     sys.exit(asyncio.run(main(args.n, args.rows, args.scenario or list(FAULTS), args.seed)))

@@ -34,9 +34,12 @@ PLATFORM_ERRORS = {
 
 
 class Error(BaseModel):
-    """Every error the platform answers, and most that services answer."""
+    """Every error a service answers: the platform's (`detail`: a text, or FastAPI's list of
+    validation errors for a 422) or a service's own (`error`, its kind, and `message`)."""
 
-    detail: str
+    detail: str | list[dict[str, Any]] | None = None
+    error: str | None = None
+    message: str | None = None
 
 
 def install_openapi(app: FastAPI) -> None:
