@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +22,10 @@ from loadbay_cli.stack import EmbeddedStack, StackInfo
 from loadbay_contracts import Envelope, FileLanded
 from loadbay_platform.auth import mint_token
 from loadbay_platform.settings import AuthSettings
+from tests.conftest import User
 from tests.faults.proxy import FaultProxy
 
 SERVICES = ("reload", "loader", "notifier")
-
-
-@dataclass
-class LabUser:
-    user_id: str
-    email: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
 
 
 class FaultLab:
@@ -87,10 +76,10 @@ class FaultLab:
 
     # -- what a user does ------------------------------------------------------------------
 
-    def user(self, name: str) -> LabUser:
+    def user(self, name: str) -> User:
         user_id = f"{name}_{uuid.uuid4().hex[:6]}"
         email = f"{user_id}@example.com"
-        return LabUser(user_id, email, mint_token(AuthSettings(), user_id, email))
+        return User(user_id, email, mint_token(AuthSettings(), user_id, email))
 
     def url(self, service: str) -> str:
         assert self.services is not None

@@ -23,7 +23,8 @@ from typing import Any
 
 import asyncpg
 
-from tests.faults.lab import FaultLab, LabUser
+from tests.conftest import User
+from tests.faults.lab import FaultLab
 
 Fault = Callable[[FaultLab], Awaitable[None]]
 
@@ -75,7 +76,7 @@ class ScenarioRun:
     scenario: str
     rows: int
     settle_s: float = 180.0
-    user: LabUser | None = None
+    user: User | None = None
     domain: str = "faults"
     name: str = ""
     previous_tag: str | None = None

@@ -7,8 +7,21 @@ a real mail relay. Service-specific settings live in each service's own `setting
 
 from __future__ import annotations
 
+import json
+
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def env_list(value: object) -> object:
+    """A list setting as operators write it in an environment variable: a JSON array, or
+    comma-separated words (for a field validator with `mode="before"`)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
 
 
 class KafkaSettings(BaseModel):

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from loadbay_platform.settings import env_list
+
 # Dev default only: outside dev mode the service refuses to start on it (or on no key). Set
 # LOADBAY_INGESTION_SECRET_KEY, or LOADBAY_INGESTION_SECRET_KEYS to rotate (newest first).
 DEV_SECRET_KEY = "loadbay-dev-ingestion-secret-change-me-in-production"
-
-
-def _split_list(value: object) -> object:
-    """A comma-separated string or a JSON list, as operators write lists in env variables."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return json.loads(text)
-        return [item.strip() for item in text.split(",") if item.strip()]
-    return value
 
 
 class IngestionSettings(BaseSettings):
@@ -64,7 +55,7 @@ class IngestionSettings(BaseSettings):
     @field_validator("enabled_opt_in_regions", "secret_keys", "allowed_endpoints", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        return _split_list(value)
+        return env_list(value)
 
     def encryption_keys(self) -> list[str]:
         """The encryption keys, newest first (empty strings dropped)."""

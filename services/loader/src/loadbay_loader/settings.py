@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from pydantic import BaseModel, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from loadbay_loader.limits import InputLimits
+from loadbay_platform.settings import env_list
 
 
 class RoleCredentials(BaseModel):
     access_key_id: str
     secret_access_key: str
-
-
-def _list_setting(value: Any) -> Any:
-    """A list from the environment: a JSON array, or comma-separated words."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return json.loads(text)
-        return [item.strip() for item in text.split(",") if item.strip()]
-    return value
 
 
 class LoaderSettings(BaseSettings):
@@ -53,7 +43,7 @@ class LoaderSettings(BaseSettings):
     @field_validator("graph_users", "readable_sources", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
-        return _list_setting(value)
+        return env_list(value)
 
     @field_validator("graph_users")
     @classmethod
