@@ -67,7 +67,6 @@ class Consumer:
         group_id: str | None = None,
         retry_backoff_s: float = 0.5,
         acquire_timeout_s: float = 30.0,
-        busy_poll_s: float = 5.0,
         liveness: Liveness | None = None,
     ) -> None:
         self.service = service
@@ -81,7 +80,6 @@ class Consumer:
         self.group_id = group_id or f"loadbay-{service}"
         self.retry_backoff_s = retry_backoff_s
         self.acquire_timeout_s = acquire_timeout_s
-        self.busy_poll_s = busy_poll_s
         self.liveness = liveness or Liveness()
         self.ready = asyncio.Event()
         self._last_dead_letter_reason = ""
@@ -110,7 +108,7 @@ class Consumer:
                     for record in records:
                         if tp not in consumer.assignment():
                             break  # taken away meanwhile: its new owner reads these again
-                        await self._process_while_polling(consumer, record)
+                        await self.process(record)
                         try:
                             await consumer.commit({tp: record.offset + 1})
                         except (CommitFailedError, IllegalStateError) as exc:
@@ -120,34 +118,6 @@ class Consumer:
                     self._report_lag(consumer, tp, records[-1].offset)
         finally:
             await consumer.stop()
-
-    async def _process_while_polling(
-        self, consumer: AIOKafkaConsumer, record: ConsumerRecord[bytes, bytes]
-    ) -> None:
-        """Handle `record`; while a long handler runs (a load of a 100 GB file), keep polling
-        with every partition paused, so the group never takes the partitions away for want of
-        a poll (max_poll_interval_ms), however long the work takes."""
-        task = asyncio.ensure_future(self.process(record))
-        paused: set[TopicPartition] = set()
-        try:
-            while True:
-                done, _ = await asyncio.wait({task}, timeout=self.busy_poll_s)
-                if done:
-                    task.result()
-                    return
-                paused = set(consumer.assignment())
-                consumer.pause(*paused)
-                stray = await consumer.getmany(timeout_ms=0)
-                self.liveness.turn("the event consumer")
-                for tp, records in stray.items():  # assigned since the pause: read again later
-                    consumer.seek(tp, records[0].offset)
-        finally:
-            if not task.done():
-                task.cancel()
-                await asyncio.wait({task})
-            still_mine = paused & consumer.assignment()
-            if still_mine:
-                consumer.resume(*still_mine)
 
     def _report_lag(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
         highwater = consumer.highwater(tp)
