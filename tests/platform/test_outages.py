@@ -137,3 +137,21 @@ async def test_healthz_fails_while_a_loop_is_stalled(settings: PlatformSettings)
         stalled = await http.get("/healthz")
     assert stalled.status_code == 503
     assert "the outbox relay has not turned" in stalled.json()["reason"]
+
+
+async def test_an_api_call_during_a_database_outage_is_a_503(settings: PlatformSettings) -> None:
+    async def ready() -> None:
+        return None
+
+    app = create_app("test", settings.auth, ready, title="t", description="d")
+
+    @app.get("/needs-the-database")
+    async def needs_the_database() -> None:
+        raise asyncpg.CannotConnectNowError("the database system is starting up")
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        answer = await http.get("/needs-the-database")
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "5"

@@ -20,6 +20,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from loadbay_platform.outages import INFRASTRUCTURE_ERRORS
+
 UNSTORABLE = (
     "the request contains a character that cannot be stored (a NUL character, or text that is"
     " not valid Unicode)"
@@ -33,6 +35,18 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(UnicodeEncodeError, _unencodable)
     app.add_exception_handler(DataError, _bad_query_argument)
     app.add_exception_handler(RecursionError, _too_deep)
+    # A dependency down (PostgreSQL restarting, say) is a 503 to retry, not a 500.
+    for outage in INFRASTRUCTURE_ERRORS:
+        if issubclass(outage, Exception):
+            app.add_exception_handler(outage, _unavailable)
+
+
+async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(
+        {"detail": "a service this API depends on is unavailable for a moment; retry shortly"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
