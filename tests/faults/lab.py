@@ -40,7 +40,9 @@ class FaultLab:
         self.http = httpx.AsyncClient(timeout=30)
 
     async def start(self) -> None:
-        info = self.info = await asyncio.to_thread(self.stack.start)
+        # On this thread (blocking a few seconds): the servers then die with this process
+        # even if it is killed (PR_SET_PDEATHSIG binds to the thread that starts them).
+        info = self.info = self.stack.start()
         s3_port = int(info.s3_endpoint_url.rsplit(":", 1)[1])
         self.s3_proxy = FaultProxy("127.0.0.1", s3_port)
         self.smtp_proxy = FaultProxy(info.smtp_host, info.smtp_port)
