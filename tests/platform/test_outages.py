@@ -64,7 +64,7 @@ async def test_an_object_store_outage_is_retried_past_the_handler_retry_limit() 
             raise failures.pop(0)
         return "handled"
 
-    assert await consumer._with_retries(record, attempt) == "handled"
+    assert await consumer._with_retries(record, attempt) == ("handled", None)
     assert failures == []
 
 

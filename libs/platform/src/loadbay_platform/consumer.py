@@ -82,7 +82,6 @@ class Consumer:
         self.acquire_timeout_s = acquire_timeout_s
         self.liveness = liveness or Liveness()
         self.ready = asyncio.Event()
-        self._last_dead_letter_reason = ""
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -149,20 +148,21 @@ class Consumer:
                 return await self._handle_once(topic, envelope, event, handler)
 
             started = time.perf_counter()
-            outcome = await self._with_retries(record, attempt)
-            if outcome != "dead_lettered":
+            _, reason = await self._with_retries(record, attempt)
+            if reason is None:
                 HANDLER_SECONDS.labels(self.service, envelope.type).observe(
                     time.perf_counter() - started
                 )
             elif envelope.type in self.dead_letter_hooks:
-                await self._after_dead_letter(topic, envelope, event)
+                await self._after_dead_letter(topic, envelope, event, reason)
         finally:
             logs.correlation_id.reset(token)
 
     async def _with_retries(
         self, record: ConsumerRecord[bytes, bytes], attempt: Callable[[], Awaitable[str]]
-    ) -> str:
-        """Run `attempt` until it has a durable outcome.
+    ) -> tuple[str, str | None]:
+        """Run `attempt` until it has a durable outcome: (outcome, None), or ("dead_lettered",
+        the reason).
 
         The database or network being unavailable is no fault of the event: that is retried
         without limit (capped backoff), so an outage never dead-letters good events. A failure
@@ -175,7 +175,7 @@ class Consumer:
                 outcome = await attempt()
             except TerminalError as exc:
                 await self._dead_letter(record, str(exc))
-                return "dead_lettered"
+                return "dead_lettered", str(exc)
             except Exception as exc:
                 if is_outage(exc):  # no fault of the event: wait it out, without limit
                     outages += 1
@@ -189,18 +189,20 @@ class Consumer:
                     log.exception(
                         "giving up on a message of %s after %d attempts", record.topic, failures
                     )
-                    await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
-                    return "dead_lettered"
+                    reason = f"{type(exc).__name__}: {exc}"
+                    await self._dead_letter(record, reason)
+                    return "dead_lettered", reason
                 EVENTS_CONSUMED.labels(self.service, record.topic, "retried").inc()
                 log.warning("handling failed (attempt %d): %r", failures, exc)
                 await asyncio.sleep(self.retry_backoff_s * 2 ** (failures - 1))
                 continue
             EVENTS_CONSUMED.labels(self.service, record.topic, outcome).inc()
-            return outcome
+            return outcome, None
 
-    async def _after_dead_letter(self, topic: str, envelope: Envelope, event: Event) -> None:
+    async def _after_dead_letter(
+        self, topic: str, envelope: Envelope, event: Event, reason: str
+    ) -> None:
         hook = self.dead_letter_hooks[envelope.type]
-        reason = self._last_dead_letter_reason
         # Once per event, like a handler: the inbox row says the hook ran.
         handled_as = f"dead-letter:{envelope.id}"
         delay = self.retry_backoff_s
@@ -275,7 +277,6 @@ class Consumer:
         return "handled"
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
-        self._last_dead_letter_reason = reason
         log.error(
             "dead-lettered a message from %s: %s",
             record.topic,

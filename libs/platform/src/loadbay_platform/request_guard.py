@@ -110,10 +110,11 @@ class RequestGuard:
             receive = _replay(body, receive)
         else:
             receive = _counting(receive, limit, setting)
-        await self._call_app(scope, receive, send)
+        await self._call_app(scope, receive, send, shape)
 
-    async def _call_app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        shape = error_shape(scope)
+    async def _call_app(
+        self, scope: Scope, receive: Receive, send: Send, shape: ErrorBody | None
+    ) -> None:
         started = False
 
         async def tracking_send(message: Message) -> None:

@@ -33,8 +33,6 @@ from loadbay_platform.settings import SmtpSettings
 
 log = logging.getLogger(__name__)
 
-# Failures of the database (not of the mail relay): the loop waits and tries again.
-_DB_ERRORS = DATABASE_ERRORS
 _DOT_ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
 
 
@@ -74,7 +72,7 @@ class EmailSender:
                         reclaimed = True
                     await self.send_due()
                     delay = await self._seconds_until_next_due()
-                except _DB_ERRORS as exc:
+                except DATABASE_ERRORS as exc:
                     log.warning("email sender: database unavailable, will retry: %s", exc)
                     # The listening connection may be the broken one: listen afresh next round.
                     await self._drop_listener()
@@ -247,7 +245,7 @@ class EmailSender:
                 async with self.pool.acquire(timeout=self.acquire_timeout_s) as conn:
                     await write(conn, email_id, *args)
                 return
-            except _DB_ERRORS as exc:
+            except DATABASE_ERRORS as exc:
                 if loop.time() + pause > deadline:
                     raise
                 log.warning("email %s: cannot record the outcome yet: %s", email_id, exc)
@@ -273,12 +271,12 @@ class EmailSender:
         await self._drop_listener()
         try:
             conn = await self.pool.acquire(timeout=self.acquire_timeout_s)
-        except _DB_ERRORS as exc:
+        except DATABASE_ERRORS as exc:
             log.warning("email sender: cannot listen for new emails yet: %s", exc)
             return
         try:
             await conn.add_listener(repository.NEW_EMAIL_CHANNEL, self._on_notify)
-        except _DB_ERRORS as exc:
+        except DATABASE_ERRORS as exc:
             log.warning("email sender: cannot listen for new emails yet: %s", exc)
             await self.pool.release(conn)
             return
@@ -288,9 +286,9 @@ class EmailSender:
         conn, self._listener = self._listener, None
         if conn is None:
             return
-        with contextlib.suppress(*_DB_ERRORS):
+        with contextlib.suppress(*DATABASE_ERRORS):
             await conn.remove_listener(repository.NEW_EMAIL_CHANNEL, self._on_notify)
-        with contextlib.suppress(*_DB_ERRORS):
+        with contextlib.suppress(*DATABASE_ERRORS):
             await self.pool.release(conn)
 
     def _on_notify(self, *_: Any) -> None:
