@@ -15,7 +15,7 @@ SQL = re.compile(
 )
 # Where SQL may be written: each service's repository, the platform's own tables, and the
 # loader's warehouse DDL/COPY module.
-SQL_HOMES = {"repository.py", "db.py", "outbox.py", "consumer.py", "tabular.py"}
+SQL_HOMES = {"repository.py", "db.py", "outbox.py", "consumer.py", "tabular.py", "work_queue.py"}
 SQL_HOME_SUFFIXES = ("_repository.py", "_store.py")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from loadbay_contracts import Event
-from loadbay_platform.consumer import Handler, RawHandler
+from loadbay_platform.consumer import DeadLetterHook, Handler, RawHandler
 from loadbay_platform.service import Resources, RunningService, ServiceDefinition, run_service
 from loadbay_platform.settings import PlatformSettings
 
@@ -37,6 +37,12 @@ class HttpOnly:
 
     def raw_handlers(self, res: Resources) -> Mapping[str, RawHandler]:
         return {}
+
+    def dead_letter_hooks(self, res: Resources) -> Mapping[type[Event], DeadLetterHook]:
+        return {}
+
+    def long_running(self) -> frozenset[type[Event]]:
+        return frozenset()
 
     def background(self, res: Resources) -> list[Coroutine[Any, Any, None]]:
         return []

@@ -29,10 +29,19 @@ async def test_migrations_apply_once_and_record_themselves(stack: StackInfo) -> 
         await conn.close()
     assert first == [
         "0000_platform.sql",
+        "0000_platform_work_queue.sql",
         "0001_reload.sql",
         "0002_append_datasets.sql",
         "0003_rejected_markers.sql",
     ]
     assert again == []
     assert recorded == first
-    assert {"outbox", "inbox", "datasets", "files", "executions", "schema_migrations"} <= tables
+    assert {
+        "outbox",
+        "inbox",
+        "work_queue",
+        "datasets",
+        "files",
+        "executions",
+        "schema_migrations",
+    } <= tables

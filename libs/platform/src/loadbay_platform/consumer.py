@@ -26,7 +26,7 @@ from loadbay_platform import logs
 from loadbay_platform.errors import TerminalError
 from loadbay_platform.liveness import Liveness
 from loadbay_platform.metrics import CONSUMER_LAG, EVENTS_CONSUMED, HANDLER_SECONDS
-from loadbay_platform.outages import is_outage
+from loadbay_platform.outages import is_outage, stop_if_cancelled
 from loadbay_platform.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -177,6 +177,7 @@ class Consumer:
                 await self._dead_letter(record, str(exc))
                 return "dead_lettered", str(exc)
             except Exception as exc:
+                stop_if_cancelled(exc)
                 if is_outage(exc):  # no fault of the event: wait it out, without limit
                     outages += 1
                     delay = min(self.retry_backoff_s * 2 ** min(outages, 10), MAX_OUTAGE_BACKOFF_S)
@@ -216,6 +217,7 @@ class Consumer:
                         await hook(conn, envelope, event, reason)
                 return
             except Exception as exc:
+                stop_if_cancelled(exc)
                 if not is_outage(exc):
                     log.exception("the dead-letter hook of %s failed", envelope.type)
                     return

@@ -92,6 +92,23 @@ CREATE TABLE IF NOT EXISTS inbox (
 """
 
 
+# Long work queued off the poll loop (loadbay_platform.work_queue).
+_WORK_QUEUE_SQL = """
+CREATE TABLE IF NOT EXISTS work_queue (
+    id bigserial PRIMARY KEY,
+    event_id text NOT NULL UNIQUE,
+    event_type text NOT NULL,
+    group_key text NOT NULL,
+    envelope jsonb NOT NULL,
+    starts int NOT NULL DEFAULT 0,
+    worker text,
+    queued_at timestamptz NOT NULL DEFAULT now(),
+    started_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS work_queue_group ON work_queue (group_key, id);
+"""
+
+
 def _migration_files(package: str) -> list[Traversable]:
     folder = resources.files(package) / "migrations"
     return sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
@@ -112,9 +129,10 @@ async def migrate(conn: asyncpg.Connection, schema: str, package: str) -> list[s
         done = {
             r["name"] for r in await conn.fetch(f"SELECT name FROM {qschema}.schema_migrations")
         }
-        steps = [("0000_platform.sql", _PLATFORM_SQL)] + [
-            (f.name, f.read_text()) for f in _migration_files(package)
-        ]
+        steps = [
+            ("0000_platform.sql", _PLATFORM_SQL),
+            ("0000_platform_work_queue.sql", _WORK_QUEUE_SQL),
+        ] + [(f.name, f.read_text()) for f in _migration_files(package)]
         await conn.execute(f"SET LOCAL search_path TO {qschema}, public")
         for name, sql in steps:
             if name in done:

@@ -45,3 +45,13 @@ HTTP_SECONDS = Histogram(
     "HTTP request latency.",
     ["service", "method", "route"],
 )
+WORK_JOBS = Counter(
+    "loadbay_work_jobs_total",
+    "Long-running jobs (loads) taken off the poll loop, by outcome (done, given_up).",
+    ["service", "event_type", "outcome"],
+)
+WORK_QUEUED = Gauge(
+    "loadbay_work_queued_jobs",
+    "Long-running jobs queued or running, as seen at the last claim.",
+    ["service"],
+)

@@ -3,6 +3,8 @@ work at hand: such failures are waited out without limit, never dead-lettered or
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 from aiokafka.errors import KafkaConnectionError
 from botocore.exceptions import ClientError, HTTPClientError
@@ -49,3 +51,12 @@ def is_outage(exc: BaseException) -> bool:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return error.get("Code") in _TRANSIENT_S3_CODES or int(status or 0) >= 500
     return False
+
+
+def stop_if_cancelled(exc: Exception) -> None:
+    """Call first in a retry loop's `except Exception`: a task cancelled mid-transaction can
+    see the rollback fail (InterfaceError, an outage) instead of CancelledError, and must then
+    stop rather than retry."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from exc

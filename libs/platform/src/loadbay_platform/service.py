@@ -31,6 +31,7 @@ from loadbay_platform.outbox import OutboxRelay
 from loadbay_platform.s3 import s3_client
 from loadbay_platform.secrets import check_platform_secrets
 from loadbay_platform.settings import KafkaSettings, PlatformSettings
+from loadbay_platform.work_queue import WorkQueue, enqueuer
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,10 @@ class ServiceDefinition(Protocol):
     def raw_handlers(self, res: Resources) -> Mapping[str, RawHandler]: ...
 
     def dead_letter_hooks(self, res: Resources) -> Mapping[type[Event], DeadLetterHook]: ...
+
+    def long_running(self) -> frozenset[type[Event]]:
+        """Events whose handlers run from the work queue, off the poll loop (loads)."""
+        ...
 
     def background(self, res: Resources) -> list[Coroutine[Any, Any, None]]: ...
 
@@ -152,6 +157,21 @@ async def _serve(
 ) -> None:
     handlers = definition.handlers(res)
     raw = definition.raw_handlers(res)
+    hooks = definition.dead_letter_hooks(res)
+    long_running = {cls: h for cls, h in handlers.items() if cls in definition.long_running()}
+    work_queue: WorkQueue | None = None
+    if long_running:
+        work_queue = WorkQueue(
+            service=definition.name,
+            pool=res.pool,
+            handlers=long_running,
+            dead_letter_hooks=hooks,
+            settings=res.settings.work,
+            max_retries=res.settings.kafka.max_retries,
+            acquire_timeout_s=res.settings.postgres.acquire_timeout_s,
+        )
+        queue = enqueuer(definition.name)
+        handlers = {cls: queue if cls in long_running else h for cls, h in handlers.items()}
     liveness = Liveness()
     consumer: Consumer | None = None
     if handlers or raw:
@@ -162,7 +182,7 @@ async def _serve(
             kafka=res.settings.kafka,
             handlers=handlers,
             raw_handlers=raw,
-            dead_letter_hooks=definition.dead_letter_hooks(res),
+            dead_letter_hooks=hooks,
             acquire_timeout_s=res.settings.postgres.acquire_timeout_s,
             liveness=liveness,
         )
@@ -214,6 +234,8 @@ async def _serve(
     ]
     if consumer is not None:
         tasks.append(asyncio.create_task(consumer.run()))
+    if work_queue is not None:
+        tasks.append(asyncio.create_task(work_queue.run()))
     try:
         while not server.started:
             if any(t.done() for t in tasks):

@@ -35,8 +35,7 @@ class KafkaSettings(BaseModel):
     # topic keeps its count (raise it with the broker's tools).
     topic_partitions: int = Field(12, ge=1)
     # The longest a consumer may go without polling before the group takes its partitions
-    # away: a load runs inside the handler, so this bounds the longest load (then the event is
-    # redelivered to another replica and the inbox keeps its effect single).
+    # away. Handlers are short (long work is queued, see WorkSettings), so this is a safety net.
     max_poll_interval_ms: int = Field(30 * 60 * 1000, ge=1000)
     replication_factor: int = Field(1, ge=1)
 
@@ -94,6 +93,19 @@ class HttpSettings(BaseModel):
     max_json_depth: int = 64
 
 
+class WorkSettings(BaseModel):
+    """Long work (loads) runs from a table, off the event consumer's poll loop
+    (`loadbay_platform.work_queue`, LOADBAY_WORK__<FIELD>)."""
+
+    # Jobs one process runs side by side (jobs of one dataset or data product run in order).
+    workers: int = Field(2, ge=1)
+    # A job that was started this many times without finishing (its process died each time)
+    # is failed with the reason instead of being started again.
+    max_starts: int = Field(3, ge=1)
+    # How late a job is seen if its notification is lost (a database restart); normally at once.
+    poll_interval_s: float = Field(5.0, gt=0)
+
+
 class PlatformSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LOADBAY_", env_nested_delimiter="__", extra="ignore"
@@ -105,6 +117,7 @@ class PlatformSettings(BaseSettings):
     smtp: SmtpSettings = SmtpSettings()
     auth: AuthSettings = AuthSettings()
     http: HttpSettings = HttpSettings()
+    work: WorkSettings = WorkSettings()
     log_level: str = "INFO"
     # Dev mode (`loadbay dev`, the test suite) may run on the built-in dev secrets; outside it a
     # service refuses to start on a default or missing secret (LOADBAY_DEV_MODE).

@@ -34,6 +34,9 @@ class DistributionService:
     def raw_handlers(self, res: Resources) -> Mapping[str, RawHandler]:
         return {}
 
+    def long_running(self) -> frozenset[type[Event]]:
+        return frozenset()
+
     def dead_letter_hooks(self, res: Resources) -> Mapping[type[Event], DeadLetterHook]:
         return {}
 

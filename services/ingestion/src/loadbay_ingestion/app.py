@@ -71,6 +71,9 @@ class IngestionService:
     def raw_handlers(self, res: Resources) -> Mapping[str, RawHandler]:
         return {}
 
+    def long_running(self) -> frozenset[type[Event]]:
+        return frozenset()
+
     def dead_letter_hooks(self, res: Resources) -> Mapping[type[Event], DeadLetterHook]:
         return {}
 

@@ -40,6 +40,10 @@ class LoaderService:
     def raw_handlers(self, res: Resources) -> Mapping[str, RawHandler]:
         return {}
 
+    def long_running(self) -> frozenset[type[Event]]:
+        # Loads: long work, run from the work queue off the poll loop.
+        return frozenset({ReloadRequested, LoadRequested})
+
     def dead_letter_hooks(self, res: Resources) -> Mapping[type[Event], DeadLetterHook]:
         # A request the loader cannot handle still ends its execution (failed, with why).
         return {

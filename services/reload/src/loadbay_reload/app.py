@@ -34,6 +34,9 @@ class ReloadService:
     def raw_handlers(self, res: Resources) -> Mapping[str, RawHandler]:
         return {self.settings.s3_notifications_topic: Handlers(res).on_s3_notification}
 
+    def long_running(self) -> frozenset[type[Event]]:
+        return frozenset()
+
     def dead_letter_hooks(self, res: Resources) -> Mapping[type[Event], DeadLetterHook]:
         return {}
 

@@ -1,0 +1,276 @@
+"""Long work off the poll loop: events whose handling takes long (a load of a 100 GB file) are
+queued in a table by the consumer and run by workers, so no handler holds up polling and no
+partition is taken away from a replica in the middle of a load.
+
+- **Exactly once.** The consumer writes the job in the inbox transaction of its event (then
+  commits the offset); a worker runs the handler in a transaction that also deletes the job,
+  holding the job's row lock. Either the effect and the deletion commit together, or neither.
+- **Nothing stuck.** A worker that dies (kill -9, a lost host) loses its connection, so
+  PostgreSQL ends its transaction and releases the row: any worker of any replica takes the job
+  on its next pass (at once when notified, else within `poll_interval_s`). Each start is
+  counted; a job that took its process down `max_starts` times is given up, and so is one whose
+  handler keeps failing (`LOADBAY_KAFKA__MAX_RETRIES`): the service's dead-letter hook records
+  the failed outcome, so the execution someone waits on ends, with the reason.
+- **Order.** Jobs of one group (the event's ordering key) run one at a time, oldest first, as
+  their events would have on one partition; other groups run side by side (`workers`).
+- **Outages** of the database or object store are waited out without limit, like the consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Mapping
+
+import asyncpg
+from pydantic import ValidationError
+
+from loadbay_contracts import Envelope, Event
+from loadbay_platform import logs
+from loadbay_platform.consumer import MAX_OUTAGE_BACKOFF_S, DeadLetterHook, Handler
+from loadbay_platform.errors import TerminalError
+from loadbay_platform.metrics import HANDLER_SECONDS, WORK_JOBS, WORK_QUEUED
+from loadbay_platform.outages import DATABASE_ERRORS, is_outage, stop_if_cancelled
+from loadbay_platform.settings import WorkSettings
+from loadbay_platform.waker import Waker
+
+log = logging.getLogger(__name__)
+
+ENQUEUE = """
+INSERT INTO work_queue (event_id, event_type, group_key, envelope)
+VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT (event_id) DO NOTHING
+"""
+NOTIFY = "SELECT pg_notify($1, '')"
+# The oldest job of each group that no worker holds and this process is not retrying; a new
+# start when another process (a restarted one) takes it.
+CLAIM = """
+UPDATE work_queue
+SET starts = starts + (worker IS DISTINCT FROM $1)::int, worker = $1, started_at = now()
+WHERE id = (
+    SELECT w.id FROM work_queue w
+    WHERE w.id <> ALL($2::bigint[]) AND NOT EXISTS (
+        SELECT 1 FROM work_queue e WHERE e.group_key = w.group_key AND e.id < w.id
+    )
+    ORDER BY w.id
+    LIMIT 1
+    FOR UPDATE OF w SKIP LOCKED
+)
+RETURNING id, event_type, envelope::text AS envelope, starts
+"""
+HOLD = "SELECT id FROM work_queue WHERE id = $1 FOR UPDATE SKIP LOCKED"
+FINISH = "DELETE FROM work_queue WHERE id = $1"
+QUEUED = "SELECT count(*) FROM work_queue"
+
+
+def channel(service: str) -> str:
+    return f"loadbay_work_{service}"
+
+
+def enqueuer(service: str) -> Handler:
+    """The consumer's handler for a long-running event: queue it, in the inbox transaction."""
+
+    async def enqueue(conn: asyncpg.Connection, envelope: Envelope, event: Event) -> None:
+        await conn.execute(
+            ENQUEUE,
+            envelope.id,
+            envelope.type,
+            f"{envelope.type}:{event.ordering_key()}",
+            envelope.model_dump_json(),
+        )
+        await conn.execute(NOTIFY, channel(service))
+
+    return enqueue
+
+
+class WorkQueue:
+    """Runs queued long work with `settings.workers` workers until cancelled."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        pool: asyncpg.Pool,
+        handlers: Mapping[type[Event], Handler],
+        dead_letter_hooks: Mapping[type[Event], DeadLetterHook],
+        settings: WorkSettings,
+        max_retries: int,
+        acquire_timeout_s: float = 30.0,
+        retry_backoff_s: float = 0.5,
+    ) -> None:
+        self.service = service
+        self.pool = pool
+        self.handlers = {cls.TYPE: (cls, h) for cls, h in handlers.items()}
+        self.hooks = {cls.TYPE: h for cls, h in dead_letter_hooks.items()}
+        self.settings = settings
+        self.max_retries = max_retries
+        self.acquire_timeout_s = acquire_timeout_s
+        self.retry_backoff_s = retry_backoff_s
+        # Who runs a job: a job taken again by the same process after an outage is no new start.
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._mine: set[int] = set()  # jobs this process holds or is retrying
+
+    async def run(self) -> None:
+        waker = Waker(self.pool, channel(self.service), self.acquire_timeout_s)
+        try:
+            await asyncio.gather(*(self._worker(waker) for _ in range(self.settings.workers)))
+        finally:
+            await waker.close()
+
+    async def _worker(self, waker: Waker) -> None:
+        delay = self.retry_backoff_s
+        while True:
+            try:
+                if await self.run_next():
+                    waker.wake()  # the job may have been holding up the next one of its group
+                else:
+                    await waker.wait(self.settings.poll_interval_s)
+                delay = self.retry_backoff_s
+            except Exception as exc:  # a worker never ends on its own: it logs and goes on
+                stop_if_cancelled(exc)
+                if isinstance(exc, DATABASE_ERRORS):
+                    log.warning("work queue of %s: %r; retrying in %.1fs", self.service, exc, delay)
+                else:
+                    log.exception("work queue of %s failed; retrying in %.1fs", self.service, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_OUTAGE_BACKOFF_S)
+
+    async def run_next(self) -> bool:
+        """Claim the next job and run it to a durable end; False when there is none."""
+        async with self.pool.acquire(timeout=self.acquire_timeout_s) as conn:
+            job = await conn.fetchrow(CLAIM, self.worker_id, list(self._mine))
+            WORK_QUEUED.labels(self.service).set(await conn.fetchval(QUEUED))
+        if job is None:
+            return False
+        self._mine.add(job["id"])
+        envelope = Envelope.model_validate_json(job["envelope"])
+        token = logs.correlation_id.set(envelope.correlationid)
+        try:
+            try:
+                cls, handler = self.handlers[envelope.type]
+                event = cls.model_validate(envelope.data)
+            except (KeyError, ValidationError) as exc:
+                # Queued by another version of the service: nothing here can run it.
+                await self._give_up(job["id"], envelope, None, f"cannot run {envelope.type}: {exc}")
+                return True
+            if job["starts"] > self.settings.max_starts:
+                reason = (
+                    f"the {self.service} service stopped {job['starts'] - 1} times while"
+                    f" handling this {envelope.type} (LOADBAY_WORK__MAX_STARTS="
+                    f"{self.settings.max_starts}): it is failed rather than started again"
+                )
+                await self._give_up(job["id"], envelope, event, reason)
+            else:
+                await self._run(job["id"], envelope, event, handler)
+        finally:
+            self._mine.discard(job["id"])
+            logs.correlation_id.reset(token)
+        return True
+
+    async def _run(self, job_id: int, envelope: Envelope, event: Event, handler: Handler) -> None:
+        """Hold the job (its row lock) and run the handler until it succeeds or is given up,
+        all in one transaction; an outage ends the transaction and is waited out."""
+        outages = 0
+        while True:
+            try:
+                async with (
+                    self.pool.acquire(timeout=self.acquire_timeout_s) as conn,
+                    conn.transaction(),
+                ):
+                    if await conn.fetchval(HOLD, job_id) is None:
+                        return  # finished, or taken over by another replica meanwhile
+                    reason = await self._attempts(conn, envelope, event, handler)
+                    if reason is not None:
+                        await self._record_failure(conn, envelope, event, reason)
+                    await conn.execute(FINISH, job_id)
+                WORK_JOBS.labels(
+                    self.service, envelope.type, "given_up" if reason else "done"
+                ).inc()
+                return
+            except Exception as exc:
+                stop_if_cancelled(exc)
+                if not is_outage(exc):
+                    raise
+                outages += 1
+                delay = min(self.retry_backoff_s * 2 ** min(outages, 10), MAX_OUTAGE_BACKOFF_S)
+                log.warning("infrastructure unavailable (%r); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _attempts(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: Event, handler: Handler
+    ) -> str | None:
+        """Run the handler, each attempt in a savepoint, up to `max_retries` times; None when
+        it succeeded, else why it was given up. Outages propagate (waited out by the caller)."""
+        failures = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                async with conn.transaction():
+                    await handler(conn, envelope, event)
+            except TerminalError as exc:
+                return str(exc)
+            except Exception as exc:
+                stop_if_cancelled(exc)
+                if is_outage(exc):
+                    raise
+                failures += 1
+                if failures >= self.max_retries:
+                    log.exception("giving up on %s after %d attempts", envelope.type, failures)
+                    return f"{type(exc).__name__}: {exc}"
+                log.warning("%s failed (attempt %d): %r", envelope.type, failures, exc)
+                await asyncio.sleep(self.retry_backoff_s * 2 ** (failures - 1))
+                continue
+            HANDLER_SECONDS.labels(self.service, envelope.type).observe(
+                time.perf_counter() - started
+            )
+            return None
+
+    async def _give_up(
+        self, job_id: int, envelope: Envelope, event: Event | None, reason: str
+    ) -> None:
+        """Drop the job without running it, recording the failed outcome in the same
+        transaction."""
+        delay = self.retry_backoff_s
+        while True:
+            try:
+                async with (
+                    self.pool.acquire(timeout=self.acquire_timeout_s) as conn,
+                    conn.transaction(),
+                ):
+                    if await conn.fetchval(HOLD, job_id) is None:
+                        return
+                    if event is not None:
+                        await self._record_failure(conn, envelope, event, reason)
+                    else:
+                        log.error("dropped %s %s: %s", envelope.type, envelope.id, reason)
+                    await conn.execute(FINISH, job_id)
+                WORK_JOBS.labels(self.service, envelope.type, "given_up").inc()
+                return
+            except Exception as exc:
+                stop_if_cancelled(exc)
+                if not is_outage(exc):
+                    raise
+                log.warning("infrastructure unavailable (%r); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_OUTAGE_BACKOFF_S)
+
+    async def _record_failure(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: Event, reason: str
+    ) -> None:
+        """The service's dead-letter hook writes the failed outcome someone waits on."""
+        log.error("gave up on %s %s: %s", envelope.type, envelope.id, reason)
+        hook = self.hooks.get(envelope.type)
+        if hook is None:
+            return
+        try:
+            async with conn.transaction():
+                await hook(conn, envelope, event, reason)
+        except Exception as exc:
+            stop_if_cancelled(exc)
+            if is_outage(exc):
+                raise
+            # A hook that cannot run must not keep the job (and its group) for ever.
+            log.exception("the dead-letter hook of %s failed", envelope.type)
