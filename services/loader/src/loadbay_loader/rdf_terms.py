@@ -38,8 +38,8 @@ def iri_term(iri: str) -> str:
 def node_term(node: Any, bnode_prefix: str) -> str:
     """A pyoxigraph subject, predicate, object or graph name as the store keeps it."""
     kind = type(node)
-    if kind is ox.NamedNode:
-        return iri_term(node.value)
+    if kind is ox.NamedNode:  # pyoxigraph parsed it as an absolute IRI (RFC 3987)
+        return str(node)
     if kind is ox.Literal:
         if node.direction is not None:
             raise BadStatement(f"a literal with a base direction (RDF 1.2) is unsupported: {node}")
