@@ -8,8 +8,8 @@ memory stays at a few chunks and two batches whatever the document's size.
 A syntax error ends the feed (one PARSING_ERROR with its line; the parser cannot resume inside
 a document); what loaded before it stays, as with every Neptune load. pyoxigraph gives the line
 of a Turtle error; for RDF/XML it gives none, so the error names the line the parser had read
-up to. A statement that parses but cannot be stored (an RDF 1.2 triple term or base direction,
-an IRI the store refuses) is a PARSING_ERROR of its own, and the feed goes on without
+up to. A statement that parses but cannot be stored (an RDF 1.2 triple term or base direction)
+is a PARSING_ERROR of its own, and the feed goes on without
 failOnError.
 """
 
