@@ -122,12 +122,7 @@ async def _blocks(chunks: AsyncIterator[bytes], max_bytes: int) -> AsyncIterator
             del held[len(held) - tail :]
             overlong.append(line + _line_breaks(held))
             skipping = True
-    if skipping:
-        yield cut(len(held))
-    elif held:
-        if len(held) - (held.rfind(b"\n") + 1) > max_bytes:  # only if the limit shrank
-            overlong.append(line + _line_breaks(held))
-            del held[held.rfind(b"\n") + 1 :]
+    if held or overlong:  # the last lines (the last may lack its LF), or an overlong one
         yield cut(len(held))
 
 
