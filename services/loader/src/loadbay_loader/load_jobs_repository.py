@@ -10,6 +10,8 @@ from typing import Any
 import asyncpg
 from asyncpg import Record
 
+from loadbay_loader.storable import storable
+
 HISTORY_LIMIT = 1024  # Neptune keeps the latest 1,024 loads
 ERRORS_PER_LOAD = 10_000  # and the last 10,000 errors of each
 
@@ -252,7 +254,10 @@ async def feed_status_counts(conn: asyncpg.Connection, load_id: str) -> list[Rec
 async def add_error(
     conn: asyncpg.Connection, load_id: str, code: str, message: str, file_name: str, record: int
 ) -> None:
-    await conn.execute(ADD_ERROR, load_id, code, message, file_name, record, ERRORS_PER_LOAD)
+    """Log an error; its message and file name are made storable (they may quote a file)."""
+    await conn.execute(
+        ADD_ERROR, load_id, code, storable(message), storable(file_name), record, ERRORS_PER_LOAD
+    )
 
 
 async def errors_page(

@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from loadbay_loader import graph_store, load_jobs, rdf_store
+from loadbay_loader import graph_reset, graph_store, load_jobs, rdf_store
+from loadbay_loader.graph_values import json_element
 from loadbay_loader.load_request import parse_bool, parse_request
 from loadbay_loader.loader_access import LoaderAccess, Unauthenticated, check_startup
 from loadbay_loader.neptune_errors import (
@@ -42,12 +43,14 @@ class NeptuneErrorBody(BaseModel):
 
 _ERRORS = {
     400: "BadRequestException, InvalidParameterException, MissingParameterException,"
+    " PreconditionsFailedException (a reset while a load runs),"
     " LoadUrlAccessDeniedException (a source the loader may not read), S3Exception",
     401: "AccessDeniedException: no valid bearer token",
     403: "AccessDeniedException: the caller is not one of the graph's users"
     " (LOADBAY_LOADER_GRAPH_USERS), or cancels a load someone else started",
     404: "BulkLoadIdNotFoundException (no such load, or one the caller may not see),"
     " NotFoundException (not in the graph)",
+    408: "ClientTimeoutException: the graph stayed busy, so it was not reset (retry)",
     413: "RequestEntityTooLargeException: the body is over LOADBAY_LOADER_MAX_REQUEST_BYTES",
     500: "InternalFailureException",
 }
@@ -193,30 +196,44 @@ def add_routes(app: FastAPI, res: Resources, settings: LoaderSettings) -> None:
             raise MissingParameter("loadId")
         return await cancel_load(load_id, user)
 
+    @app.post("/system", tags=["bulk loader"], responses=_responses(400, 403, 408, 413))
+    async def system(request: Request, user: Principal | None = Depends(caller)) -> JSONResponse:
+        """Neptune's fast reset: `initiateDatabaseReset` returns a token (valid 60 minutes),
+        `performDatabaseReset` with it empties the graph. Only the graph's users may; refused
+        while a load is running."""
+        access.require_graph_user(user, "reset the graph")
+        raw = await _read_body(request, settings.max_request_bytes)
+        params = graph_reset.parse_system_request(
+            raw, request.headers.get("content-type", ""), request.query_params.multi_items()
+        )
+        answer = await graph_reset.handle(pool, params, user.user_id if user else None)
+        return JSONResponse(answer)
+
     graph_errors = _responses(400, 403, 404)
 
     @app.get("/graph/vertices/{vertex_id}", tags=["graph"], responses=graph_errors)
     async def get_vertex(
         vertex_id: str, request: Request, user: Principal | None = Depends(caller)
     ) -> JSONResponse:
-        """A vertex with its labels and properties (`idSpace` for openCypher id spaces)."""
+        """A vertex with its labels and properties (`idSpace` for openCypher id spaces). Values
+        are JSON; a Date is GraphSON's `{"@type": "g:Date", "@value": <epoch ms>}`."""
         access.require_graph_user(user, "read the graph")
         id_space = _text("idSpace", request.query_params.get("idSpace", ""))
         async with pool.acquire() as conn:
             found = await graph_store.get_vertex(conn, _text("id", vertex_id), id_space)
         if found is None:
             raise NotFoundInGraph(f"no vertex with id {vertex_id!r}")
-        return JSONResponse(found)
+        return JSONResponse(json_element(found))
 
     @app.get("/graph/edges/{edge_id}", tags=["graph"], responses=graph_errors)
     async def get_edge(edge_id: str, user: Principal | None = Depends(caller)) -> JSONResponse:
-        """An edge with its label, endpoints and properties."""
+        """An edge with its label, endpoints and properties (values as for a vertex)."""
         access.require_graph_user(user, "read the graph")
         async with pool.acquire() as conn:
             found = await graph_store.get_edge(conn, _text("id", edge_id))
         if found is None:
             raise NotFoundInGraph(f"no edge with id {edge_id!r}")
-        return JSONResponse(found)
+        return JSONResponse(json_element(found))
 
     @app.get("/graph/summary", tags=["graph"], responses=_responses(403))
     async def graph_summary(user: Principal | None = Depends(caller)) -> JSONResponse:

@@ -8,8 +8,8 @@ memory stays at a few chunks and two batches whatever the document's size.
 A syntax error ends the feed (one PARSING_ERROR with its line; the parser cannot resume inside
 a document); what loaded before it stays, as with every Neptune load. pyoxigraph gives the line
 of a Turtle error; for RDF/XML it gives none, so the error names the line the parser had read
-up to. A statement that parses but cannot be stored (an RDF 1.2 triple term or base direction,
-an IRI the store refuses) is a PARSING_ERROR of its own, and the feed goes on without
+up to. A statement that parses but cannot be stored (an RDF 1.2 triple term or base direction)
+is a PARSING_ERROR of its own, and the feed goes on without
 failOnError.
 """
 
@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import pyoxigraph as ox
 
 from loadbay_loader import rdf_store
-from loadbay_loader.rdf_terms import BadStatement, iri_term, literal_term
+from loadbay_loader.rdf_terms import BadStatement, iri_term, node_term, rdfxml_object_term
 
 Quad = rdf_store.Quad
 BATCH = 10_000  # statements per transaction
@@ -104,18 +104,6 @@ class _ChunkReader(io.RawIOBase):
         return self.newlines + (0 if self.ends_line and self.newlines else 1)
 
 
-def _term(node: Any, bnode_prefix: str) -> str:
-    if isinstance(node, ox.NamedNode):
-        return iri_term(node.value)
-    if isinstance(node, ox.BlankNode):
-        return f"_:{bnode_prefix}{node.value}"
-    if isinstance(node, ox.Literal):
-        if getattr(node, "direction", None) is not None:
-            raise BadStatement(f"a literal with a base direction (RDF 1.2) is unsupported: {node}")
-        return literal_term(node.value, node.language, node.datatype.value)
-    raise BadStatement(f"a triple term (RDF 1.2) is not supported: {node}")
-
-
 def _parse(
     reader: _ChunkReader,
     fmt: ox.RdfFormat,
@@ -126,6 +114,7 @@ def _parse(
 ) -> None:
     """The worker thread: parse, convert, and put batches, statement errors and the end."""
     batch: list[Quad] = []
+    object_term = rdfxml_object_term if fmt == ox.RdfFormat.RDF_XML else node_term
     statements = ox.parse(io.BufferedReader(reader, 1 << 18), format=fmt, base_iri=base_iri)
     while True:
         try:
@@ -141,9 +130,9 @@ def _parse(
             return
         try:
             quad_terms = (
-                _term(quad.subject, bnode_prefix),
-                _term(quad.predicate, bnode_prefix),
-                _term(quad.object, bnode_prefix),
+                node_term(quad.subject, bnode_prefix),
+                node_term(quad.predicate, bnode_prefix),
+                object_term(quad.object, bnode_prefix),
                 graph,
             )
         except BadStatement as exc:
