@@ -911,6 +911,7 @@ async def test_migrations_build_the_emails_table_once(pool: asyncpg.Pool) -> Non
         )
     assert [r["name"] for r in applied] == [
         "0000_platform.sql",
+        "0000_platform_work_queue.sql",
         "0001_notifier.sql",
         "0002_email_claims.sql",
     ]
