@@ -66,6 +66,7 @@ class Outcome:
     status: str
     seconds_to_terminal: float
     problems: list[str] = field(default_factory=list)
+    resent: int = 0  # copies of the run's email with its Message-ID (see _check_one_email)
 
 
 @dataclass
@@ -81,6 +82,7 @@ class ScenarioRun:
     name: str = ""
     previous_tag: str | None = None
     emails_seen: int = 0
+    resent: int = 0  # copies of an email with the same Message-ID, so far
 
     async def setup(self) -> None:
         await self.lab.wait_ready()  # the previous scenario may have just restarted one
@@ -146,10 +148,11 @@ class ScenarioRun:
         problems.extend(await self._check_services_alive())
         problems.extend(mixes if isinstance(mixes, list) else [])
         problems.extend(await self._check_rows(status, tag))
+        resent_before = self.resent
         problems.extend(await self._check_one_email())
         if status == "succeeded":
             self.previous_tag = tag
-        return Outcome(self.scenario, i, status, elapsed, problems)
+        return Outcome(self.scenario, i, status, elapsed, problems, self.resent - resent_before)
 
     async def _check_services_alive(self) -> list[str]:
         """No process may exit on its own, whatever the fault: report (and restart) any."""
@@ -200,24 +203,29 @@ class ScenarioRun:
         return []
 
     async def _check_one_email(self) -> list[str]:
-        assert self.user is not None and self.lab.info is not None
+        """One email for the run. A kill -9 of the notifier between the relay's acceptance
+        and its own commit sends the same message again (SMTP has no transaction to share):
+        that copy carries the same Message-ID, so mail systems show one email; it is counted
+        as `resent`, not as a problem. A second email with its own Message-ID is one."""
         wanted = self.emails_seen + 1
         deadline = time.monotonic() + 60
-        count = self._emails()
+        count = len(set(self._message_ids()))
         while count < wanted and time.monotonic() < deadline:
             await asyncio.sleep(0.25)
-            count = self._emails()
+            count = len(set(self._message_ids()))
         await asyncio.sleep(1.0)  # room for a duplicate to arrive
-        count = self._emails()
+        ids = self._message_ids()
+        count = len(set(ids))
+        self.resent = len(ids) - count
         self.emails_seen = count
         if count != wanted:
             return [f"{count - wanted + 1} emails for the run, expected exactly 1"]
         return []
 
-    def _emails(self) -> int:
+    def _message_ids(self) -> list[str]:
         assert self.user is not None and self.lab.info is not None
         box = mailbox.Maildir(self.lab.info.maildir, create=False)
-        return sum(1 for m in box if self.user.email in (m.get("To") or ""))
+        return [str(m.get("Message-ID")) for m in box if self.user.email in (m.get("To") or "")]
 
     async def _read_meanwhile(self, tag: str) -> list[str]:
         """Poll the table as a reader would; report any moment it showed a mix or a part."""
@@ -280,8 +288,10 @@ def summarize(outcomes: list[Outcome]) -> list[str]:
         for o in mine:
             statuses[o.status] = statuses.get(o.status, 0) + 1
         bad = sum(1 for o in mine if o.problems)
+        resent = sum(o.resent for o in mine)
         lines.append(
             f"{scenario:<22} n={len(mine):<4} {statuses}  with problems: {bad:<3}"
+            f" emails resent (same Message-ID): {resent:<2}"
             f" to terminal: median {statistics.median(times):.1f}s, max {times[-1]:.1f}s"
         )
     return lines
