@@ -1,7 +1,7 @@
 """Gremlin CSV (``format: csv``) and openCypher CSV (``format: opencypher``) feeds.
 
 Python reads the header line, turns it into a typed column plan (:class:`VertexPlan` or
-:class:`EdgePlan`, see graph_store.py), and then only cuts the byte stream into batches of
+:class:`EdgePlan`, see graph_plans.py), and then only cuts the byte stream into batches of
 about :data:`BATCH_BYTES` at record boundaries (a line break after an even number of quote
 characters, which is how PostgreSQL splits CSV records too). Each batch is streamed unchanged
 into ``COPY`` and merged set-based in its own transaction, so what loaded before an error stays,
@@ -31,10 +31,10 @@ A header problem is one PARSING_ERROR (record 0) naming the file, and nothing of
 Record numbers (``recordNum``) count CSV records after the header from 1, as COPY reads them: a
 record with quoted line breaks is one record, a blank line inside the data takes a number but
 is neither a record nor an error, blank lines at the end of the file are ignored. Where the
-format page and the load page disagree or say nothing, this module and graph_store.py say
+format page and the load page disagree or say nothing, this module and graph_plans.py say
 what they chose: a blank ``~label`` cell (or one holding only ``;``) is a PARSING_ERROR rather
 than the default label, which only applies when the column is absent; values are trimmed; see
-graph_store.py for values, duplicates and errors.
+graph_plans.py for values, duplicates and errors.
 """
 
 from __future__ import annotations
@@ -48,10 +48,17 @@ from typing import Any, Literal
 
 import asyncpg
 
-from loadbay_loader import graph_store as store
-from loadbay_loader import limits
+from loadbay_loader import graph_edge_store, graph_staging_store, graph_vertex_store, limits
 from loadbay_loader.feeds import Chunks, ErrorSink, FeedError, FeedResult, Format, LoadOptions
-from loadbay_loader.graph_store import EdgePlan, MergeSettings, PropertyColumn, VertexPlan
+from loadbay_loader.graph_plans import (
+    BatchOutcome,
+    EdgePlan,
+    MergeSettings,
+    Policy,
+    PropertyColumn,
+    VertexPlan,
+)
+from loadbay_loader.graph_staging_store import Staging
 from loadbay_loader.tabular import prefetch
 
 __all__ = [
@@ -589,26 +596,26 @@ class _CopyRejected(Exception):
 
 async def _merge(
     conn: asyncpg.Connection,
-    st: store.Staging,
+    st: Staging,
     plan: Plan,
     settings: MergeSettings,
     rows: int,
     clean: bool,
-) -> store.BatchOutcome:
+) -> BatchOutcome:
     if isinstance(plan, VertexPlan):
-        return await store.merge_vertices(conn, st, plan, settings)
-    return await store.merge_edges(conn, st, plan, settings, rows=rows, clean=clean)
+        return await graph_vertex_store.merge_vertices(conn, st, plan, settings)
+    return await graph_edge_store.merge_edges(conn, st, plan, settings, rows=rows, clean=clean)
 
 
 async def _load_batch(
-    conn: asyncpg.Connection, st: store.Staging, plan: Plan, settings: MergeSettings, batch: _Batch
-) -> tuple[store.BatchOutcome, int]:
+    conn: asyncpg.Connection, st: Staging, plan: Plan, settings: MergeSettings, batch: _Batch
+) -> tuple[BatchOutcome, int]:
     """Load one batch in one transaction; returns its outcome and number of record slots."""
     assert batch.source_iter is not None
     try:
         async with conn.transaction():
             try:
-                rows = await store.stage_copy(conn, st, batch.source_iter)
+                rows = await graph_staging_store.stage_copy(conn, st, batch.source_iter)
             except asyncpg.DataError as exc:
                 raise _CopyRejected from exc
             await batch.drain()
@@ -620,7 +627,7 @@ async def _load_batch(
     await batch.drain()
     records, parse_errors, slots = _parse_batch(batch.data(), plan.width)
     async with conn.transaction():
-        await store.stage_records(conn, st, records, parse_errors)
+        await graph_staging_store.stage_records(conn, st, records, parse_errors)
         outcome = await _merge(conn, st, plan, settings, len(records), clean=not parse_errors)
     return outcome, slots
 
@@ -657,14 +664,14 @@ async def _load_feed(
             result.stopped_on_error = options.fail_on_error
             return result
         if options.format == "opencypher":
-            policy: store.Policy = "keep"
+            policy: Policy = "keep"
         else:
             policy = "replace" if options.update_single_cardinality_properties else "error"
         settings = MergeSettings(policy, options.fail_on_error, options.allow_empty_strings)
         batches = _Batches(stream, head, BATCH_BYTES)
         base = 0
         async with pool.acquire() as conn:
-            st = await store.create_staging(conn, plan.width)
+            st = await graph_staging_store.create_staging(conn, plan.width)
             try:
                 while not await cancelled() and (batch := await batches.next()) is not None:
                     outcome, slots = await _load_batch(conn, st, plan, settings, batch)
@@ -689,7 +696,7 @@ async def _load_feed(
                         counts.parsing_errors += 1
                         result.stopped_on_error = options.fail_on_error
             finally:
-                await store.drop_staging(conn, st)
+                await graph_staging_store.drop_staging(conn, st)
     finally:
         for iterator in (stream, fetched):
             with contextlib.suppress(Exception):
