@@ -49,7 +49,15 @@ from typing import Any, Literal
 import asyncpg
 
 from loadbay_loader import graph_edge_store, graph_staging_store, graph_vertex_store, limits
-from loadbay_loader.feeds import Chunks, ErrorSink, FeedError, FeedResult, Format, LoadOptions
+from loadbay_loader.feeds import (
+    Chunks,
+    ErrorSink,
+    FeedCounts,
+    FeedError,
+    FeedResult,
+    Format,
+    LoadOptions,
+)
 from loadbay_loader.graph_plans import (
     BatchOutcome,
     EdgePlan,
@@ -58,7 +66,7 @@ from loadbay_loader.graph_plans import (
     PropertyColumn,
     VertexPlan,
 )
-from loadbay_loader.graph_staging_store import Staging
+from loadbay_loader.graph_staging_store import Staged, Staging
 from loadbay_loader.tabular import prefetch
 
 __all__ = [
@@ -70,7 +78,10 @@ __all__ = [
     "parse_header",
 ]
 
-BATCH_BYTES = 16 << 20  # a batch is cut at the first record boundary after this many bytes
+# A batch is cut at the first record boundary after this many bytes. Large batches make for
+# few transactions and few index rebuilds (graph_index_store.py); no batch is held in memory.
+BATCH_BYTES = 64 << 20
+SLICE_BYTES = 1 << 20  # a batch COPY rejects is loaded again in slices this large
 MAX_HEADER_BYTES = 1 << 20
 # A line longer than limits.max_record_bytes ends the feed with a PARSING_ERROR (nothing past
 # the limit is buffered); a quoted record spanning more than that many bytes of lines is taken
@@ -108,7 +119,10 @@ _LAST_COLON = re.compile(r"(?<!\\):(?!.*(?<!\\):)")
 _CYPHER_SYSTEM = re.compile(
     r"(?P<name>.*):(?P<kw>ID|START_ID|END_ID|LABEL|TYPE)(?:\((?P<space>[^()]*)\))?"
 )
-_END_MARKER_LINE = re.compile(rb"(?:^|[\r\n])\\\.(?:[\r\n]|$)")
+_END_MARKER_LINE = re.compile(rb"[\r\n]\\\.[\r\n]")
+_END_MARKER_AT_END = re.compile(rb"[\r\n]\\\.$")
+# A space next to a delimiter, a line break or a quote: a field that may need trimming.
+_EDGE_SPACE = re.compile(rb' [,\r\n"]|[,\r\n"] ')
 
 
 class HeaderError(ValueError):
@@ -383,8 +397,9 @@ class _WholeLines:
             yield b"".join(held)
 
 
-async def _read_header(stream: AsyncIterator[bytes]) -> tuple[list[str], bytes]:
-    """The header's names and the bytes read after the header line."""
+async def _read_header(stream: AsyncIterator[bytes]) -> tuple[list[str], bytes, int]:
+    """The header's names, the bytes read after the header line, and the offset of the data
+    after the header line in the feed."""
     buffered = b""
     while (end := buffered.find(b"\n")) < 0:
         chunk = await anext(stream, None)
@@ -401,16 +416,40 @@ async def _read_header(stream: AsyncIterator[bytes]) -> tuple[list[str], bytes]:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise HeaderError(f"the header line is not valid UTF-8 ({exc.reason})") from None
-    return _split_header_line(text), rest
+    return _split_header_line(text), rest, end + 1
 
 
 @dataclass
 class _Batch:
-    """One batch: streamed to COPY by :meth:`source`, kept in memory for the slow path."""
+    """One batch of records, streamed to COPY by :attr:`source_iter`. Only a slow-path batch
+    (``keep``) holds its bytes; a top-level one is read again from the feed if COPY rejects it.
+    While streaming it notes whether any field may have spaces at its edges (otherwise the
+    merge skips trimming) and whether a line is PostgreSQL's end-of-data marker ``\\.``."""
 
+    start: int  # offset of its first byte in the data after the header line
+    keep: bool
+    size: int = 0
     pieces: list[bytes] = field(default_factory=list)
     source_iter: AsyncIterator[bytes] | None = None
-    suspect_marker: bool = False
+    spaced: bool = False
+    end_marker: bool = False
+    _tail: bytes = b"\n"  # the last bytes seen, for patterns across pieces
+
+    def see(self, buf: bytes) -> None:
+        joined = self._tail + buf
+        if not self.spaced and b" " in joined and _EDGE_SPACE.search(joined):
+            self.spaced = True
+        if not self.end_marker and b"\\." in joined and _END_MARKER_LINE.search(joined):
+            self.end_marker = True
+        self._tail = joined[-3:]
+        self.size += len(buf)
+        if self.keep:
+            self.pieces.append(buf)
+
+    def ended(self) -> None:
+        """The batch's last byte is seen: a space or a marker may end the data."""
+        self.spaced = self.spaced or self._tail.endswith(b" ")
+        self.end_marker = self.end_marker or _END_MARKER_AT_END.search(self._tail) is not None
 
     async def drain(self) -> None:
         """Read whatever COPY left of the batch (after an error)."""
@@ -421,17 +460,18 @@ class _Batch:
     def data(self) -> bytes:
         return b"".join(self.pieces)
 
-    def has_end_marker(self) -> bool:
-        return self.suspect_marker and _END_MARKER_LINE.search(self.data()) is not None
-
 
 class _Batches:
     """Cuts the data after the header into batches ending on record boundaries."""
 
-    def __init__(self, stream: AsyncIterator[bytes], head: bytes, batch_bytes: int) -> None:
+    def __init__(
+        self, stream: AsyncIterator[bytes], head: bytes, batch_bytes: int, *, keep: bool = False
+    ) -> None:
         self._stream = stream
         self._pending = head
         self._batch_bytes = batch_bytes
+        self._keep = keep
+        self._offset = 0
         self._eof = False
 
     async def next(self) -> _Batch | None:
@@ -443,14 +483,13 @@ class _Batches:
                 self._eof = True
                 return None
             self._pending = chunk
-        batch = _Batch()
+        batch = _Batch(self._offset, self._keep)
         batch.source_iter = self._pieces(batch)
         return batch
 
     async def _pieces(self, batch: _Batch) -> AsyncIterator[bytes]:
         size = parity = 0
         buf, self._pending = self._pending, b""
-        prev_last = b"\n"
         while buf:
             cut: int | None = None
             if size + len(buf) >= self._batch_bytes:
@@ -460,15 +499,35 @@ class _Batches:
                 buf, self._pending = buf[:cut], buf[cut:]
             parity ^= buf.count(b'"') & 1
             size += len(buf)
-            if b"\\." in buf or (prev_last + buf[:1]) == b"\\.":
-                batch.suspect_marker = True
-            prev_last = buf[-1:]
-            batch.pieces.append(buf)
+            self._offset += len(buf)
+            batch.see(buf)
             yield buf
             if cut is not None:
+                batch.ended()
                 return
             buf = await anext(self._stream, b"")
+        batch.ended()
         self._eof = True
+
+
+async def _reread(chunks: Chunks, start: int, length: int) -> AsyncIterator[bytes]:
+    """``length`` bytes of the feed from offset ``start``, read again from the beginning."""
+    source = chunks()
+    skip, left = start, length
+    try:
+        async for chunk in source:
+            if skip >= len(chunk):
+                skip -= len(chunk)
+                continue
+            piece = chunk[skip : skip + left]
+            skip = 0
+            left -= len(piece)
+            yield piece
+            if not left:
+                return
+    finally:
+        with contextlib.suppress(Exception):
+            await source.aclose()  # type: ignore[attr-defined]
 
 
 def _find_cut(buf: bytes, start: int, parity: int, forced: bool) -> int | None:
@@ -591,45 +650,88 @@ def _parse_batch(
 
 
 class _CopyRejected(Exception):
-    """COPY refused the batch's bytes: parse it in Python instead."""
+    """COPY refused the batch's bytes: load it in slices, and parse the bad ones in Python."""
 
 
-async def _merge(
-    conn: asyncpg.Connection,
-    st: Staging,
-    plan: Plan,
-    settings: MergeSettings,
-    rows: int,
-    clean: bool,
-) -> BatchOutcome:
-    if isinstance(plan, VertexPlan):
-        return await graph_vertex_store.merge_vertices(conn, st, plan, settings)
-    return await graph_edge_store.merge_edges(conn, st, plan, settings, rows=rows, clean=clean)
+@dataclass(frozen=True)
+class _Feed:
+    """What every batch of one feed is loaded with."""
+
+    conn: asyncpg.Connection
+    st: Staging
+    plan: Plan
+    settings: MergeSettings
+    reread: Callable[[int, int], AsyncIterator[bytes]]  # (start, length) of the data, again
 
 
-async def _load_batch(
-    conn: asyncpg.Connection, st: Staging, plan: Plan, settings: MergeSettings, batch: _Batch
-) -> tuple[BatchOutcome, int]:
-    """Load one batch in one transaction; returns its outcome and number of record slots."""
+async def _merge(feed: _Feed, staged: Staged) -> BatchOutcome:
+    if isinstance(feed.plan, VertexPlan):
+        return await graph_vertex_store.merge_vertices(
+            feed.conn, feed.st, feed.plan, feed.settings, staged
+        )
+    return await graph_edge_store.merge_edges(feed.conn, feed.st, feed.plan, feed.settings, staged)
+
+
+async def _load_batch(feed: _Feed, batch: _Batch) -> tuple[BatchOutcome, int]:
+    """Load one batch in one transaction; returns its outcome and number of record slots.
+    A batch that COPY rejects is read again and loaded in slices of SLICE_BYTES, each in its
+    own transaction; a rejected slice is parsed here, record by record."""
     assert batch.source_iter is not None
+    conn = feed.conn
     try:
         async with conn.transaction():
+            await graph_staging_store.begin_batch(conn)
             try:
-                rows = await graph_staging_store.stage_copy(conn, st, batch.source_iter)
+                rows = await graph_staging_store.stage_copy(conn, feed.st, batch.source_iter)
             except asyncpg.DataError as exc:
                 raise _CopyRejected from exc
             await batch.drain()
-            if batch.has_end_marker():
+            if batch.end_marker:
                 raise _CopyRejected
-            return await _merge(conn, st, plan, settings, rows, clean=True), rows
+            # what the batch's bytes held is known once they are all read
+            staged = Staged(rows, parse_errors=False, spaced=batch.spaced)
+            return await _merge(feed, staged), rows
     except _CopyRejected:
         pass
     await batch.drain()
-    records, parse_errors, slots = _parse_batch(batch.data(), plan.width)
+    if not batch.keep:
+        return await _load_slices(feed, batch)
+    records, parse_errors, slots = _parse_batch(batch.data(), feed.plan.width)
     async with conn.transaction():
-        await graph_staging_store.stage_records(conn, st, records, parse_errors)
-        outcome = await _merge(conn, st, plan, settings, len(records), clean=not parse_errors)
+        await graph_staging_store.begin_batch(conn)
+        staged = await graph_staging_store.stage_records(conn, feed.st, records, parse_errors)
+        outcome = await _merge(feed, staged)
     return outcome, slots
+
+
+async def _load_slices(feed: _Feed, batch: _Batch) -> tuple[BatchOutcome, int]:
+    total = BatchOutcome()
+    slots = 0
+    data = feed.reread(batch.start, batch.size)
+    try:
+        slices = _Batches(data, b"", SLICE_BYTES, keep=True)
+        while (piece := await slices.next()) is not None:
+            outcome, n = await _load_batch(feed, piece)
+            total.errors.extend(
+                (slots + rec, code, message) for rec, code, message in outcome.errors
+            )
+            _add(total.counts, outcome.counts)
+            slots += n
+            if outcome.stopped:
+                total.stopped = True
+                break
+    finally:
+        with contextlib.suppress(Exception):
+            await data.aclose()  # type: ignore[attr-defined]
+    return total, slots
+
+
+def _add(total: FeedCounts, part: FeedCounts) -> None:
+    total.total_records += part.total_records
+    total.total_duplicates += part.total_duplicates
+    total.parsing_errors += part.parsing_errors
+    total.datatype_mismatch_errors += part.datatype_mismatch_errors
+    total.insert_errors += part.insert_errors
 
 
 async def _load_feed(
@@ -650,7 +752,7 @@ async def _load_feed(
     try:
         try:
             try:
-                names, head = await _read_header(stream)
+                names, head, data_offset = await _read_header(stream)
             except HeaderError:
                 if lines.overlong:
                     raise HeaderError(
@@ -670,18 +772,19 @@ async def _load_feed(
         settings = MergeSettings(policy, options.fail_on_error, options.allow_empty_strings)
         batches = _Batches(stream, head, BATCH_BYTES)
         base = 0
+
+        def reread(start: int, length: int) -> AsyncIterator[bytes]:
+            return _reread(chunks, data_offset + start, length)
+
         async with pool.acquire() as conn:
             st = await graph_staging_store.create_staging(conn, plan.width)
+            feed = _Feed(conn, st, plan, settings, reread)
             try:
                 while not await cancelled() and (batch := await batches.next()) is not None:
-                    outcome, slots = await _load_batch(conn, st, plan, settings, batch)
+                    outcome, slots = await _load_batch(feed, batch)
                     for rec, code, message in outcome.errors:
                         await errors.add(FeedError(code, message, uri, base + rec))
-                    counts.total_records += outcome.counts.total_records
-                    counts.total_duplicates += outcome.counts.total_duplicates
-                    counts.parsing_errors += outcome.counts.parsing_errors
-                    counts.datatype_mismatch_errors += outcome.counts.datatype_mismatch_errors
-                    counts.insert_errors += outcome.counts.insert_errors
+                    _add(counts, outcome.counts)
                     base += slots
                     if outcome.stopped:
                         result.stopped_on_error = True

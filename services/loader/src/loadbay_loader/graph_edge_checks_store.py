@@ -1,10 +1,24 @@
-"""The full checks of an edge batch: each row's own errors, ids seen before (loaded earlier or
-repeated in the batch), single cardinality and the fail_on_error limit, then the merge."""
+"""The full checks of an edge batch, and the SQL of an edge record that the fast path shares.
+
+One statement builds the batch's work table: per record its fields, its properties as jsonb,
+a flag per error of its own (blank or over-long id, endpoint or label; an endpoint vertex that
+is not loaded; a value not of its column's type) and, if its id is loaded already, that edge.
+The errors are logged from the flags, and rows with an error of their own are set aside. Ids
+seen before (loaded earlier, or more than once in the batch) then go through the checks that
+need the other rows of the id: ID_ASSIGNED_TO_MULTIPLE_EDGES, and single cardinality, where
+window functions and sorts are kept to those ids. The fail_on_error limit applies to all of it
+(only records before the first error load). Then the edges loaded before are updated and the
+new ones inserted: in bulk mode (graph_index_store.py) with the edge table's indexes dropped
+and built again after.
+"""
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 
+from loadbay_loader import graph_index_store as indexes
 from loadbay_loader.graph_plans import (
     EDGE_LABEL,
     MAX_KEY_BYTES,
@@ -15,6 +29,7 @@ from loadbay_loader.graph_plans import (
 )
 from loadbay_loader.graph_staging_store import (
     Args,
+    Staged,
     Staging,
     bare,
     error_limit,
@@ -23,6 +38,8 @@ from loadbay_loader.graph_staging_store import (
     trimmed,
 )
 from loadbay_loader.graph_values_store import (
+    PropertyValue,
+    json_text,
     json_value,
     mismatch_message,
     present_check,
@@ -31,8 +48,10 @@ from loadbay_loader.graph_values_store import (
     valid_check,
 )
 
+_FLAGS = ("id_bad", "from_blank", "to_blank", "label_bad", "from_missing", "to_missing")
 
-def edge_columns(plan: EdgePlan, a: Args) -> dict[str, str]:
+
+def edge_columns(plan: EdgePlan) -> dict[str, str]:
     """SQL expressions (over the trimmed staging relation ``s``) of an edge's fields."""
     return {
         "id": "gen_random_uuid()::text" if plan.id_field is None else f"s.t{plan.id_field}",
@@ -44,117 +63,162 @@ def edge_columns(plan: EdgePlan, a: Args) -> dict[str, str]:
 
 def edge_props(plan: EdgePlan, settings: MergeSettings, a: Args, *, checked: bool) -> str:
     """SQL: the jsonb properties of a staged edge (``checked``: invalid values left out)."""
-    pairs, present = [], []
+    props = []
     for c in plan.props:
         x = f"s.t{c.field}"
-        pairs.append((a(c.name), json_value(c, x)))
         valid = valid_check(c, x)
-        checks = checked and valid != "true"
-        present.append(
-            f"({present_check(c, settings)} AND {valid})" if checks else present_check(c, settings)
+        present = present_check(c, settings)
+        if checked and valid != "true":
+            present = f"({present} AND {valid})"
+        props.append(
+            PropertyValue(
+                a(c.name), a(json.dumps(c.name)), json_value(c, x), json_text(c, x), present
+            )
         )
-    return props_object(pairs, present)
+    return props_object(props)
 
 
-async def edge_row_errors(
-    conn: asyncpg.Connection, st: Staging, plan: EdgePlan, settings: MergeSettings
-) -> None:
-    """Log every staged row's own errors: blank or over-long id, endpoint or label (fatal),
-    missing endpoint vertices (fatal) and values not of their column's type."""
-    a = Args()
-    e = edge_columns(plan, a)
+def edge_records(
+    st: Staging,
+    staged: Staged,
+    plan: EdgePlan,
+    settings: MergeSettings,
+    a: Args,
+    *,
+    values: bool,
+    existing: bool,
+) -> str:
+    """SQL relation ``r``: per staged record rec, id, label, from_id, to_id, the flags of its
+    row errors (``_FLAGS``, and ``fatal`` for any of them), ``mismatch`` (a value not of its
+    column's type); with ``values`` its valid values as jsonb ``props`` and the number of its
+    values, valid or not, ``nvals``; with ``existing`` the edge already loaded with its id
+    (``existed``, ``g_label`` ... ``g_props``). The filters of its users sit above it, so the
+    planner sizes its joins by the batch's rows."""
+    e = edge_columns(plan)
     fs, ts = a(plan.from_space), a(plan.to_space)
-    id_bad = (
-        "false"
+    flags = {
+        "id_bad": "false"
         if plan.id_field is None
-        else f"{e['id']} IS NULL OR octet_length({e['id']}) > {MAX_KEY_BYTES}"
-    )
-    label_bad = (
-        "false"
+        else f"({e['id']} IS NULL OR octet_length({e['id']}) > {MAX_KEY_BYTES})",
+        "from_blank": f"({e['from_id']} IS NULL)",
+        "to_blank": f"({e['to_id']} IS NULL)",
+        "label_bad": "false"
         if plan.label_field is None
-        else f"{e['label']} IS NULL OR {e['label']} = ''"
-        f" OR octet_length({e['label']}) > {MAX_KEY_BYTES}"
-    )
-    from_missing = f"({e['from_id']} IS NOT NULL AND vf.id IS NULL)"
-    to_missing = f"({e['to_id']} IS NOT NULL AND vt.id IS NULL)"
-    await conn.execute(
-        f"""INSERT INTO {st.errs} (rec, code, kind, fatal, message)
-        SELECT s.rec, x.code, x.kind, true, x.message
-        FROM {trimmed(st)}
+        else f"({e['label']} IS NULL OR {e['label']} = ''"
+        f" OR octet_length({e['label']}) > {MAX_KEY_BYTES})",
+        "from_missing": f"({e['from_id']} IS NOT NULL AND vf.id IS NULL)",
+        "to_missing": f"({e['to_id']} IS NOT NULL AND vt.id IS NULL)",
+    }
+    checks = [
+        f"({present_check(c, settings)} AND NOT {valid_check(c, f's.t{c.field}')})"
+        for c in plan.props
+        if valid_check(c, "x") != "true"
+    ]
+    columns = [
+        "s.rec",
+        *(f"{sql} AS {name}" for name, sql in e.items()),
+        *(f"{sql} AS {name}" for name, sql in flags.items()),
+        f"({' OR '.join(flags.values())}) AS fatal",
+        f"({' OR '.join(checks) or 'false'}) AS mismatch",
+    ]
+    join = ""
+    if values:
+        columns.append(f"{edge_props(plan, settings, a, checked=True)} AS props")
+        nvals = " + ".join(f"({present_check(c, settings)})::int" for c in plan.props) or "0"
+        columns.append(f"{nvals} AS nvals")
+    if existing:
+        columns.append(
+            "g.id IS NOT NULL AS existed, g.label AS g_label, g.from_space AS g_from_space,"
+            " g.from_id AS g_from_id, g.to_space AS g_to_space, g.to_id AS g_to_id,"
+            " g.properties AS g_props"
+        )
+        # One index lookup per record: a hash join would read the whole edge table, which
+        # is most often much larger than the batch.
+        join = (
+            "LEFT JOIN LATERAL (SELECT g.id, g.label, g.from_space, g.from_id, g.to_space,"
+            f" g.to_id, g.properties FROM graph_edges g WHERE g.id = {e['id']} OFFSET 0) g ON true"
+        )
+    elif values:
+        columns.append("false AS existed, NULL::jsonb AS g_props")
+    return f"""(SELECT {", ".join(columns)}
+        FROM {trimmed(st, staged)}
         LEFT JOIN graph_vertices vf ON vf.id_space = {fs} AND vf.id = {e["from_id"]}
         LEFT JOIN graph_vertices vt ON vt.id_space = {ts} AND vt.id = {e["to_id"]}
+        {join} OFFSET 0) r"""
+
+
+async def log_row_errors(
+    conn: asyncpg.Connection,
+    st: Staging,
+    staged: Staged,
+    plan: EdgePlan,
+    settings: MergeSettings,
+    records: str,
+) -> None:
+    """Log the errors of the flagged rows of table ``records`` (made of :func:`edge_records`):
+    a fatal error per flag, and a PARSING_ERROR per value not of its column's type."""
+    a = Args()
+    await conn.execute(
+        f"""INSERT INTO {st.errs} (rec, code, kind, fatal, message)
+        SELECT r.rec, x.code, x.kind, true, x.message FROM {records} r
         CROSS JOIN LATERAL (VALUES
-            ({id_bad}, 'PARSING_ERROR', 'parse',
+            (r.id_bad, 'PARSING_ERROR', 'parse',
              format('blank or over-long %s: every edge needs an id of at most {MAX_KEY_BYTES}'
                     ' bytes', {a(plan.id_header)})),
-            ({e["from_id"]} IS NULL, 'PARSING_ERROR', 'parse',
-             format('blank %s', {a(plan.from_header)})),
-            ({e["to_id"]} IS NULL, 'PARSING_ERROR', 'parse',
-             format('blank %s', {a(plan.to_header)})),
-            ({label_bad}, 'PARSING_ERROR', 'parse',
+            (r.from_blank, 'PARSING_ERROR', 'parse', format('blank %s', {a(plan.from_header)})),
+            (r.to_blank, 'PARSING_ERROR', 'parse', format('blank %s', {a(plan.to_header)})),
+            (r.label_bad, 'PARSING_ERROR', 'parse',
              format('blank or over-long %s: an edge needs one label', {a(plan.label_header)})),
-            ({from_missing}, 'FROM_OR_TO_VERTEX_ARE_MISSING', 'insert',
+            (r.from_missing, 'FROM_OR_TO_VERTEX_ARE_MISSING', 'insert',
              format('%s vertex "%s"%s does not exist (load vertex files before edge files)',
-                    {a(plan.from_header)}, {e["from_id"]}, {a(_space_note(plan.from_space))})),
-            ({to_missing}, 'FROM_OR_TO_VERTEX_ARE_MISSING', 'insert',
+                    {a(plan.from_header)}, r.from_id, {a(_space_note(plan.from_space))})),
+            (r.to_missing, 'FROM_OR_TO_VERTEX_ARE_MISSING', 'insert',
              format('%s vertex "%s"%s does not exist (load vertex files before edge files)',
-                    {a(plan.to_header)}, {e["to_id"]}, {a(_space_note(plan.to_space))}))
+                    {a(plan.to_header)}, r.to_id, {a(_space_note(plan.to_space))}))
         ) AS x(bad, code, kind, message)
-        WHERE x.bad AND (({id_bad}) OR {e["from_id"]} IS NULL OR {e["to_id"]} IS NULL
-                         OR ({label_bad}) OR {from_missing} OR {to_missing})""",
+        WHERE r.fatal AND x.bad""",
         *a.values,
     )
     a = Args()
     mismatches = [
-        f"SELECT s.rec, {mismatch_message(c, a, f's.t{c.field}')} AS message FROM {trimmed(st)}"
-        f" WHERE {present_check(c, settings)} AND NOT ({valid_check(c, f's.t{c.field}')})"
+        f"({present_check(c, settings)} AND NOT {valid_check(c, f's.t{c.field}')},"
+        f" {mismatch_message(c, a, f's.t{c.field}')})"
         for c in plan.props
         if valid_check(c, "x") != "true"
     ]
     if mismatches:
         await conn.execute(
-            f"INSERT INTO {st.errs} (rec, code, kind, fatal, message)"
-            f" SELECT rec, 'PARSING_ERROR', 'datatype', false, message"
-            f" FROM ({' UNION ALL '.join(mismatches)}) m",
+            f"""INSERT INTO {st.errs} (rec, code, kind, fatal, message)
+            SELECT s.rec, 'PARSING_ERROR', 'datatype', false, m.message
+            FROM {trimmed(st, staged)} JOIN {records} r ON r.rec = s.rec AND r.mismatch
+            CROSS JOIN LATERAL (VALUES {", ".join(mismatches)}) AS m(bad, message)
+            WHERE m.bad""",
             *a.values,
         )
 
 
 async def merge_edges_carefully(
-    conn: asyncpg.Connection, st: Staging, plan: EdgePlan, settings: MergeSettings
+    conn: asyncpg.Connection, st: Staging, plan: EdgePlan, settings: MergeSettings, staged: Staged
 ) -> BatchOutcome:
     """The full checks: row errors, ids seen before (loaded, or earlier in the batch), single
-    cardinality, the fail_on_error limit; then the merge. Sorting is kept to the ids that
-    occur more than once in the batch, usually none."""
+    cardinality, the fail_on_error limit; then the merge (inside the caller's transaction)."""
     work, multi, props_t = st.table("ework"), st.table("emulti"), st.table("eprops")
-    await edge_row_errors(conn, st, plan, settings)
+    ids = plan.id_field is not None
+    bulk = await indexes.bulk_worth_it(conn, "graph_edges", staged.rows)
+    if bulk:  # before the first read of the table (see graph_index_store.py)
+        await indexes.lock(conn, indexes.EDGE_TABLES, "ACCESS EXCLUSIVE")
     a = Args()
-    e = edge_columns(plan, a)
-    props = edge_props(plan, settings, a, checked=True)
-    nvals = " + ".join(f"({present_check(c, settings)})::int" for c in plan.props) or "0"
-    if plan.id_field is None:  # generated ids: every row is a new edge
-        existing = "false AS existed, NULL::jsonb AS g_props"
-        join = ""
-    else:
-        existing = (
-            "g.id IS NOT NULL AS existed, g.label AS g_label, g.from_space AS g_from_space,"
-            " g.from_id AS g_from_id, g.to_space AS g_to_space, g.to_id AS g_to_id,"
-            " g.properties AS g_props"
-        )
-        join = f"LEFT JOIN graph_edges g ON g.id = {e['id']}"
+    records = edge_records(st, staged, plan, settings, a, values=True, existing=ids)
     await conn.execute(
-        f"""CREATE TEMP TABLE {bare(work)} ON COMMIT DROP AS
-        SELECT s.rec, {e["id"]} AS id, {e["label"]} AS label, {e["from_id"]} AS from_id,
-               {e["to_id"]} AS to_id, {props} AS props, {nvals} AS nvals, {existing}
-        FROM {trimmed(st)} {join}
-        WHERE NOT EXISTS (SELECT 1 FROM {st.errs} x WHERE x.rec = s.rec AND x.fatal)""",
-        *a.values,
+        f"CREATE TEMP TABLE {bare(work)} ON COMMIT DROP AS SELECT * FROM {records}", *a.values
     )
+    await log_row_errors(conn, st, staged, plan, settings, work)
+    await conn.execute(f"DELETE FROM {work} WHERE fatal")
     await conn.execute(
         f"CREATE TEMP TABLE {bare(multi)} ON COMMIT DROP AS SELECT id FROM {work}"
-        + (" WHERE false" if plan.id_field is None else " GROUP BY id HAVING count(*) > 1")
+        + (" GROUP BY id HAVING count(*) > 1" if ids else " WHERE false")
     )
-    if plan.id_field is not None:
+    if ids:
         await _classify_edge_conflicts(conn, st, work, multi, props_t, plan, settings)
 
     limit = await error_limit(conn, st, settings)
@@ -165,7 +229,7 @@ async def merge_edges_carefully(
         f"SELECT coalesce(sum(1 + nvals), 0) FROM {work} WHERE rec < $1", lim
     )
     c.total_records += await fatal_rows(conn, st, lim) + (0 if limit is None else 1)
-    if plan.id_field is not None:
+    if ids:
         dup_statuses = "('dup', 'conflict')" if settings.policy == "keep" else "('dup')"
         c.total_duplicates = await conn.fetchval(
             f"""SELECT ((SELECT count(*) FROM {work} WHERE existed AND rec < $1)
@@ -176,6 +240,8 @@ async def merge_edges_carefully(
                         WHERE status IN {dup_statuses} AND rec < $1))::int8""",
             lim,
         )
+        await _update_loaded_edges(conn, props_t, plan, lim)
+    dropped = await indexes.drop_indexes(conn, indexes.EDGE_TABLES) if bulk else None
     await conn.execute(
         f"""INSERT INTO graph_edges
             (id, label, from_space, from_id, to_space, to_id, properties, property_types)
@@ -187,8 +253,10 @@ async def merge_edges_carefully(
         plan.to_space,
         types_json(plan.props),
     )
-    if plan.id_field is not None:
-        await _merge_seen_edges(conn, work, multi, props_t, plan, lim)
+    if ids:
+        await _insert_repeated_edges(conn, work, multi, props_t, plan, lim)
+    if dropped is not None:
+        await indexes.rebuild_indexes(conn, dropped)
     await report(conn, st, limit, outcome)
     return outcome
 
@@ -265,21 +333,29 @@ async def _classify_edge_conflicts(
         )
 
 
-async def _merge_seen_edges(
-    conn: asyncpg.Connection, work: str, multi: str, props_t: str, plan: EdgePlan, lim: int
+_NEW_VALUES = """SELECT id, jsonb_object_agg(key, value ORDER BY rec) AS props,
+                       jsonb_object_agg(key, $2::jsonb -> key) AS types
+                FROM {props_t} WHERE status = 'new' AND rec < $1 GROUP BY id"""
+
+
+async def _update_loaded_edges(
+    conn: asyncpg.Connection, props_t: str, plan: EdgePlan, lim: int
 ) -> None:
-    """Merge the edges seen before: ids loaded before get their new property values, ids
-    repeated in the batch are inserted once (their first row) with the values to keep."""
-    merged = f"""SELECT id, jsonb_object_agg(key, value ORDER BY rec) AS props,
-                        jsonb_object_agg(key, $2::jsonb -> key) AS types
-                 FROM {props_t} WHERE status = 'new' AND rec < $1 GROUP BY id"""
+    """Edges loaded before get the new values of their properties."""
     await conn.execute(
         f"""UPDATE graph_edges g
         SET properties = g.properties || m.props, property_types = g.property_types || m.types
-        FROM ({merged}) m WHERE g.id = m.id""",
+        FROM ({_NEW_VALUES.format(props_t=props_t)}) m WHERE g.id = m.id""",
         lim,
         types_json(plan.props),
     )
+
+
+async def _insert_repeated_edges(
+    conn: asyncpg.Connection, work: str, multi: str, props_t: str, plan: EdgePlan, lim: int
+) -> None:
+    """Ids repeated in the batch (and new) are inserted once, as their first row, with the
+    values to keep."""
     await conn.execute(
         f"""WITH heads AS (
             SELECT DISTINCT ON (w.id) w.id, w.label, w.from_id, w.to_id
@@ -289,7 +365,7 @@ async def _merge_seen_edges(
             (id, label, from_space, from_id, to_space, to_id, properties, property_types)
         SELECT h.id, h.label, $3::text, h.from_id, $4::text, h.to_id, coalesce(m.props, '{{}}'),
                coalesce(m.types, '{{}}')
-        FROM heads h LEFT JOIN ({merged}) m ON m.id = h.id""",
+        FROM heads h LEFT JOIN ({_NEW_VALUES.format(props_t=props_t)}) m ON m.id = h.id""",
         lim,
         types_json(plan.props),
         plan.from_space,

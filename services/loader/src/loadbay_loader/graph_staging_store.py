@@ -12,7 +12,7 @@ graph_csv.py, which then parses the batch itself and hands the good records to
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterable, Iterable, Sequence
+from collections.abc import AsyncIterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,17 @@ import asyncpg
 
 from loadbay_loader.graph_plans import MAX_ERRORS_PER_BATCH, BatchOutcome, MergeSettings
 from loadbay_platform.db import watched
+
+BATCH_WORK_MEM = "64MB"  # per sort or hash of a batch's statements (the server's default: 4MB)
+
+
+@dataclass(frozen=True)
+class Staged:
+    """What a batch put in the staging table."""
+
+    rows: int  # records staged
+    parse_errors: bool  # records set aside as PARSING_ERRORs (the slow path)
+    spaced: bool  # a field may have spaces at its edges (otherwise nothing needs trimming)
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,13 @@ async def _reset(conn: asyncpg.Connection, st: Staging) -> None:
     await conn.execute(f"TRUNCATE {st.stage}, {st.errs} RESTART IDENTITY")
 
 
+async def begin_batch(conn: asyncpg.Connection) -> None:
+    """Settings for a batch's transaction: its statements run once over many rows, where
+    JIT compiling costs more than it saves, and hash tables of a large graph's vertex ids
+    should not spill to disk."""
+    await conn.execute(f"SET LOCAL jit = off; SET LOCAL work_mem = '{BATCH_WORK_MEM}'")
+
+
 async def stage_copy(conn: asyncpg.Connection, st: Staging, source: AsyncIterable[bytes]) -> int:
     """Empty the staging tables and COPY one batch of raw CSV records (no header) into them.
 
@@ -88,18 +106,18 @@ async def stage_copy(conn: asyncpg.Connection, st: Staging, source: AsyncIterabl
             encoding="UTF8",
         ),
     )
-    # Without statistics the planner takes a freshly filled TEMP table for a few rows and
-    # joins it in nested loops (40 s instead of 1 s for 500k edges); sampling costs ~2%.
-    await conn.execute(f"ANALYZE {st.stage}")
+    # No ANALYZE (it cost 5-10% of a batch): the table was just emptied, so the planner
+    # counts its pages, and the merges keep their filters above the joins so that the row
+    # estimate that decides between hash joins and index lookups stays that count.
     return int(status.rsplit(" ", 1)[-1])
 
 
 async def stage_records(
     conn: asyncpg.Connection,
     st: Staging,
-    records: Iterable[tuple[Any, ...]],
+    records: Sequence[tuple[Any, ...]],
     parse_errors: Sequence[tuple[int, str]],
-) -> None:
+) -> Staged:
     """The slow path's staging: records parsed in Python as (rec, field0, ...) tuples, and
     the records that could not be parsed, as (rec, message) PARSING_ERRORs."""
     await _reset(conn, st)
@@ -112,13 +130,13 @@ async def stage_records(
             columns=["rec", *st.columns],
         ),
     )
-    await conn.execute(f"ANALYZE {st.stage}")
     if parse_errors:
         await conn.executemany(
             f"INSERT INTO {st.errs} (rec, code, kind, fatal, message)"
             " VALUES ($1, 'PARSING_ERROR', 'parse', true, $2)",
             parse_errors,
         )
+    return Staged(len(records), parse_errors=bool(parse_errors), spaced=True)
 
 
 class Args:
@@ -132,9 +150,11 @@ class Args:
         return f"${len(self.values)}::{cast}"
 
 
-def trimmed(st: Staging) -> str:
-    """The staging table with every field trimmed, as relation ``s`` (rec, t0, t1, ...)."""
-    cols = ", ".join(f"btrim({c}) AS t{i}" for i, c in enumerate(st.columns))
+def trimmed(st: Staging, staged: Staged) -> str:
+    """The staging table with every field trimmed, as relation ``s`` (rec, t0, t1, ...).
+    Trimming costs as much as a scan of the table, so it is left out when no field needs it."""
+    fields = (f"btrim({c})" if staged.spaced else c for c in st.columns)
+    cols = ", ".join(f"{f} AS t{i}" for i, f in enumerate(fields))
     return f"(SELECT rec, {cols} FROM {st.stage} OFFSET 0) s"
 
 
