@@ -20,7 +20,7 @@ try:
 except ModuleNotFoundError:  # the loader package is not installed in this environment yet
     sys.path.insert(0, str(ROOT / "services" / "loader" / "src"))
 
-from loadbay_loader import graph_csv, graph_read_store  # noqa: E402
+from loadbay_loader import graph_csv, graph_index_store, graph_read_store  # noqa: E402
 from loadbay_loader.feeds import FeedError, FeedResult, LoadOptions  # noqa: E402
 from loadbay_loader.graph_csv import HeaderError, feed_kind, parse_header  # noqa: E402
 from loadbay_loader.graph_plans import EdgePlan, VertexPlan  # noqa: E402
@@ -34,8 +34,15 @@ CYPHER = LoadOptions(format="opencypher", fail_on_error=False)
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(autouse=True)
-async def empty_graph(pool: asyncpg.Pool) -> None:
+@pytest.fixture(autouse=True, params=["indexed", "bulk"])
+async def empty_graph(
+    request: pytest.FixtureRequest, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test runs twice: with batches that keep the graph's indexes, and in bulk mode
+    (indexes dropped and built again, graph_index_store.py), whose size threshold is lowered
+    so that these small files take it whenever a batch is as large as its table."""
+    bulk_min_rows = 0 if request.param == "bulk" else 10**12
+    monkeypatch.setattr(graph_index_store, "BULK_MIN_ROWS", bulk_min_rows)
     await pool.execute(
         "TRUNCATE graph_vertices, graph_vertex_labels, graph_vertex_properties, graph_edges"
     )

@@ -55,7 +55,10 @@ def edge_columns(plan: EdgePlan) -> dict[str, str]:
     """SQL expressions (over the trimmed staging relation ``s``) of an edge's fields."""
     return {
         "id": "gen_random_uuid()::text" if plan.id_field is None else f"s.t{plan.id_field}",
-        "label": f"'{EDGE_LABEL}'::text" if plan.label_field is None else f"s.t{plan.label_field}",
+        # "C" like the staged and stored labels (they meet in one CASE when an id repeats)
+        "label": f"'{EDGE_LABEL}'::text COLLATE \"C\""
+        if plan.label_field is None
+        else f"s.t{plan.label_field}",
         "from_id": f"s.t{plan.from_field}",
         "to_id": f"s.t{plan.to_field}",
     }
@@ -205,8 +208,8 @@ async def merge_edges_carefully(
     work, multi, props_t = st.table("ework"), st.table("emulti"), st.table("eprops")
     ids = plan.id_field is not None
     bulk = await indexes.bulk_worth_it(conn, "graph_edges", staged.rows)
-    if bulk:  # before the first read of the table (see graph_index_store.py)
-        await indexes.lock(conn, indexes.EDGE_TABLES, "ACCESS EXCLUSIVE")
+    # before the first read of the table (see graph_index_store.py)
+    await indexes.lock(conn, indexes.EDGE_TABLES, "ACCESS EXCLUSIVE" if bulk else "ROW EXCLUSIVE")
     a = Args()
     records = edge_records(st, staged, plan, settings, a, values=True, existing=ids)
     await conn.execute(

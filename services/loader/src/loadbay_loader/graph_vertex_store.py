@@ -122,8 +122,7 @@ async def merge_vertices(
         c.total_duplicates += await _insert_single_values(conn, single, space, settings, lim, new)
     if dropped is not None:
         await indexes.rebuild_indexes(conn, dropped)
-    else:
-        await analyze_if_grown(conn, "graph_vertices", new_vertices)
+    await analyze_if_grown(conn, "graph_vertices", new_vertices)
     c.total_records += await fatal_rows(conn, st, lim) + (0 if limit is None else 1)
     await report(conn, st, limit, outcome)
     return outcome
