@@ -352,11 +352,12 @@ async def test_concurrent_feeds_in_bulk_and_normal_mode_do_not_deadlock(
 
 
 async def test_a_feed_takes_its_table_locks_before_it_reads_them(
-    pool: asyncpg.Pool, empty_graph: str
+    pool: asyncpg.Pool, empty_graph: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Bulk and normal feeds lock the vertex tables in one order before reading any of them,
     so that neither can hold a lock the other waits for while it waits itself (a deadlock)."""
     mode = "AccessExclusiveLock" if empty_graph == "bulk" else "RowExclusiveLock"
+    monkeypatch.setattr(graph_index_store, "BULK_LOCK_WAIT", "10min")
     async with pool.acquire() as holder, holder.transaction():
         await holder.execute("LOCK TABLE graph_vertex_properties IN ACCESS EXCLUSIVE MODE")
         feed = asyncio.create_task(load(pool, "~id,n:Int(single)\nv1,1\n"))
@@ -378,3 +379,24 @@ async def test_a_feed_takes_its_table_locks_before_it_reads_them(
             ("graph_vertex_properties", mode, False),
         }
     assert (await feed).counts == (2, 0, 0, 0, 0)
+
+
+async def test_bulk_mode_does_not_wait_long_for_a_reader_of_the_graph(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(graph_index_store, "BULK_MIN_ROWS", 0)
+    monkeypatch.setattr(graph_index_store, "BULK_LOCK_WAIT", "50ms")
+    dropped: list[Any] = []
+
+    async def spy(conn: asyncpg.Connection, tables: Any) -> Any:
+        dropped.append(tables)
+        return None
+
+    monkeypatch.setattr(graph_index_store, "drop_indexes", spy)
+    async with pool.acquire() as reader, reader.transaction():
+        await reader.fetch("SELECT * FROM graph_vertices, graph_edges LIMIT 1")
+        # the reader's transaction stays open: the loads keep the indexes and go on
+        assert (await load(pool, "~id,n:Int\nv1,1\nv2,2\n")).counts == (4, 0, 0, 0, 0)
+        assert (await load(pool, "~id,~from,~to\ne1,v1,v2\n")).counts == (1, 0, 0, 0, 0)
+    assert dropped == []
+    assert await graph_size(pool) == {"vertices": 2, "edges": 1}

@@ -207,9 +207,11 @@ async def merge_edges_carefully(
     cardinality, the fail_on_error limit; then the merge (inside the caller's transaction)."""
     work, multi, props_t = st.table("ework"), st.table("emulti"), st.table("eprops")
     ids = plan.id_field is not None
-    bulk = await indexes.bulk_worth_it(conn, "graph_edges", staged.rows)
-    # before the first read of the table (see graph_index_store.py)
-    await indexes.lock(conn, indexes.EDGE_TABLES, "ACCESS EXCLUSIVE" if bulk else "ROW EXCLUSIVE")
+    bulk = await indexes.bulk_worth_it(
+        conn, "graph_edges", staged.rows
+    ) and await indexes.lock_for_bulk(conn, indexes.EDGE_TABLES)
+    if not bulk:  # before the first read of the table (see graph_index_store.py)
+        await indexes.lock(conn, indexes.EDGE_TABLES, "ROW EXCLUSIVE")
     a = Args()
     records = edge_records(st, staged, plan, settings, a, values=True, existing=ids)
     await conn.execute(

@@ -12,7 +12,9 @@ transactional). Unique indexes still hold: building one over a duplicated key fa
 unique violation, which the caller treats as an id seen twice.
 
 Locks are always taken before the batch reads a table it writes, and in one order
-(:data:`VERTEX_TABLES`), so that two feeds in bulk and normal mode cannot deadlock.
+(:data:`VERTEX_TABLES`), so that two feeds in bulk and normal mode cannot deadlock. A batch
+that cannot have its tables to itself within BULK_LOCK_WAIT (a long query on the graph) keeps
+the indexes instead.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ import asyncpg
 VERTEX_TABLES = ("graph_vertices", "graph_vertex_labels", "graph_vertex_properties")
 EDGE_TABLES = ("graph_edges",)
 BULK_MIN_ROWS = 10_000  # smaller batches keep the indexes (and never lock out readers)
+# How long bulk mode waits for the tables' readers and writers to finish (a long query on
+# the graph); then the batch keeps the indexes rather than queue every new reader behind it.
+BULK_LOCK_WAIT = "2s"
 INDEX_BUILD_MEMORY = "256MB"  # maintenance_work_mem of a rebuild (sorts 10M keys in memory)
 _ROWS_PER_PAGE_UNKNOWN = 100  # a table never analyzed: a guess of its rows per 8 kB page
 
@@ -93,6 +98,20 @@ async def lock(
 ) -> None:
     """Lock the tables in their listed order (inside the caller's transaction)."""
     await conn.execute(f"LOCK TABLE {', '.join(tables)} IN {mode} MODE")
+
+
+async def lock_for_bulk(conn: asyncpg.Connection, tables: Sequence[str]) -> bool:
+    """Lock the tables in ACCESS EXCLUSIVE mode within BULK_LOCK_WAIT, or say False (then
+    nothing is locked)."""
+    try:
+        async with conn.transaction():
+            previous = await conn.fetchval("SELECT current_setting('lock_timeout')")
+            await conn.execute(f"SET LOCAL lock_timeout = '{BULK_LOCK_WAIT}'")
+            await lock(conn, tables, "ACCESS EXCLUSIVE")
+            await conn.execute("SELECT set_config('lock_timeout', $1, true)", previous)
+    except asyncpg.LockNotAvailableError:
+        return False
+    return True
 
 
 async def drop_indexes(conn: asyncpg.Connection, tables: Sequence[str]) -> DroppedIndexes | None:

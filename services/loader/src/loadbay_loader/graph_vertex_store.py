@@ -43,8 +43,11 @@ async def merge_vertices(
     rows, vals, single = st.table("vrows"), st.table("vvals"), st.table("vsingle")
     space = plan.id_space
     # Bulk mode (graph_index_store.py) when the batch is as large as the graph's vertices.
-    bulk = await indexes.bulk_worth_it(conn, "graph_vertices", staged.rows)
-    await indexes.lock(conn, indexes.VERTEX_TABLES, "ACCESS EXCLUSIVE" if bulk else "ROW EXCLUSIVE")
+    bulk = await indexes.bulk_worth_it(
+        conn, "graph_vertices", staged.rows
+    ) and await indexes.lock_for_bulk(conn, indexes.VERTEX_TABLES)
+    if not bulk:  # before the first read of a table (see graph_index_store.py)
+        await indexes.lock(conn, indexes.VERTEX_TABLES, "ROW EXCLUSIVE")
     a = Args()
     await conn.execute(
         f"CREATE TEMP TABLE {bare(rows)} ON COMMIT DROP AS SELECT s.rec,"
