@@ -185,6 +185,17 @@ def run_once(loader: Loader, info: StackInfo, files: Files) -> Run:
     )  # fmt: skip
 
 
+def s3_read_seconds(s3: Any, keys: tuple[str, ...]) -> float:
+    """Seconds to read the objects from the stack's S3 (moto), bytes discarded: how fast the
+    loader's source can go at best."""
+    started = time.perf_counter()
+    for key in keys:
+        body = s3.get_object(Bucket=BENCH_BUCKET, Key=key)["Body"]
+        while body.read(1 << 20):
+            pass
+    return time.perf_counter() - started
+
+
 def median(runs: list[Run], value: Callable[[Run], float]) -> float:
     return statistics.median(value(r) for r in runs)
 
@@ -233,6 +244,7 @@ def main() -> None:
                 services.wait_ready()
                 loader = Loader(urls["loader"], info.s3_region)
                 runs = [run_once(loader, info, files) for _ in range(args.repeat)]
+                s3_s = s3_read_seconds(s3, ("bench/first/vertices.csv", "bench/first/edges.csv"))
                 rdf = {fmt: loader.load(f"bench/{fmt}/", fmt) for fmt in files.rdf}
                 peak = peak_rss(services.procs["loader"].pid)
             finally:
@@ -252,6 +264,7 @@ def main() -> None:
         f"  raw COPY of both files  : {rows_first / raw_first_s:,.0f} rows/s ({raw_first_s:.2f} s)"
     )
     print(f"  ratio                   : {median(runs, lambda r: r.raw_first_s / r.first_s):.2f}")
+    print(f"  S3 read of both files   : {rows_first / s3_s:,.0f} rows/s ({s3_s:.2f} s)")
     print(
         f"incremental load          : {rows_incr / incr_s:,.0f} rows/s,"
         f" {last.incremental_records / incr_s:,.0f} records/s ({incr_s:.2f} s,"
