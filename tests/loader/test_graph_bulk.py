@@ -52,7 +52,7 @@ async def empty_graph(
     request: pytest.FixtureRequest, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> str:
     """Every test runs with batches that keep the indexes and in bulk mode (its threshold
-    lowered so that small files take it when a batch is as large as its table); a test that
+    lowered so that small files take it when a batch is large against its table); a test that
     needs the real threshold sets it back."""
     bulk_min_rows = 0 if request.param == "bulk" else 10**12
     monkeypatch.setattr(graph_index_store, "BULK_MIN_ROWS", bulk_min_rows)

@@ -40,7 +40,7 @@ async def empty_graph(
 ) -> None:
     """Every test runs twice: with batches that keep the graph's indexes, and in bulk mode
     (indexes dropped and built again, graph_index_store.py), whose size threshold is lowered
-    so that these small files take it whenever a batch is as large as its table."""
+    so that these small files take it whenever a batch is large against its table."""
     bulk_min_rows = 0 if request.param == "bulk" else 10**12
     monkeypatch.setattr(graph_index_store, "BULK_MIN_ROWS", bulk_min_rows)
     await pool.execute(

@@ -42,7 +42,7 @@ async def merge_vertices(
     """Check and merge the staged vertex records (inside the caller's transaction)."""
     rows, vals, single = st.table("vrows"), st.table("vvals"), st.table("vsingle")
     space = plan.id_space
-    # Bulk mode (graph_index_store.py) when the batch is as large as the graph's vertices.
+    # Bulk mode (graph_index_store.py) when the batch is large against the graph's vertices.
     bulk = await indexes.bulk_worth_it(
         conn, "graph_vertices", staged.rows
     ) and await indexes.lock_for_bulk(conn, indexes.VERTEX_TABLES)
