@@ -48,8 +48,6 @@ from loadbay_loader.graph_values_store import (
     valid_check,
 )
 
-_FLAGS = ("id_bad", "from_blank", "to_blank", "label_bad", "from_missing", "to_missing")
-
 
 def edge_columns(plan: EdgePlan) -> dict[str, str]:
     """SQL expressions (over the trimmed staging relation ``s``) of an edge's fields."""
@@ -92,11 +90,12 @@ def edge_records(
     existing: bool,
 ) -> str:
     """SQL relation ``r``: per staged record rec, id, label, from_id, to_id, the flags of its
-    row errors (``_FLAGS``, and ``fatal`` for any of them), ``mismatch`` (a value not of its
-    column's type); with ``values`` its valid values as jsonb ``props`` and the number of its
-    values, valid or not, ``nvals``; with ``existing`` the edge already loaded with its id
-    (``existed``, ``g_label`` ... ``g_props``). The filters of its users sit above it, so the
-    planner sizes its joins by the batch's rows."""
+    row errors (id_bad, from_blank, to_blank, label_bad, from_missing, to_missing, and
+    ``fatal`` for any of them) and ``mismatch`` (a value not of its column's type); with
+    ``values`` its valid values as jsonb ``props`` and the number of its values, valid or
+    not, ``nvals``; with ``existing`` the edge already loaded with its id (``existed``,
+    ``g_label`` ... ``g_props``). The filters of its users sit above it, so the planner sizes
+    its joins by the batch's rows."""
     e = edge_columns(plan)
     fs, ts = a(plan.from_space), a(plan.to_space)
     flags = {
