@@ -29,8 +29,8 @@ VERTEX_TABLES = ("graph_vertices", "graph_vertex_labels", "graph_vertex_properti
 EDGE_TABLES = ("graph_edges",)
 BULK_MIN_ROWS = 10_000  # smaller batches keep the indexes (and never lock out readers)
 # A batch rebuilds the indexes of a table at most this many times its size: rebuilding costs
-# about 0.2 us per row of the table, keeping a primary key up to date 1.5-6 us per row added
-# (more as the index outgrows the caches).
+# about 0.2 us per row of the table, keeping a primary key up to date 1 us per row added, and
+# several times that once the index outgrows the caches.
 BULK_TABLE_PER_BATCH = 4
 # How long bulk mode waits for the tables' readers and writers to finish (a long query on
 # the graph); then the batch keeps the indexes rather than queue every new reader behind it.
