@@ -1,11 +1,11 @@
 """Bulk mode: a batch large against the graph table it writes drops that table's indexes,
 writes its rows, and builds the indexes again, all in the batch's transaction.
 
-Keeping a btree up to date row by row costs five to thirty times what building it costs per
-row (1M edges: ~1.5 s of index upkeep against ~0.2 s to build the primary key from scratch,
-on a 2-core machine), so a first load into an empty graph, and any batch at least a quarter
-of its table, takes this path. The indexes are whatever the migrations made (read from the catalog,
-so a later migration's index is rebuilt too), and the batch holds the tables in ACCESS
+Keeping a btree up to date row by row costs five times and more what building it costs per
+row (1M edges: ~1 s of index upkeep against ~0.2 s to build the primary key from scratch, on
+a 2-core machine), so a first load into an empty graph, and any batch at least a quarter of
+its table, takes this path. The indexes are whatever the migrations made (read from the
+catalog, so a later migration's index is rebuilt too), and the batch holds the tables in ACCESS
 EXCLUSIVE mode until it commits: readers of the graph wait for that batch, and other feeds of
 the load write after it. A rolled-back batch leaves the indexes as they were (DDL is
 transactional). Unique indexes still hold: building one over a duplicated key fails with a
