@@ -2,7 +2,7 @@
 
 Edges, the bulk of a graph, take the cheapest path that is still exact: one INSERT of the rows
 without a problem, with no ON CONFLICT (it doubles the insert's cost) so that an id already
-taken raises and rolls the attempt back. A batch at least a quarter of the edge table (a first
+taken raises and rolls the attempt back. A batch at least half the edge table's size (a first
 load into an empty graph, above all) does it in bulk mode (graph_index_store.py): it checks
 that none of its ids is loaded, drops the table's indexes, inserts, and builds them again,
 which fails on an id repeated in the batch. Rows left out because of their own errors are

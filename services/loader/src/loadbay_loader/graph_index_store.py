@@ -3,8 +3,8 @@ writes its rows, and builds the indexes again, all in the batch's transaction.
 
 Keeping a btree up to date row by row costs five times and more what building it costs per
 row (1M edges: ~1 s of index upkeep against ~0.2 s to build the primary key from scratch, on
-a 2-core machine), so a first load into an empty graph, and any batch at least a quarter of
-its table, takes this path. The indexes are whatever the migrations made (read from the
+a 2-core machine), so a first load into an empty graph, and any batch at least half its
+table's size, takes this path. The indexes are whatever the migrations made (read from the
 catalog, so a later migration's index is rebuilt too), and the batch holds the tables in ACCESS
 EXCLUSIVE mode until it commits: readers of the graph wait for that batch, and other feeds of
 the load write after it. A rolled-back batch leaves the indexes as they were (DDL is
@@ -29,9 +29,11 @@ VERTEX_TABLES = ("graph_vertices", "graph_vertex_labels", "graph_vertex_properti
 EDGE_TABLES = ("graph_edges",)
 BULK_MIN_ROWS = 10_000  # smaller batches keep the indexes (and never lock out readers)
 # A batch rebuilds the indexes of a table at most this many times its size: rebuilding costs
-# about 0.2 us per row of the table, keeping a primary key up to date 1 us per row added, and
-# several times that once the index outgrows the caches.
-BULK_TABLE_PER_BATCH = 4
+# about 0.2 us per row of the table plus a check that no id is loaded (a hash join, ~0.3 us a
+# row), keeping a primary key up to date 1-1.5 us per row added, and several times that once
+# the index outgrows the caches (250k edges into 1M: no gain; 1.45M into 1.6M: 6.3 us a row
+# kept, against 2.7 in bulk mode).
+BULK_TABLE_PER_BATCH = 2
 # How long bulk mode waits for the tables' readers and writers to finish (a long query on
 # the graph); then the batch keeps the indexes rather than queue every new reader behind it.
 BULK_LOCK_WAIT = "2s"
