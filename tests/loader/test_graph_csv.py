@@ -20,10 +20,10 @@ try:
 except ModuleNotFoundError:  # the loader package is not installed in this environment yet
     sys.path.insert(0, str(ROOT / "services" / "loader" / "src"))
 
-from loadbay_loader import graph_csv, graph_store  # noqa: E402
+from loadbay_loader import graph_csv, graph_index_store, graph_read_store  # noqa: E402
 from loadbay_loader.feeds import FeedError, FeedResult, LoadOptions  # noqa: E402
 from loadbay_loader.graph_csv import HeaderError, feed_kind, parse_header  # noqa: E402
-from loadbay_loader.graph_store import EdgePlan, VertexPlan  # noqa: E402
+from loadbay_loader.graph_plans import EdgePlan, VertexPlan  # noqa: E402
 
 AIR_ROUTES = ROOT / "tests" / "data" / "air-routes-1.0-gremlin"
 URI = "s3://bucket/graph/feed.csv"
@@ -34,8 +34,15 @@ CYPHER = LoadOptions(format="opencypher", fail_on_error=False)
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(autouse=True)
-async def empty_graph(pool: asyncpg.Pool) -> None:
+@pytest.fixture(autouse=True, params=["indexed", "bulk"])
+async def empty_graph(
+    request: pytest.FixtureRequest, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test runs twice: with batches that keep the graph's indexes, and in bulk mode
+    (indexes dropped and built again, graph_index_store.py), whose size threshold is lowered
+    so that these small files take it whenever a batch is large against its table."""
+    bulk_min_rows = 0 if request.param == "bulk" else 10**12
+    monkeypatch.setattr(graph_index_store, "BULK_MIN_ROWS", bulk_min_rows)
     await pool.execute(
         "TRUNCATE graph_vertices, graph_vertex_labels, graph_vertex_properties, graph_edges"
     )
@@ -119,17 +126,17 @@ async def load(
 
 async def vertex(pool: asyncpg.Pool, id: str, id_space: str = "") -> dict[str, Any] | None:
     async with pool.acquire() as conn:
-        return await graph_store.get_vertex(conn, id, id_space)
+        return await graph_read_store.get_vertex(conn, id, id_space)
 
 
 async def edge(pool: asyncpg.Pool, id: str) -> dict[str, Any] | None:
     async with pool.acquire() as conn:
-        return await graph_store.get_edge(conn, id)
+        return await graph_read_store.get_edge(conn, id)
 
 
 async def graph_size(pool: asyncpg.Pool) -> dict[str, int]:
     async with pool.acquire() as conn:
-        return await graph_store.count_graph(conn)
+        return await graph_read_store.count_graph(conn)
 
 
 async def props(pool: asyncpg.Pool, id: str, id_space: str = "") -> dict[str, list[Any]]:
@@ -402,7 +409,7 @@ async def test_multiple_labels_and_default_labels(pool: asyncpg.Pool) -> None:
     assert (await edge(pool, "e1") or {})["label"] == "edge"
     assert (await edge(pool, "e2") or {})["label"] == "likes;knows"  # edges have one label
     async with pool.acquire() as conn:
-        assert await graph_store.count_by_label(conn) == {
+        assert await graph_read_store.count_by_label(conn) == {
             "vertices": {"person": 1, "employee": 1, "a;b": 1, "x": 1, "y": 1, "vertex": 1},
             "edges": {"edge": 1, "likes;knows": 1},
         }
@@ -783,7 +790,7 @@ async def test_air_routes_graph(pool: asyncpg.Pool) -> None:
     assert [c.total_duplicates for c in results] == [0, 0]
     assert await graph_size(pool) == {"vertices": 3749, "edges": 57645}
     async with pool.acquire() as conn:
-        assert await graph_store.count_by_label(conn) == {
+        assert await graph_read_store.count_by_label(conn) == {
             "vertices": {"airport": 3504, "country": 237, "continent": 7, "version": 1},
             "edges": {"route": 50637, "contains": 7008},
         }

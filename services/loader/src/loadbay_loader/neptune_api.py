@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from loadbay_loader import graph_reset, graph_store, load_jobs, rdf_store
+from loadbay_loader import graph_read_store as graph_store
+from loadbay_loader import graph_reset, load_jobs, rdf_store
 from loadbay_loader.graph_values import json_element
 from loadbay_loader.load_request import parse_bool, parse_request
 from loadbay_loader.loader_access import LoaderAccess, Unauthenticated, check_startup
