@@ -64,7 +64,7 @@ class Waker:
 
     async def _start_listening(self) -> None:
         try:
-            listener = await self.pool.acquire(timeout=self.acquire_timeout_s)
+            listener = await self.pool.acquire()
         except DATABASE_ERRORS as exc:  # TimeoutError included
             log.warning("cannot listen on %s (%r); polling meanwhile", self.channel, exc)
             return

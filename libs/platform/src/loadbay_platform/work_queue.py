@@ -87,7 +87,11 @@ def enqueuer(service: str) -> Handler:
 
 
 class WorkQueue:
-    """Runs queued long work with `settings.workers` workers until cancelled."""
+    """Runs queued long work with `settings.workers` workers until cancelled.
+
+    Connections are acquired without a timeout: asyncpg's timed acquire goes through
+    `asyncio.wait_for`, which on Python 3.11 can lose an acquired connection when the task is
+    cancelled at that moment (seen as a pool that never closed); a worker can simply wait."""
 
     def __init__(
         self,
@@ -140,7 +144,7 @@ class WorkQueue:
 
     async def run_next(self) -> bool:
         """Claim the next job and run it to a durable end; False when there is none."""
-        async with self.pool.acquire(timeout=self.acquire_timeout_s) as conn:
+        async with self.pool.acquire() as conn:
             job = await conn.fetchrow(CLAIM, self.worker_id, list(self._mine))
             WORK_QUEUED.labels(self.service).set(await conn.fetchval(QUEUED))
         if job is None:
@@ -177,7 +181,7 @@ class WorkQueue:
         while True:
             try:
                 async with (
-                    self.pool.acquire(timeout=self.acquire_timeout_s) as conn,
+                    self.pool.acquire() as conn,
                     conn.transaction(),
                 ):
                     if await conn.fetchval(HOLD, job_id) is None:
@@ -237,7 +241,7 @@ class WorkQueue:
         while True:
             try:
                 async with (
-                    self.pool.acquire(timeout=self.acquire_timeout_s) as conn,
+                    self.pool.acquire() as conn,
                     conn.transaction(),
                 ):
                     if await conn.fetchval(HOLD, job_id) is None:
