@@ -168,7 +168,6 @@ async def _serve(
             dead_letter_hooks=hooks,
             settings=res.settings.work,
             max_retries=res.settings.kafka.max_retries,
-            acquire_timeout_s=res.settings.postgres.acquire_timeout_s,
         )
         queue = enqueuer(definition.name)
         handlers = {cls: queue if cls in long_running else h for cls, h in handlers.items()}

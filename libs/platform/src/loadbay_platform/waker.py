@@ -20,10 +20,9 @@ log = logging.getLogger(__name__)
 
 
 class Waker:
-    def __init__(self, pool: asyncpg.Pool, channel: str, acquire_timeout_s: float = 30.0) -> None:
+    def __init__(self, pool: asyncpg.Pool, channel: str) -> None:
         self.pool = pool
         self.channel = channel
-        self.acquire_timeout_s = acquire_timeout_s
         self._event = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
         self._listening = asyncio.Lock()  # waiters share one listening connection

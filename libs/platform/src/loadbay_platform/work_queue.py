@@ -102,7 +102,6 @@ class WorkQueue:
         dead_letter_hooks: Mapping[type[Event], DeadLetterHook],
         settings: WorkSettings,
         max_retries: int,
-        acquire_timeout_s: float = 30.0,
         retry_backoff_s: float = 0.5,
     ) -> None:
         self.service = service
@@ -111,14 +110,13 @@ class WorkQueue:
         self.hooks = {cls.TYPE: h for cls, h in dead_letter_hooks.items()}
         self.settings = settings
         self.max_retries = max_retries
-        self.acquire_timeout_s = acquire_timeout_s
         self.retry_backoff_s = retry_backoff_s
         # Who runs a job: a job taken again by the same process after an outage is no new start.
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._mine: set[int] = set()  # jobs this process holds or is retrying
 
     async def run(self) -> None:
-        waker = Waker(self.pool, channel(self.service), self.acquire_timeout_s)
+        waker = Waker(self.pool, channel(self.service))
         try:
             await asyncio.gather(*(self._worker(waker) for _ in range(self.settings.workers)))
         finally:
