@@ -1,7 +1,7 @@
 """The fault-injection suite at a large N, printing figures per scenario.
 
     .venv/bin/python scripts/fault_injection.py --n 100 --rows 200000 [--scenario loader-kill]
-        [--recycle-every 25]
+        [--recycle-every 10] [--keep-logs /tmp/loadbay-fault-logs]
 
 Same lab and oracle as tests/faults (real servers, kill -9 of services, PostgreSQL and the
 broker, S3 and SMTP cut off, poison and duplicate events). Exits non-zero if any iteration
@@ -26,7 +26,9 @@ from tests.faults.lab import FaultLab
 from tests.faults.scenarios import FAULTS, Outcome, ScenarioRun, summarize
 
 
-async def main(n: int, rows: int, scenarios: list[str], seed: int, recycle_every: int) -> int:
+async def main(
+    n: int, rows: int, scenarios: list[str], seed: int, recycle_every: int, keep: Path | None
+) -> int:
     outcomes: list[Outcome] = []
     for scenario in scenarios:
         rng = random.Random(f"{seed}-{scenario}")
@@ -36,7 +38,7 @@ async def main(n: int, rows: int, scenarios: list[str], seed: int, recycle_every
             # lab's S3 server (moto), whose listings slow down as the history grows (after
             # about 50 iterations a fetch took minutes), which is the lab, not loadbay.
             count = min(recycle_every, n - first)
-            outcomes += await _iterations(scenario, rows, rng, range(first, first + count))
+            outcomes += await _iterations(scenario, rows, rng, range(first, first + count), keep)
         print(f"{scenario}: {n} iterations in {time.monotonic() - started:.0f}s", flush=True)
     print()
     for line in summarize(outcomes):
@@ -45,7 +47,7 @@ async def main(n: int, rows: int, scenarios: list[str], seed: int, recycle_every
 
 
 async def _iterations(
-    scenario: str, rows: int, rng: random.Random, numbers: range
+    scenario: str, rows: int, rng: random.Random, numbers: range, keep: Path | None
 ) -> list[Outcome]:
     state = Path(tempfile.mkdtemp(prefix="loadbay-faults-"))
     lab = FaultLab(state)
@@ -59,6 +61,10 @@ async def _iterations(
             outcomes.append(outcome)
             if outcome.problems:
                 print(f"  {scenario} #{i}: {outcome.status}: {outcome.problems}", flush=True)
+                if keep is not None:  # the services' logs so far, to find out why
+                    kept = keep / f"{scenario}-{i}"
+                    shutil.copytree(state / "logs", kept, dirs_exist_ok=True)
+                    print(f"  logs kept in {kept}", flush=True)
     finally:
         await lab.stop()
         shutil.rmtree(state, ignore_errors=True)
@@ -72,13 +78,21 @@ if __name__ == "__main__":
     parser.add_argument("--scenario", action="append", choices=list(FAULTS))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
-        "--recycle-every", type=int, default=25, help="iterations per fresh lab (servers)"
+        "--recycle-every", type=int, default=10, help="iterations per fresh lab (servers)"
     )
+    parser.add_argument("--keep-logs", type=Path, help="copy the services' logs of a failed run")
     args = parser.parse_args()
     # The lab's own producer reconnects through broker kills: its errors are expected.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     sys.exit(
         asyncio.run(
-            main(args.n, args.rows, args.scenario or list(FAULTS), args.seed, args.recycle_every)
+            main(
+                args.n,
+                args.rows,
+                args.scenario or list(FAULTS),
+                args.seed,
+                args.recycle_every,
+                args.keep_logs,
+            )
         )
     )

@@ -81,7 +81,9 @@ class ScenarioRun:
     domain: str = "faults"
     name: str = ""
     previous_tag: str | None = None
-    emails_seen: int = 0
+    email_within_s: float = 120.0
+    message_ids_seen: set[str] = field(default_factory=set)
+    execution_ids: list[str] = field(default_factory=list)  # of earlier runs
     resent: int = 0  # copies of an email with the same Message-ID, so far
 
     async def setup(self) -> None:
@@ -149,7 +151,7 @@ class ScenarioRun:
         problems.extend(mixes if isinstance(mixes, list) else [])
         problems.extend(await self._check_rows(status, tag))
         resent_before = self.resent
-        problems.extend(await self._check_one_email())
+        problems.extend(await self._check_one_email(execution["id"]))
         if status == "succeeded":
             self.previous_tag = tag
         return Outcome(self.scenario, i, status, elapsed, problems, self.resent - resent_before)
@@ -202,30 +204,62 @@ class ScenarioRun:
             return [f"{status}: rows by tag {seen}, expected {want}"]
         return []
 
-    async def _check_one_email(self) -> list[str]:
-        """One email for the run. A kill -9 of the notifier between the relay's acceptance
-        and its own commit sends the same message again (SMTP has no transaction to share):
-        that copy carries the same Message-ID, so mail systems show one email; it is counted
-        as `resent`, not as a problem. A second email with its own Message-ID is one."""
-        wanted = self.emails_seen + 1
-        deadline = time.monotonic() + 60
-        count = len(set(self._message_ids()))
-        while count < wanted and time.monotonic() < deadline:
-            await asyncio.sleep(0.25)
-            count = len(set(self._message_ids()))
-        await asyncio.sleep(1.0)  # room for a duplicate to arrive
-        ids = self._message_ids()
-        count = len(set(ids))
-        self.resent = len(ids) - count
-        self.emails_seen = count
-        if count != wanted:
-            return [f"{count - wanted + 1} emails for the run, expected exactly 1"]
-        return []
+    async def _check_one_email(self, execution_id: str) -> list[str]:
+        """Exactly one email about this run, and no email about anything else.
 
-    def _message_ids(self) -> list[str]:
+        Emails are tied to their run by the execution id in their body. A kill -9 of the
+        notifier between the relay's acceptance and its own commit sends the same message
+        again (SMTP has no transaction to share): that copy carries the same Message-ID, so
+        mail systems show one email; it is counted as `resent`, not as a problem. A second
+        Message-ID about the run is a problem, and so is a new email about no run of ours."""
+        deadline = time.monotonic() + self.email_within_s
+        while time.monotonic() < deadline:
+            if self._emails_about(execution_id):
+                break
+            await asyncio.sleep(0.25)
+        await asyncio.sleep(1.0)  # room for a duplicate to arrive
+        about = self._emails_about(execution_id)
+        ids = {message_id for message_id, _ in about}
+        self.resent += len(about) - len(ids)
+        problems = []
+        if len(ids) != 1:
+            problems.append(
+                f"{len(ids)} emails for execution {execution_id} within"
+                f" {self.email_within_s:.0f}s, expected exactly 1"
+            )
+        others = {
+            message_id: (subject, body)
+            for message_id, subject, body in self._emails()
+            if message_id not in self.message_ids_seen and execution_id not in body
+        }
+        for subject, body in others.values():
+            earlier = [e for e in self.execution_ids if e in body]
+            which = f"late, about execution {earlier[0]}" if earlier else "about no run of ours"
+            problems.append(f"an email {which}: {subject}")
+        self.message_ids_seen |= ids | set(others)
+        self.execution_ids.append(execution_id)
+        return problems
+
+    def _emails_about(self, execution_id: str) -> list[tuple[str, str]]:
+        return [(mid, subject) for mid, subject, body in self._emails() if execution_id in body]
+
+    def _emails(self) -> list[tuple[str, str, str]]:
+        """(Message-ID, subject, text) of every email to the scenario's user."""
         assert self.user is not None and self.lab.info is not None
         box = mailbox.Maildir(self.lab.info.maildir, create=False)
-        return [str(m.get("Message-ID")) for m in box if self.user.email in (m.get("To") or "")]
+        found = []
+        for message in box:
+            if self.user.email not in (message.get("To") or ""):
+                continue
+            texts = [
+                payload.decode("utf-8", "replace")
+                for part in message.walk()
+                if isinstance(payload := part.get_payload(decode=True), bytes)
+            ]
+            found.append(
+                (str(message.get("Message-ID")), str(message.get("Subject")), "\n".join(texts))
+            )
+        return found
 
     async def _read_meanwhile(self, tag: str) -> list[str]:
         """Poll the table as a reader would; report any moment it showed a mix or a part."""
