@@ -11,7 +11,7 @@ Starts the embedded stack and the loader as a separate process (as `make run` do
 4. raw COPY: asyncpg `copy_to_table` of the same files into plain tables of text columns on
    the same PostgreSQL, in the same run;
 5. with --rdf-statements N (0 to skip): N-Triples, N-Quads and Turtle files of N statements
-   each, loaded the same way (records/s only: the RDF path is rdf.py's).
+   each, loaded the same way (records/s only: the RDF path is graph/rdf.py's).
 
 Prints each load's records/s and its ratio to the raw COPY (raw seconds / loader seconds), and
 the loader process's peak RSS. With --repeat, the graph is emptied and both loads run again;

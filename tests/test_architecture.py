@@ -43,6 +43,36 @@ def test_services_do_not_import_each_other() -> None:
     assert offenders == []
 
 
+def full_imports(path: Path) -> set[str]:
+    """Every module `path` imports, dotted in full (`from a.b import c` gives a.b and a.b.c)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_the_bulk_loader_is_a_part_of_its_own() -> None:
+    """loadbay_loader.graph and the reload and workspace paths share only the streaming of
+    source objects, the settings and the service's wiring (app.py)."""
+    loader = ROOT / "services" / "loader" / "src" / "loadbay_loader"
+    shared = ("loadbay_loader.streaming", "loadbay_loader.settings", "loadbay_loader.graph")
+    offenders = []
+    for path in python_files(loader / "graph"):
+        mine = {m for m in full_imports(path) if m.startswith("loadbay_loader")}
+        if bad := {m for m in mine if not m.startswith(shared) and m != "loadbay_loader"}:
+            offenders.append(f"{path.relative_to(ROOT)} imports {sorted(bad)}")
+    for path in python_files(loader):
+        if "graph" in path.relative_to(loader).parts or path.name == "app.py":
+            continue
+        if bad := {m for m in full_imports(path) if m.startswith("loadbay_loader.graph")}:
+            offenders.append(f"{path.relative_to(ROOT)} imports {sorted(bad)}")
+    assert offenders == []
+
+
 def test_libs_do_not_import_services() -> None:
     services = {f"loadbay_{s}" for s in SERVICES} | {"loadbay_cli"}
     offenders = [

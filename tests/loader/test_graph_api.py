@@ -12,8 +12,8 @@ import asyncpg
 import httpx
 import pytest
 
-from loadbay_loader import load_jobs_repository
-from loadbay_loader.graph_reset_store import GRAPH_TABLES, KEPT_TABLES
+from loadbay_loader.graph import loads_store
+from loadbay_loader.graph.reset_store import GRAPH_TABLES, KEPT_TABLES
 from loadbay_platform.settings import PlatformSettings
 from tests.conftest import Platform, User, eventually, make_user
 
@@ -170,10 +170,10 @@ async def test_error_texts_are_made_storable(pool: asyncpg.Pool) -> None:
         load_id,
     )
     async with pool.acquire() as conn:
-        await load_jobs_repository.add_error(
+        await loads_store.add_error(
             conn, load_id, "PARSING_ERROR", "bad <\ud800> and \x00 here", "s3://b/\udcff", 7
         )
-        (row,) = await load_jobs_repository.errors_page(conn, load_id, 0, 10)
+        (row,) = await loads_store.errors_page(conn, load_id, 0, 10)
     assert row["error_message"] == "bad <\\ud800> and \\x00 here"
     assert row["file_name"] == "s3://b/\\udcff"
 

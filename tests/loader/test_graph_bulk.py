@@ -13,8 +13,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from loadbay_loader import graph_csv, graph_index_store
-from loadbay_loader.feeds import LoadOptions
+from loadbay_loader.graph import csv_feed, index_store
+from loadbay_loader.graph.feeds import LoadOptions
 from tests.conftest import eventually
 from tests.loader.test_graph_csv import (
     GREMLIN,
@@ -55,7 +55,7 @@ async def empty_graph(
     lowered so that small files take it when a batch is large against its table); a test that
     needs the real threshold sets it back."""
     bulk_min_rows = 0 if request.param == "bulk" else 10**12
-    monkeypatch.setattr(graph_index_store, "BULK_MIN_ROWS", bulk_min_rows)
+    monkeypatch.setattr(index_store, "BULK_MIN_ROWS", bulk_min_rows)
     await pool.execute(f"TRUNCATE {', '.join(GRAPH_TABLES)}")
     mode: str = request.param
     return mode
@@ -205,15 +205,15 @@ async def index_definitions(pool: asyncpg.Pool) -> list[str]:
 async def test_a_large_first_load_rebuilds_the_indexes_and_keeps_them_unique(
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(graph_index_store, "BULK_MIN_ROWS", 10_000)  # the real threshold
+    monkeypatch.setattr(index_store, "BULK_MIN_ROWS", 10_000)  # the real threshold
     dropped: list[tuple[str, ...]] = []
-    drop = graph_index_store.drop_indexes
+    drop = index_store.drop_indexes
 
     async def spy(conn: asyncpg.Connection, tables: Any) -> Any:
         dropped.append(tuple(tables))
         return await drop(conn, tables)
 
-    monkeypatch.setattr(graph_index_store, "drop_indexes", spy)
+    monkeypatch.setattr(index_store, "drop_indexes", spy)
     before = await index_definitions(pool)
     assert len(before) == 5  # four primary keys and labels by label
     n = 12_000
@@ -221,7 +221,7 @@ async def test_a_large_first_load_rebuilds_the_indexes_and_keeps_them_unique(
     assert (await load(pool, vertices, chunk=1 << 16)).counts == (2 * n, 0, 0, 0, 0)
     edges = file_lines("~id,~from,~to,w:Double", n, lambda i: f"e{i},v{i},v{(i * 7) % n},0.5")
     assert (await load(pool, edges, chunk=1 << 16)).counts == (2 * n, 0, 0, 0, 0)
-    assert dropped == [graph_index_store.VERTEX_TABLES, graph_index_store.EDGE_TABLES]
+    assert dropped == [index_store.VERTEX_TABLES, index_store.EDGE_TABLES]
     assert await index_definitions(pool) == before
     with pytest.raises(asyncpg.UniqueViolationError):
         await pool.execute("INSERT INTO graph_edges SELECT * FROM graph_edges WHERE id = 'e1'")
@@ -236,7 +236,7 @@ async def test_a_large_first_load_rebuilds_the_indexes_and_keeps_them_unique(
 async def test_a_batch_copy_rejects_is_read_again_and_loaded_in_slices(
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(graph_csv, "SLICE_BYTES", 200)
+    monkeypatch.setattr(csv_feed, "SLICE_BYTES", 200)
     rows = [f"v{i},name {i},{i}" for i in range(1, 301)]
     rows[149] = "v150,too few fields"
     data = ("~id,name:String,n:Int\n" + "\n".join(rows) + "\n").encode()
@@ -254,7 +254,7 @@ async def test_a_batch_copy_rejects_is_read_again_and_loaded_in_slices(
     for options, loaded_vertices in ((GREMLIN, 299), (STOP, 149)):
         await pool.execute(f"TRUNCATE {', '.join(GRAPH_TABLES)}")
         opened = 0
-        result = await graph_csv.load_csv_feed(
+        result = await csv_feed.load_csv_feed(
             pool, chunks, uri=URI, options=options, errors=(sink := Sink()), cancelled=never
         )
         assert opened == 2  # the batch held none of its bytes: it read them again
@@ -335,7 +335,7 @@ async def test_edge_properties_of_every_type_whether_all_are_present_or_not(
 async def test_concurrent_feeds_in_bulk_and_normal_mode_do_not_deadlock(
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(graph_index_store, "BULK_MIN_ROWS", 100)
+    monkeypatch.setattr(index_store, "BULK_MIN_ROWS", 100)
     big = file_lines("~id,~label,n:Int(single),tag:String", 400, lambda i: f"v{i},p,{i},t{i % 3}")
     small = file_lines("~id,~label,n:Int(single),tag:String", 20, lambda i: f"w{i},p,{i},t")
     for _ in range(3):
@@ -357,7 +357,7 @@ async def test_a_feed_takes_its_table_locks_before_it_reads_them(
     """Bulk and normal feeds lock the vertex tables in one order before reading any of them,
     so that neither can hold a lock the other waits for while it waits itself (a deadlock)."""
     mode = "AccessExclusiveLock" if empty_graph == "bulk" else "RowExclusiveLock"
-    monkeypatch.setattr(graph_index_store, "BULK_LOCK_WAIT", "10min")
+    monkeypatch.setattr(index_store, "BULK_LOCK_WAIT", "10min")
     async with pool.acquire() as holder, holder.transaction():
         await holder.execute("LOCK TABLE graph_vertex_properties IN ACCESS EXCLUSIVE MODE")
         feed = asyncio.create_task(load(pool, "~id,n:Int(single)\nv1,1\n"))
@@ -384,15 +384,15 @@ async def test_a_feed_takes_its_table_locks_before_it_reads_them(
 async def test_bulk_mode_does_not_wait_long_for_a_reader_of_the_graph(
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(graph_index_store, "BULK_MIN_ROWS", 0)
-    monkeypatch.setattr(graph_index_store, "BULK_LOCK_WAIT", "50ms")
+    monkeypatch.setattr(index_store, "BULK_MIN_ROWS", 0)
+    monkeypatch.setattr(index_store, "BULK_LOCK_WAIT", "50ms")
     dropped: list[Any] = []
 
     async def spy(conn: asyncpg.Connection, tables: Any) -> Any:
         dropped.append(tables)
         return None
 
-    monkeypatch.setattr(graph_index_store, "drop_indexes", spy)
+    monkeypatch.setattr(index_store, "drop_indexes", spy)
     async with pool.acquire() as reader, reader.transaction():
         await reader.fetch("SELECT * FROM graph_vertices, graph_edges LIMIT 1")
         # the reader's transaction stays open: the loads keep the indexes and go on

@@ -16,14 +16,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 try:
-    import loadbay_loader.graph_csv  # noqa: F401
+    import loadbay_loader.graph.csv_feed  # noqa: F401
 except ModuleNotFoundError:  # the loader package is not installed in this environment yet
     sys.path.insert(0, str(ROOT / "services" / "loader" / "src"))
 
-from loadbay_loader import graph_csv, graph_index_store, graph_read_store  # noqa: E402
-from loadbay_loader.feeds import FeedError, FeedResult, LoadOptions  # noqa: E402
-from loadbay_loader.graph_csv import HeaderError, feed_kind, parse_header  # noqa: E402
-from loadbay_loader.graph_plans import EdgePlan, VertexPlan  # noqa: E402
+from loadbay_loader.graph import csv_feed, index_store, read_store  # noqa: E402
+from loadbay_loader.graph.csv_feed import HeaderError, feed_kind, parse_header  # noqa: E402
+from loadbay_loader.graph.feeds import FeedError, FeedResult, LoadOptions  # noqa: E402
+from loadbay_loader.graph.plans import EdgePlan, VertexPlan  # noqa: E402
 
 AIR_ROUTES = ROOT / "tests" / "data" / "air-routes-1.0-gremlin"
 URI = "s3://bucket/graph/feed.csv"
@@ -39,10 +39,10 @@ async def empty_graph(
     request: pytest.FixtureRequest, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every test runs twice: with batches that keep the graph's indexes, and in bulk mode
-    (indexes dropped and built again, graph_index_store.py), whose size threshold is lowered
+    (indexes dropped and built again, graph/index_store.py), whose size threshold is lowered
     so that these small files take it whenever a batch is large against its table."""
     bulk_min_rows = 0 if request.param == "bulk" else 10**12
-    monkeypatch.setattr(graph_index_store, "BULK_MIN_ROWS", bulk_min_rows)
+    monkeypatch.setattr(index_store, "BULK_MIN_ROWS", bulk_min_rows)
     await pool.execute(
         "TRUNCATE graph_vertices, graph_vertex_labels, graph_vertex_properties, graph_edges"
     )
@@ -112,13 +112,8 @@ async def load(
     cancelled: Callable[[], Any] = never,
 ) -> Loaded:
     raw = data.encode() if isinstance(data, str) else data
-    loader = (
-        graph_csv.load_opencypher_feed
-        if options.format == "opencypher"
-        else graph_csv.load_csv_feed
-    )
     sink = ListSink()
-    result = await loader(
+    result = await csv_feed.load_csv_feed(
         pool, chunks_of(raw, chunk), uri=uri, options=options, errors=sink, cancelled=cancelled
     )
     return Loaded(result, sink.errors)
@@ -126,17 +121,17 @@ async def load(
 
 async def vertex(pool: asyncpg.Pool, id: str, id_space: str = "") -> dict[str, Any] | None:
     async with pool.acquire() as conn:
-        return await graph_read_store.get_vertex(conn, id, id_space)
+        return await read_store.get_vertex(conn, id, id_space)
 
 
 async def edge(pool: asyncpg.Pool, id: str) -> dict[str, Any] | None:
     async with pool.acquire() as conn:
-        return await graph_read_store.get_edge(conn, id)
+        return await read_store.get_edge(conn, id)
 
 
 async def graph_size(pool: asyncpg.Pool) -> dict[str, int]:
     async with pool.acquire() as conn:
-        return await graph_read_store.count_graph(conn)
+        return await read_store.count_graph(conn)
 
 
 async def props(pool: asyncpg.Pool, id: str, id_space: str = "") -> dict[str, list[Any]]:
@@ -409,7 +404,7 @@ async def test_multiple_labels_and_default_labels(pool: asyncpg.Pool) -> None:
     assert (await edge(pool, "e1") or {})["label"] == "edge"
     assert (await edge(pool, "e2") or {})["label"] == "likes;knows"  # edges have one label
     async with pool.acquire() as conn:
-        assert await graph_read_store.count_by_label(conn) == {
+        assert await read_store.count_by_label(conn) == {
             "vertices": {"person": 1, "employee": 1, "a;b": 1, "x": 1, "y": 1, "vertex": 1},
             "edges": {"edge": 1, "likes;knows": 1},
         }
@@ -637,7 +632,7 @@ async def test_bom_crlf_and_trailing_blank_lines(pool: asyncpg.Pool) -> None:
 async def test_batches_keep_record_numbers_and_commit_as_they_go(
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(graph_csv, "BATCH_BYTES", 40)
+    monkeypatch.setattr(csv_feed, "BATCH_BYTES", 40)
     rows = [f'v{i},"n\n{i}",{i}' if i % 7 == 0 else f"v{i},n{i},{i}" for i in range(1, 31)]
     rows[16] = "v17,n17,bad"
     rows[22] = "v23,n23"  # a malformed record in a later batch: that batch takes the slow path
@@ -654,7 +649,7 @@ async def test_batches_keep_record_numbers_and_commit_as_they_go(
 
 
 async def test_cancel_between_batches(pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(graph_csv, "BATCH_BYTES", 20)
+    monkeypatch.setattr(csv_feed, "BATCH_BYTES", 20)
     asked = 0
 
     async def after_one_batch() -> bool:
@@ -776,7 +771,7 @@ async def test_air_routes_graph(pool: asyncpg.Pool) -> None:
     results = []
     for path in (nodes, edges):
         sink = ListSink()
-        result = await graph_csv.load_csv_feed(
+        result = await csv_feed.load_csv_feed(
             pool,
             file_chunks(path),
             uri=f"s3://bucket/{path.name}",
@@ -790,7 +785,7 @@ async def test_air_routes_graph(pool: asyncpg.Pool) -> None:
     assert [c.total_duplicates for c in results] == [0, 0]
     assert await graph_size(pool) == {"vertices": 3749, "edges": 57645}
     async with pool.acquire() as conn:
-        assert await graph_read_store.count_by_label(conn) == {
+        assert await read_store.count_by_label(conn) == {
             "vertices": {"airport": 3504, "country": 237, "continent": 7, "version": 1},
             "edges": {"route": 50637, "contains": 7008},
         }
@@ -823,7 +818,7 @@ async def test_air_routes_graph(pool: asyncpg.Pool) -> None:
 async def test_a_line_longer_than_the_record_limit_ends_the_feed_with_a_parsing_error(
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
-    from loadbay_loader import limits
+    from loadbay_loader.streaming import limits
 
     monkeypatch.setattr(limits, "_current", limits.InputLimits(max_record_bytes=100))
     data = "~id,name\nv1,a\nv2,b\nv3," + "c" * 200 + "\nv4,d\n"

@@ -27,10 +27,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from loadbay_contracts import LoadRequested, WorkspaceColumn, WorkspaceTarget
-from loadbay_loader import limits, load_jobs, tabular, workspace_loads
+from loadbay_loader import tabular, workspace_loads
 from loadbay_loader.copy_errors import RowError
-from loadbay_loader.limits import InputLimits
+from loadbay_loader.graph import load_runner
 from loadbay_loader.settings import LoaderSettings
+from loadbay_loader.streaming import limits
+from loadbay_loader.streaming.limits import InputLimits
 from loadbay_platform.s3 import s3_client
 from loadbay_platform.settings import PlatformSettings
 from tests.conftest import Platform, User, eventually
@@ -343,7 +345,7 @@ async def test_a_load_that_keeps_stopping_the_loader_is_failed_not_resumed(
     async with s3_client(settings.s3) as client, GraphLock(pg_url):
         for run in (1, 2, 3):
             worker = asyncio.create_task(
-                load_jobs.Worker(pool, client, loader_settings, poll_interval_s=0.1).run()
+                load_runner.Worker(pool, client, loader_settings, poll_interval_s=0.1).run()
             )
 
             async def running(run: int = run) -> bool:
@@ -356,7 +358,7 @@ async def test_a_load_that_keeps_stopping_the_loader_is_failed_not_resumed(
             await asyncio.gather(worker, return_exceptions=True)
             assert (await load_row())["status"] == "LOAD_IN_PROGRESS"
         worker = asyncio.create_task(
-            load_jobs.Worker(pool, client, loader_settings, poll_interval_s=0.1).run()
+            load_runner.Worker(pool, client, loader_settings, poll_interval_s=0.1).run()
         )
         try:
 

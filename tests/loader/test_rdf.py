@@ -1,6 +1,6 @@
-"""The RDF feed loaders (rdf.py) and the quad store (rdf_store.py) against a real PostgreSQL
-(pgserver): every W3C conformance test of N-Triples, N-Quads, Turtle and RDF/XML, then Neptune's
-parserConfiguration, counters, errors and streaming."""
+"""The RDF feed loaders (graph/rdf.py) and the quad store (graph/rdf_store.py) against a real
+PostgreSQL (pgserver): every W3C conformance test of N-Triples, N-Quads, Turtle and RDF/XML,
+then Neptune's parserConfiguration, counters, errors and streaming."""
 
 from __future__ import annotations
 
@@ -19,21 +19,22 @@ import pyoxigraph as ox
 import pytest
 
 try:
-    import loadbay_loader.rdf  # noqa: F401
+    import loadbay_loader.graph.rdf  # noqa: F401
 except ModuleNotFoundError:  # the loader package is not installed in this environment yet
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "services" / "loader" / "src"))
 
-from loadbay_loader import limits, rdf_store
-from loadbay_loader.compression import decompressed
-from loadbay_loader.feeds import (
+from loadbay_loader.graph import rdf_store
+from loadbay_loader.graph.feeds import (
     DEFAULT_NAMED_GRAPH,
     FeedError,
     FeedResult,
     Format,
     LoadOptions,
 )
-from loadbay_loader.limits import InputLimits
-from loadbay_loader.rdf import BATCH_LINES, load_rdf_feed
+from loadbay_loader.graph.rdf import BATCH_LINES, load_rdf_feed
+from loadbay_loader.streaming import limits
+from loadbay_loader.streaming.compression import decompressed
+from loadbay_loader.streaming.limits import InputLimits
 
 W3C = Path(__file__).resolve().parents[1] / "data" / "w3c-rdf-tests" / "rdf" / "rdf11"
 SUITES: dict[str, Format] = {

@@ -31,14 +31,13 @@ except ModuleNotFoundError:  # the loader package is not installed in this envir
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "services" / "loader" / "src"))
 
 from loadbay_loader.copy_errors import CsvRecordScanner, RowError  # noqa: E402
+from loadbay_loader.streaming.objects import prefetch, s3_chunks  # noqa: E402
 from loadbay_loader.tabular import (  # noqa: E402
     Column,
     CopyResult,
     CsvOptions,
     copy_csv,
     create_staging_table,
-    prefetch,
-    s3_chunks,
     swap_in,
 )
 
@@ -679,7 +678,7 @@ async def test_s3_streamed_load(conn: asyncpg.Connection, schema: str, moto_endp
 async def test_a_line_longer_than_the_record_limit_fails_the_file(
     conn: asyncpg.Connection, schema: str, monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
-    from loadbay_loader import limits
+    from loadbay_loader.streaming import limits
 
     monkeypatch.setattr(limits, "_current", limits.InputLimits(max_record_bytes=100))
     data = b"a,b\n1,x\n2," + b"y" * 200 + b"\n3,z\n"

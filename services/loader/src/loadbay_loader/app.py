@@ -8,12 +8,15 @@ from typing import Any
 from fastapi import FastAPI
 
 from loadbay_contracts import DatasetDeleted, Event, LoadRequested, ReloadRequested
-from loadbay_loader import dlz, limits, load_jobs, neptune_api
+from loadbay_loader import dlz
 from loadbay_loader import handlers as handlers_module
+from loadbay_loader.graph import api as graph_api
+from loadbay_loader.graph import load_runner
 from loadbay_loader.handlers import Handlers
 from loadbay_loader.settings import LoaderSettings
+from loadbay_loader.streaming import limits
 from loadbay_platform.consumer import DeadLetterHook, Handler, RawHandler
-from loadbay_platform.service import Resources
+from loadbay_platform.service import Resources, schema_for
 
 
 class LoaderService:
@@ -54,8 +57,10 @@ class LoaderService:
     def background(self, res: Resources) -> list[Coroutine[Any, Any, None]]:
         return [
             dlz.run_publisher(res.pool, res.s3),
-            load_jobs.Worker(res.pool, res.s3, self.settings).run(),
+            load_runner.run_worker(
+                res.settings.postgres, schema_for(self.name), res.s3, self.settings
+            ),
         ]
 
     def routes(self, app: FastAPI, res: Resources) -> None:
-        neptune_api.add_routes(app, res, self.settings)
+        graph_api.add_routes(app, res, self.settings)

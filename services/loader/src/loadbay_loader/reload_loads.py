@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError
 from loadbay_contracts import FileRef, FileResult, LoadCompleted, LoadError, ReloadRequested
 from loadbay_loader import repository, tabular
 from loadbay_loader.metrics import BYTES_LOADED, LOAD_SECONDS, LOADS, ROWS_LOADED
+from loadbay_loader.streaming import objects
 from loadbay_platform import outbox
 from loadbay_platform.db import quote_ident
 from loadbay_platform.outages import is_outage
@@ -91,7 +92,7 @@ async def run_reload(conn: asyncpg.Connection, s3: Any, request: ReloadRequested
                     staging,
                     columns,
                     options,
-                    tabular.prefetch(_open(s3, file)),
+                    objects.prefetch(_open(s3, file)),
                     file_name=file.name,
                     # After a failure the file is read again to find the line where the
                     # failing record starts (PostgreSQL reports where it ends).
@@ -212,7 +213,7 @@ def _dlz_name(file: FileRef, mode: str) -> str:
 async def _open(s3: Any, file: FileRef) -> Any:
     """The object's bytes, streamed; a missing or unreadable object is a load failure."""
     try:
-        async for chunk in tabular.s3_chunks(s3, file.bucket, file.key):
+        async for chunk in objects.s3_chunks(s3, file.bucket, file.key):
             yield chunk
     except ClientError as exc:
         if is_outage(exc):  # S3 struggling (5xx, SlowDown): waited out, not the file's fault

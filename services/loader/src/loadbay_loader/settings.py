@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, PositiveInt, field_validator
+from pydantic import BaseModel, Field, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from loadbay_loader.limits import InputLimits
+from loadbay_loader.streaming.limits import InputLimits
 from loadbay_platform.settings import env_list
 
 
@@ -37,6 +37,9 @@ class LoaderSettings(BaseSettings):
     # vCPUs that `parallelism` scales (LOW = /8, MEDIUM = /2, HIGH = x1, OVERSUBSCRIBE = x2).
     vcpus: int | None = None
     queue_limit: int = 64
+    # Connections of the bulk loader's own pool: one per feed loading at once (parallelism),
+    # plus two (the runner's lock and the load's watcher); parallelism is capped to fit.
+    graph_pool_size: int = Field(default=8, ge=3)
     # A load request is a few hundred bytes; a larger body is refused with 413 before parsing.
     max_request_bytes: int = 1 << 20
 
@@ -63,7 +66,7 @@ class LoaderSettings(BaseSettings):
                 )
         return sources
 
-    # -- hostile files (limits.py): what one file may cost before it fails ------------------
+    # -- hostile files (streaming/limits.py): what one file may cost before it fails --------
     max_decompressed_bytes: PositiveInt = InputLimits.max_decompressed_bytes
     max_compression_ratio: PositiveInt = InputLimits.max_compression_ratio
     ratio_grace_bytes: PositiveInt = InputLimits.ratio_grace_bytes

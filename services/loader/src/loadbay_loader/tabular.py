@@ -22,19 +22,16 @@ Typical use::
 
 from __future__ import annotations
 
-import asyncio
 import codecs
-import contextlib
 import csv
 import io
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 import asyncpg
 
-from loadbay_loader import limits
 from loadbay_loader.copy_errors import (
     END_MARKERS,
     CsvRecordScanner,
@@ -45,6 +42,8 @@ from loadbay_loader.copy_errors import (
     row_error_from_copy,
     undecodable_field,
 )
+from loadbay_loader.streaming import limits
+from loadbay_loader.streaming.objects import aclose
 from loadbay_platform.db import watched
 
 __all__ = [
@@ -55,8 +54,6 @@ __all__ = [
     "RowError",
     "copy_csv",
     "create_staging_table",
-    "prefetch",
-    "s3_chunks",
     "swap_in",
 ]
 
@@ -254,12 +251,6 @@ class _Meter:
         return self.tail[-3:] in (b"\n\\.", b"\r\\.")
 
 
-async def _aclose(iterator: object) -> None:
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
-        await aclose()
-
-
 async def _read_header(
     chunks: AsyncIterator[bytes], options: CsvOptions, file_name: str
 ) -> tuple[bytes, list[str]]:
@@ -453,8 +444,8 @@ async def copy_csv(
                 error = await _place(error, reopen, options, copy_columns, exc)
             raise error from exc
     finally:
-        await _aclose(source)
-        await _aclose(chunks)
+        await aclose(source)
+        await aclose(chunks)
     return CopyResult(rows=int(status.rsplit(" ", 1)[-1]), bytes=meter.bytes)
 
 
@@ -556,63 +547,3 @@ async def append_from(
     names = ", ".join(quote_ident(c.name) for c in columns)
     await conn.execute(f"INSERT INTO {s}.{t} ({names}) SELECT {names} FROM {s}.{st}")
     await conn.execute(f"DROP TABLE {s}.{st}")
-
-
-async def prefetch(chunks: AsyncIterator[bytes], depth: int = 4) -> AsyncIterator[bytes]:
-    """Read ``chunks`` ahead in a task, so a download overlaps the ``COPY`` that consumes it.
-
-    At most ``depth`` chunks wait in the queue (plus one in the reader's hands), so memory
-    stays at about ``(depth + 2) * chunk size``. The source's errors are raised to the consumer
-    in order; closing this iterator early cancels the reader and closes the source.
-    """
-    if depth < 1:
-        raise ValueError("depth must be at least 1")
-    queue: asyncio.Queue[bytes | Exception | None] = asyncio.Queue(maxsize=depth)
-
-    async def read_ahead() -> None:
-        try:
-            async for chunk in chunks:
-                if chunk:
-                    await queue.put(chunk)
-        except Exception as exc:  # handed to the consumer, which raises it
-            await queue.put(exc)
-            return
-        finally:
-            with contextlib.suppress(Exception):
-                await _aclose(chunks)
-        await queue.put(None)
-
-    reader = asyncio.create_task(read_ahead())
-    try:
-        while True:
-            item = await queue.get()
-            if item is None:
-                return
-            if isinstance(item, Exception):
-                raise item
-            yield item
-    finally:
-        if not reader.done():
-            reader.cancel()
-            await asyncio.wait([reader])
-
-
-async def s3_chunks(
-    s3_client: Any, bucket: str, key: str, chunk_size: int = 1 << 20
-) -> AsyncIterator[bytes]:
-    """Stream an object's bytes from an aiobotocore S3 client, at most ``chunk_size`` at a time.
-
-    Chunks are whatever the HTTP stream has ready, up to ``chunk_size``; the body is closed when
-    the iterator ends or is closed. A body cut short raises botocore's ``IncompleteReadError``
-    (aiobotocore checks the length against Content-Length).
-    """
-    response = await s3_client.get_object(Bucket=bucket, Key=key)
-    body = response["Body"]
-    try:
-        while True:
-            chunk: bytes = await body.read(chunk_size)
-            if not chunk:
-                return
-            yield chunk
-    finally:
-        body.close()

@@ -50,11 +50,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from loadbay_contracts import LoadRequested, WorkspaceLoadCompleted, WorkspaceLoadResult
 from loadbay_contracts.distribution import WorkspaceTarget
-from loadbay_loader import limits, repository, tabular
+from loadbay_loader import repository, tabular
 from loadbay_loader import workspace_store as store
-from loadbay_loader.compression import OutputGuard, decompressed
 from loadbay_loader.copy_errors import RowError
-from loadbay_loader.limits import UnreadableFile
 from loadbay_loader.metrics import (
     BYTES_LOADED,
     LOAD_SECONDS,
@@ -63,6 +61,9 @@ from loadbay_loader.metrics import (
     WORKSPACE_LOADS,
     WORKSPACE_ROWS,
 )
+from loadbay_loader.streaming import limits, objects
+from loadbay_loader.streaming.compression import OutputGuard, decompressed
+from loadbay_loader.streaming.limits import UnreadableFile
 
 # tabular's own header reader, so the header is read exactly as copy_csv will read it.
 from loadbay_loader.tabular import _read_header
@@ -263,7 +264,7 @@ async def _stage(
     rows = size = 0
     for key in request.keys:
         async with _csv_reader(open_object, key) as reader:
-            chunks = tabular.prefetch(reader())
+            chunks = objects.prefetch(reader())
             try:
                 head, names = await _read_header(chunks, CSV, key)
                 columns, extras = _header_columns(names, shape, nullable, key)
@@ -280,7 +281,7 @@ async def _stage(
                 for extra in extras:
                     await store.add_staging_column(conn, staging, extra)
             except BaseException:  # until copy_csv owns the stream, stop the read-ahead here
-                await _aclose(chunks)
+                await objects.aclose(chunks)
                 raise
             copied = await tabular.copy_csv(
                 conn,
@@ -349,13 +350,7 @@ async def _chain(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes
         async for chunk in rest:
             yield chunk
     finally:
-        await _aclose(rest)
-
-
-async def _aclose(chunks: AsyncIterator[bytes]) -> None:
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        await aclose()
+        await objects.aclose(rest)
 
 
 async def _prepare(
@@ -556,7 +551,7 @@ def s3_opener(s3: Any, bucket: str) -> Opener:
 
     async def open_object(key: str) -> AsyncIterator[bytes]:
         try:
-            async for chunk in tabular.s3_chunks(s3, bucket, key):
+            async for chunk in objects.s3_chunks(s3, bucket, key):
                 yield chunk
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", "error"))
@@ -607,7 +602,7 @@ async def _csv_reader(
 
 
 async def _spool(chunks: AsyncIterator[bytes], spool: IO[bytes]) -> None:
-    async for chunk in tabular.prefetch(chunks):
+    async for chunk in objects.prefetch(chunks):
         await asyncio.to_thread(spool.write, chunk)
     await asyncio.to_thread(spool.flush)
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from loadbay_loader import graph_index_store as indexes
-from loadbay_loader.graph_plans import (
+from loadbay_loader.graph import index_store as indexes
+from loadbay_loader.graph.plans import (
     MAX_KEY_BYTES,
     NO_LIMIT,
     VERTEX_LABEL,
@@ -16,7 +16,7 @@ from loadbay_loader.graph_plans import (
     MergeSettings,
     VertexPlan,
 )
-from loadbay_loader.graph_staging_store import (
+from loadbay_loader.graph.staging_store import (
     Args,
     Staged,
     Staging,
@@ -28,7 +28,7 @@ from loadbay_loader.graph_staging_store import (
     row_count,
     trimmed,
 )
-from loadbay_loader.graph_values_store import (
+from loadbay_loader.graph.values_store import (
     VALUE_GROUP,
     checked_value,
     present_check,
@@ -42,11 +42,11 @@ async def merge_vertices(
     """Check and merge the staged vertex records (inside the caller's transaction)."""
     rows, vals, single = st.table("vrows"), st.table("vvals"), st.table("vsingle")
     space = plan.id_space
-    # Bulk mode (graph_index_store.py) when the batch is large against the graph's vertices.
+    # Bulk mode (index_store.py) when the batch is large against the graph's vertices.
     bulk = await indexes.bulk_worth_it(
         conn, "graph_vertices", staged.rows
     ) and await indexes.lock_for_bulk(conn, indexes.VERTEX_TABLES)
-    if not bulk:  # before the first read of a table (see graph_index_store.py)
+    if not bulk:  # before the first read of a table (see index_store.py)
         await indexes.lock(conn, indexes.VERTEX_TABLES, "ROW EXCLUSIVE")
     a = Args()
     await conn.execute(

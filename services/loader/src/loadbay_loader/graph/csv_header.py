@@ -1,4 +1,4 @@
-"""The header line of a graph CSV feed, turned into a typed column plan (graph_plans.py).
+"""The header line of a graph CSV feed, turned into a typed column plan (plans.py).
 
 Header rules (Neptune's, see mission-anchors A6/A7). Gremlin: ``~id`` (required), ``~label``,
 and for edges ``~from`` and ``~to`` (required), each at most once and case-sensitive; a file is
@@ -20,9 +20,9 @@ import csv
 import re
 from typing import Literal
 
-from loadbay_loader import limits
-from loadbay_loader.feeds import Format, LoadOptions
-from loadbay_loader.graph_plans import EdgePlan, PropertyColumn, VertexPlan
+from loadbay_loader.graph.feeds import Format, LoadOptions
+from loadbay_loader.graph.plans import EdgePlan, PropertyColumn, VertexPlan
+from loadbay_loader.streaming import limits
 
 Plan = VertexPlan | EdgePlan
 

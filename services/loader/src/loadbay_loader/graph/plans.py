@@ -1,5 +1,5 @@
 """What a property-graph feed is loaded as: the typed column plans of its header, the merge
-settings of a load, and a batch's outcome. No SQL here; the graph_*_store.py modules hold it.
+settings of a load, and a batch's outcome. No SQL here; the *_store.py modules hold it.
 
 Rules applied here (the parser turns headers into a :class:`VertexPlan` / :class:`EdgePlan`):
 
@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from loadbay_loader.feeds import ErrorCode, FeedCounts
+from loadbay_loader.graph.feeds import ErrorCode, FeedCounts
 
 Policy = Literal["error", "replace", "keep"]
 

@@ -1,11 +1,11 @@
 """Gremlin CSV (``format: csv``) and openCypher CSV (``format: opencypher``) feeds.
 
 Python reads the header line, turns it into a typed column plan (:class:`VertexPlan` or
-:class:`EdgePlan`, see graph_plans.py), and then only cuts the byte stream into batches of
+:class:`EdgePlan`, see plans.py), and then only cuts the byte stream into batches of
 about :data:`BATCH_BYTES` at record boundaries (a line break after an even number of quote
 characters, which is how PostgreSQL splits CSV records too). Each batch is streamed unchanged
-into ``COPY`` and merged set-based in its own transaction (graph_vertex_store.py,
-graph_edge_store.py), so what loaded before an error stays, and ``cancelled()`` is checked
+into ``COPY`` and merged set-based in its own transaction (vertex_store.py,
+edge_store.py), so what loaded before an error stays, and ``cancelled()`` is checked
 between batches. No batch is held in memory: it streams from the feed's prefetched chunks into
 COPY, noting on the way whether a field may need trimming.
 
@@ -27,10 +27,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from loadbay_loader import graph_edge_store, graph_staging_store, graph_vertex_store, limits
-from loadbay_loader.feeds import Chunks, ErrorSink, FeedCounts, FeedError, FeedResult, LoadOptions
-from loadbay_loader.graph_csv_header import HeaderError, Plan, feed_kind, parse_header
-from loadbay_loader.graph_csv_stream import (
+from loadbay_loader.graph import edge_store, staging_store, vertex_store
+from loadbay_loader.graph.csv_header import HeaderError, Plan, feed_kind, parse_header
+from loadbay_loader.graph.csv_stream import (
     Batch,
     Batches,
     WholeLines,
@@ -39,21 +38,29 @@ from loadbay_loader.graph_csv_stream import (
     read_header,
     without_trailing_breaks,
 )
-from loadbay_loader.graph_plans import BatchOutcome, MergeSettings, Policy, VertexPlan
-from loadbay_loader.graph_staging_store import Staged, Staging
-from loadbay_loader.tabular import prefetch
+from loadbay_loader.graph.feeds import (
+    Chunks,
+    ErrorSink,
+    FeedCounts,
+    FeedError,
+    FeedResult,
+    LoadOptions,
+)
+from loadbay_loader.graph.plans import BatchOutcome, MergeSettings, Policy, VertexPlan
+from loadbay_loader.graph.staging_store import Staged, Staging
+from loadbay_loader.streaming import limits
+from loadbay_loader.streaming.objects import prefetch
 
 __all__ = [
     "BATCH_BYTES",
     "HeaderError",
     "feed_kind",
     "load_csv_feed",
-    "load_opencypher_feed",
     "parse_header",
 ]
 
 # A batch is cut at the first record boundary after this many bytes. Large batches make for
-# few transactions and few index rebuilds (graph_index_store.py); no batch is held in memory.
+# few transactions and few index rebuilds (index_store.py); no batch is held in memory.
 BATCH_BYTES = 64 << 20
 SLICE_BYTES = 1 << 20  # a batch COPY rejects is loaded again in slices this large
 
@@ -75,10 +82,10 @@ class _Feed:
 
 async def _merge(feed: _Feed, staged: Staged) -> BatchOutcome:
     if isinstance(feed.plan, VertexPlan):
-        return await graph_vertex_store.merge_vertices(
+        return await vertex_store.merge_vertices(
             feed.conn, feed.st, feed.plan, feed.settings, staged
         )
-    return await graph_edge_store.merge_edges(feed.conn, feed.st, feed.plan, feed.settings, staged)
+    return await edge_store.merge_edges(feed.conn, feed.st, feed.plan, feed.settings, staged)
 
 
 async def _load_batch(feed: _Feed, batch: Batch) -> tuple[BatchOutcome, int]:
@@ -89,9 +96,9 @@ async def _load_batch(feed: _Feed, batch: Batch) -> tuple[BatchOutcome, int]:
     conn = feed.conn
     try:
         async with conn.transaction():
-            await graph_staging_store.begin_batch(conn)
+            await staging_store.begin_batch(conn)
             try:
-                rows = await graph_staging_store.stage_copy(conn, feed.st, batch.source_iter)
+                rows = await staging_store.stage_copy(conn, feed.st, batch.source_iter)
             except asyncpg.DataError as exc:
                 raise _CopyRejected from exc
             await batch.drain()
@@ -107,8 +114,8 @@ async def _load_batch(feed: _Feed, batch: Batch) -> tuple[BatchOutcome, int]:
         return await _load_slices(feed, batch)
     records, parse_errors, slots = parse_batch(batch.data(), feed.plan.width)
     async with conn.transaction():
-        await graph_staging_store.begin_batch(conn)
-        staged = await graph_staging_store.stage_records(conn, feed.st, records, parse_errors)
+        await staging_store.begin_batch(conn)
+        staged = await staging_store.stage_records(conn, feed.st, records, parse_errors)
         outcome = await _merge(feed, staged)
     return outcome, slots
 
@@ -143,7 +150,7 @@ def _add(total: FeedCounts, part: FeedCounts) -> None:
     total.insert_errors += part.insert_errors
 
 
-async def _load_feed(
+async def load_csv_feed(
     pool: asyncpg.Pool,
     chunks: Chunks,
     *,
@@ -152,6 +159,8 @@ async def _load_feed(
     errors: ErrorSink,
     cancelled: Callable[[], Awaitable[bool]],
 ) -> FeedResult:
+    """Load one CSV feed into the graph store: a Gremlin vertex or edge file, or an
+    openCypher node or relationship file (`options.format` says which syntax)."""
     result = FeedResult()
     counts = result.counts
     max_record = limits.current().max_record_bytes
@@ -186,7 +195,7 @@ async def _load_feed(
             return read_again(chunks, data_offset + start, length)
 
         async with pool.acquire() as conn:
-            st = await graph_staging_store.create_staging(conn, plan.width)
+            st = await staging_store.create_staging(conn, plan.width)
             feed = _Feed(conn, st, plan, settings, reread)
             try:
                 while not await cancelled() and (batch := await batches.next()) is not None:
@@ -208,39 +217,9 @@ async def _load_feed(
                         counts.parsing_errors += 1
                         result.stopped_on_error = options.fail_on_error
             finally:
-                await graph_staging_store.drop_staging(conn, st)
+                await staging_store.drop_staging(conn, st)
     finally:
         for iterator in (stream, fetched):
             with contextlib.suppress(Exception):
                 await iterator.aclose()  # type: ignore[attr-defined]
     return result
-
-
-async def load_csv_feed(
-    pool: asyncpg.Pool,
-    chunks: Chunks,
-    *,
-    uri: str,
-    options: LoadOptions,
-    errors: ErrorSink,
-    cancelled: Callable[[], Awaitable[bool]],
-) -> FeedResult:
-    """Load one Gremlin CSV feed (vertex or edge file) into the graph store."""
-    return await _load_feed(
-        pool, chunks, uri=uri, options=options, errors=errors, cancelled=cancelled
-    )
-
-
-async def load_opencypher_feed(
-    pool: asyncpg.Pool,
-    chunks: Chunks,
-    *,
-    uri: str,
-    options: LoadOptions,
-    errors: ErrorSink,
-    cancelled: Callable[[], Awaitable[bool]],
-) -> FeedResult:
-    """Load one openCypher CSV feed (node or relationship file) into the graph store."""
-    return await _load_feed(
-        pool, chunks, uri=uri, options=options, errors=errors, cancelled=cancelled
-    )

@@ -1,6 +1,7 @@
 """RDF feeds (`ntriples`, `nquads`, `rdfxml`, `turtle`) into the quad store (rdf_store.py).
 
-:func:`load_rdf_feed` is the :class:`~loadbay_loader.feeds.FeedLoader` for the four RDF formats.
+:func:`load_rdf_feed` is the :class:`~loadbay_loader.graph.feeds.FeedLoader` for the four RDF
+formats.
 Every format streams: memory stays flat whatever the file size, statements are written in
 bounded batches, each in its own transaction (a Neptune load is not atomic: with failOnError,
 what loaded before the first error stays), and ``cancelled()`` is asked between batches.
@@ -39,8 +40,8 @@ from dataclasses import dataclass, field
 import asyncpg
 import pyoxigraph as ox
 
-from loadbay_loader import limits, rdf_documents, rdf_store
-from loadbay_loader.feeds import (
+from loadbay_loader.graph import rdf_documents, rdf_store
+from loadbay_loader.graph.feeds import (
     Chunks,
     ErrorCode,
     ErrorSink,
@@ -48,7 +49,8 @@ from loadbay_loader.feeds import (
     FeedResult,
     LoadOptions,
 )
-from loadbay_loader.rdf_terms import BadStatement, iri_term, node_term, shown
+from loadbay_loader.graph.rdf_terms import BadStatement, iri_term, node_term, shown
+from loadbay_loader.streaming import limits
 
 __all__ = ["BATCH_LINES", "load_rdf_feed"]
 

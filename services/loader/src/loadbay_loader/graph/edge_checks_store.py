@@ -8,7 +8,7 @@ seen before (loaded earlier, or more than once in the batch) then go through the
 need the other rows of the id: ID_ASSIGNED_TO_MULTIPLE_EDGES, and single cardinality, where
 window functions and sorts are kept to those ids. The fail_on_error limit applies to all of it
 (only records before the first error load). Then the edges loaded before are updated and the
-new ones inserted: in bulk mode (graph_index_store.py) with the edge table's indexes dropped
+new ones inserted: in bulk mode (index_store.py) with the edge table's indexes dropped
 and built again after.
 """
 
@@ -18,8 +18,8 @@ import json
 
 import asyncpg
 
-from loadbay_loader import graph_index_store as indexes
-from loadbay_loader.graph_plans import (
+from loadbay_loader.graph import index_store as indexes
+from loadbay_loader.graph.plans import (
     EDGE_LABEL,
     MAX_KEY_BYTES,
     NO_LIMIT,
@@ -27,7 +27,7 @@ from loadbay_loader.graph_plans import (
     EdgePlan,
     MergeSettings,
 )
-from loadbay_loader.graph_staging_store import (
+from loadbay_loader.graph.staging_store import (
     Args,
     Staged,
     Staging,
@@ -37,7 +37,7 @@ from loadbay_loader.graph_staging_store import (
     report,
     trimmed,
 )
-from loadbay_loader.graph_values_store import (
+from loadbay_loader.graph.values_store import (
     PropertyValue,
     json_text,
     json_value,
@@ -209,7 +209,7 @@ async def merge_edges_carefully(
     bulk = await indexes.bulk_worth_it(
         conn, "graph_edges", staged.rows
     ) and await indexes.lock_for_bulk(conn, indexes.EDGE_TABLES)
-    if not bulk:  # before the first read of the table (see graph_index_store.py)
+    if not bulk:  # before the first read of the table (see index_store.py)
         await indexes.lock(conn, indexes.EDGE_TABLES, "ROW EXCLUSIVE")
     a = Args()
     records = edge_records(st, staged, plan, settings, a, values=True, existing=ids)

@@ -5,7 +5,7 @@ A feed batch goes through here in one transaction: :func:`stage_copy` streams th
 CSV bytes into a session TEMP table of text columns (``rec`` is an identity column, so COPY
 numbers the records in file order), then :func:`merge_vertices` or :func:`merge_edges` type-check
 and merge it with set-based SQL. Python never sees a row unless COPY rejects the bytes (see
-graph_csv.py, which then parses the batch itself and hands the good records to
+csv_feed.py, which then parses the batch itself and hands the good records to
 :func:`stage_records`).
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 
-from loadbay_loader.graph_plans import MAX_ERRORS_PER_BATCH, BatchOutcome, MergeSettings
+from loadbay_loader.graph.plans import MAX_ERRORS_PER_BATCH, BatchOutcome, MergeSettings
 from loadbay_platform.db import watched
 
 BATCH_WORK_MEM = "64MB"  # per sort or hash of a batch's statements (the server's default: 4MB)

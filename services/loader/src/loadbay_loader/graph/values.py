@@ -1,7 +1,7 @@
 """Property values of the read API (``GET /graph/vertices/{id}``, ``/graph/edges/{id}``) as
 JSON, whatever their stored type.
 
-graph_read_store.py reads values back typed as declared; most are JSON as they are (String, Bool,
+read_store.py reads values back typed as declared; most are JSON as they are (String, Bool,
 Byte, Short, Int, Long, finite Float and Double). The others are answered as Neptune's Gremlin
 endpoint answers them, in GraphSON 3:
 
@@ -35,6 +35,6 @@ def json_value(value: Any) -> Any:
 
 
 def json_element(element: dict[str, Any]) -> dict[str, Any]:
-    """A vertex or edge as graph_read_store.py reads it, with its property values as JSON."""
+    """A vertex or edge as read_store.py reads it, with its property values as JSON."""
     properties = {name: json_value(value) for name, value in element["properties"].items()}
     return {**element, "properties": properties}

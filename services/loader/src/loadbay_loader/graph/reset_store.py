@@ -1,4 +1,4 @@
-"""All SQL of Neptune's fast reset (graph_reset.py): the one reset token (migration
+"""All SQL of Neptune's fast reset (reset.py): the one reset token (migration
 0011_graph_reset.sql) and emptying the graph. Functions take a connection and never commit;
 :func:`reset_graph` must run inside the caller's transaction, after :func:`lock_loads` (so no
 load starts meanwhile)."""
@@ -34,7 +34,7 @@ CURRENT_TOKEN = """
 SELECT token, issued_at < now() - $1::interval AS expired FROM graph_reset_token FOR UPDATE
 """
 DELETE_TOKEN = "DELETE FROM graph_reset_token"
-# The same lock admissions take (load_jobs_repository.LOCK_QUEUE): no load can start, or
+# The same lock admissions take (loads_store.LOCK_QUEUE): no load can start, or
 # change status, until the reset commits.
 LOCK_LOADS = "LOCK TABLE graph_loads IN SHARE ROW EXCLUSIVE MODE"
 RUNNING_LOADS = "SELECT id FROM graph_loads WHERE status = 'LOAD_IN_PROGRESS' ORDER BY seq"

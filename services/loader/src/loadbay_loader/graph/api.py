@@ -1,5 +1,5 @@
 """The bulk-loader HTTP API, shaped as Amazon Neptune's (`/loader`), plus read routes to
-check what was loaded (`/graph/...`, `/rdf/...`). Who may do what: loader_access."""
+check what was loaded (`/graph/...`, `/rdf/...`). Who may do what: access.py."""
 
 from __future__ import annotations
 
@@ -14,18 +14,18 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from loadbay_loader import graph_read_store as graph_store
-from loadbay_loader import graph_reset, load_jobs, rdf_store
-from loadbay_loader.graph_values import json_element
-from loadbay_loader.load_request import parse_bool, parse_request
-from loadbay_loader.loader_access import LoaderAccess, Unauthenticated, check_startup
-from loadbay_loader.neptune_errors import (
+from loadbay_loader.graph import loads, rdf_store, reset
+from loadbay_loader.graph import read_store as graph_store
+from loadbay_loader.graph.access import LoaderAccess, Unauthenticated, check_startup
+from loadbay_loader.graph.errors import (
     BadRequest,
     InvalidParameter,
     LoadIdNotFound,
     MissingParameter,
     NeptuneError,
 )
+from loadbay_loader.graph.request import parse_bool, parse_request
+from loadbay_loader.graph.values import json_element
 from loadbay_loader.settings import LoaderSettings
 from loadbay_platform.auth import Principal, current_principal
 from loadbay_platform.service import Resources
@@ -143,7 +143,7 @@ def add_routes(app: FastAPI, res: Resources, settings: LoaderSettings) -> None:
         body = await _request_body(request, settings.max_request_bytes)
         load = parse_request(body)
         access.require_readable(user, load)
-        load_id = await load_jobs.submit(pool, res.s3, settings, region, load, user)
+        load_id = await loads.submit(pool, res.s3, settings, region, load, user)
         return JSONResponse({"status": OK, "payload": {"loadId": load_id}})
 
     @app.get("/loader", tags=["bulk loader"], responses=_responses(400, 404))
@@ -157,7 +157,7 @@ def add_routes(app: FastAPI, res: Resources, settings: LoaderSettings) -> None:
             return await _status(params["loadId"], dict(params), user)
         limit = _positive_int("limit", params.get("limit"), 100, maximum=100)
         queued = parse_bool("includeQueuedLoads", params.get("includeQueuedLoads"), True)
-        ids = await load_jobs.list_ids(pool, limit, queued, access.listed_requester(user))
+        ids = await loads.list_ids(pool, limit, queued, access.listed_requester(user))
         return JSONResponse({"status": OK, "payload": {"loadIds": ids}})
 
     @app.get("/loader/{load_id}", tags=["bulk loader"], responses=_responses(400, 404))
@@ -169,8 +169,8 @@ def add_routes(app: FastAPI, res: Resources, settings: LoaderSettings) -> None:
 
     async def _status(load_id: str, params: dict[str, str], user: Principal | None) -> JSONResponse:
         _check_load_id(load_id)
-        access.require_visible(user, load_id, await load_jobs.requester_of(pool, load_id))
-        payload = await load_jobs.status_payload(
+        access.require_visible(user, load_id, await loads.requester_of(pool, load_id))
+        payload = await loads.status_payload(
             pool,
             load_id,
             details=parse_bool("details", params.get("details"), False),
@@ -184,8 +184,8 @@ def add_routes(app: FastAPI, res: Resources, settings: LoaderSettings) -> None:
     async def cancel_load(load_id: str, user: Principal | None = Depends(caller)) -> JSONResponse:
         """Cancel a queued or running load (LOAD_CANCELLED_BY_USER): only its requester may."""
         _check_load_id(load_id)
-        access.require_cancellable(user, load_id, await load_jobs.requester_of(pool, load_id))
-        await load_jobs.cancel(pool, load_id)
+        access.require_cancellable(user, load_id, await loads.requester_of(pool, load_id))
+        await loads.cancel(pool, load_id)
         return JSONResponse({"status": OK})
 
     @app.delete("/loader", tags=["bulk loader"], responses=_responses(400, 403, 404))
@@ -204,10 +204,10 @@ def add_routes(app: FastAPI, res: Resources, settings: LoaderSettings) -> None:
         while a load is running."""
         access.require_graph_user(user, "reset the graph")
         raw = await _read_body(request, settings.max_request_bytes)
-        params = graph_reset.parse_system_request(
+        params = reset.parse_system_request(
             raw, request.headers.get("content-type", ""), request.query_params.multi_items()
         )
-        answer = await graph_reset.handle(pool, params, user.user_id if user else None)
+        answer = await reset.handle(pool, params, user.user_id if user else None)
         return JSONResponse(answer)
 
     graph_errors = _responses(400, 403, 404)

@@ -1,4 +1,4 @@
-"""SQL expressions that check and type a staged property value (see graph_plans.py for the
+"""SQL expressions that check and type a staged property value (see plans.py for the
 rules), and build a row's properties as jsonb."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from loadbay_loader.graph_plans import (
+from loadbay_loader.graph.plans import (
     DATE_TYPES,
     FLOAT_TYPES,
     INTEGER_TYPES,
@@ -15,7 +15,7 @@ from loadbay_loader.graph_plans import (
     MergeSettings,
     PropertyColumn,
 )
-from loadbay_loader.graph_staging_store import Args
+from loadbay_loader.graph.staging_store import Args
 
 _DATE = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"

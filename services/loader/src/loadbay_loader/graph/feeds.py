@@ -2,7 +2,7 @@
 
 A *feed* is one object of a load's source (Neptune's word). The job engine (graph_loads.py)
 lists the source, orders the feeds (vertex files before edge files), and hands each to the
-loader of its format (graph_csv.py for `csv` and `opencypher`, rdf.py for the RDF formats),
+loader of its format (csv_feed.py for `csv` and `opencypher`, rdf.py for the RDF formats),
 which streams it into the graph store and reports counts and errors.
 """
 

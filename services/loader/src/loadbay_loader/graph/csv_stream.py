@@ -5,10 +5,10 @@ record-by-record parser.
 Record numbers (``recordNum``) count CSV records after the header from 1, as COPY reads them: a
 record with quoted line breaks is one record, a blank line inside the data takes a number but
 is neither a record nor an error, blank lines at the end of the file are ignored. Where the
-format page and the load page disagree or say nothing, the graph_csv modules and graph_plans.py say
+format page and the load page disagree or say nothing, the csv_* modules and plans.py say
 what they chose: a blank ``~label`` cell (or one holding only ``;``) is a PARSING_ERROR rather
 than the default label, which only applies when the column is absent; values are trimmed; see
-graph_plans.py for values, duplicates and errors.
+plans.py for values, duplicates and errors.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from loadbay_loader import limits
-from loadbay_loader.feeds import Chunks
-from loadbay_loader.graph_csv_header import HeaderError, split_header_line
+from loadbay_loader.graph.csv_header import HeaderError, split_header_line
+from loadbay_loader.graph.feeds import Chunks
+from loadbay_loader.streaming import limits
 
 MAX_HEADER_BYTES = 1 << 20
 # A line longer than limits.max_record_bytes ends the feed with a PARSING_ERROR (nothing past

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 from asyncpg import Record
 
-from loadbay_loader.storable import storable
+from loadbay_loader.graph.storable import storable
 
 HISTORY_LIMIT = 1024  # Neptune keeps the latest 1,024 loads
 ERRORS_PER_LOAD = 10_000  # and the last 10,000 errors of each
@@ -117,6 +117,7 @@ SELECT idx, error_code, error_message, file_name, record_num FROM graph_load_err
 WHERE load_id = $1 ORDER BY idx OFFSET $2 LIMIT $3
 """
 COUNT_ERRORS = "SELECT count(*) FROM graph_load_errors WHERE load_id = $1"
+COUNT_MORE_ERRORS = "UPDATE graph_loads SET error_count = error_count + $2 WHERE id = $1"
 LOADED_FILES = "SELECT uri, etag FROM graph_source_files WHERE source = $1"
 REMEMBER_FILE = """
 INSERT INTO graph_source_files (source, uri, etag, load_id) VALUES ($1, $2, $3, $4)
@@ -258,6 +259,24 @@ async def add_error(
     await conn.execute(
         ADD_ERROR, load_id, code, storable(message), storable(file_name), record, ERRORS_PER_LOAD
     )
+
+
+async def add_errors(
+    conn: asyncpg.Connection, load_id: str, errors: Sequence[tuple[str, str, str, int]]
+) -> None:
+    """Log errors given as (code, message, file name, record), in one round trip."""
+    await conn.executemany(
+        ADD_ERROR,
+        [
+            (load_id, code, storable(message), storable(file_name), record, ERRORS_PER_LOAD)
+            for code, message, file_name, record in errors
+        ],
+    )
+
+
+async def count_more_errors(conn: asyncpg.Connection, load_id: str, count: int) -> None:
+    """Count errors past the ones kept (ERRORS_PER_LOAD), without logging them."""
+    await conn.execute(COUNT_MORE_ERRORS, load_id, count)
 
 
 async def errors_page(

@@ -37,8 +37,8 @@ from urllib.parse import parse_qsl
 
 import asyncpg
 
-from loadbay_loader import graph_reset_store as store
-from loadbay_loader.neptune_errors import InvalidParameter, NeptuneError
+from loadbay_loader.graph import reset_store as store
+from loadbay_loader.graph.errors import InvalidParameter, NeptuneError
 
 TOKEN_LIFETIME = timedelta(minutes=60)
 LOCK_TIMEOUT_S = 30  # waiting for readers of the graph (or a load's status update)

@@ -17,8 +17,8 @@ import logging
 import re
 from dataclasses import dataclass
 
-from loadbay_loader.load_request import LoadRequest
-from loadbay_loader.neptune_errors import LoadIdNotFound, LoadUrlAccessDenied, NeptuneError
+from loadbay_loader.graph.errors import LoadIdNotFound, LoadUrlAccessDenied, NeptuneError
+from loadbay_loader.graph.request import LoadRequest
 from loadbay_loader.settings import LoaderSettings
 from loadbay_platform.auth import Principal
 from loadbay_platform.secrets import InsecureConfiguration

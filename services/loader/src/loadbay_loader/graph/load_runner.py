@@ -1,10 +1,16 @@
-"""The bulk-loader job engine: admission, the FIFO queue with dependencies, running loads
-feed by feed, cancellation, status, and recovery after a restart.
+"""Running bulk loads: one at a time per graph, in FIFO order, feed by feed, and picking up
+after a restart.
 
-One load runs at a time per graph (a PostgreSQL advisory lock, so also across replicas); up
-to 64 wait behind it when they ask to be queued. A load lists its source prefix, loads vertex
-files before edge files, and hands each feed to its format's loader. Loads are not atomic, as
-in Neptune: with failOnError TRUE a load stops at its first error and keeps what it loaded.
+One load runs at a time per graph: the runner holds a PostgreSQL advisory lock, so also
+across replicas. A load lists its source prefix, loads vertex files before edge files, and
+hands each feed to its format's loader. Loads are not atomic, as in Neptune: with failOnError
+TRUE a load stops at its first error and keeps what it loaded.
+
+Loads run on a pool of their own (`LOADBAY_LOADER_GRAPH_POOL_SIZE`), so they never starve the
+service's events and API. The runner holds one connection (the lock), each feed holds one,
+and the load's watcher (load_watch.py) takes one for a moment; no connection is ever held
+while waiting for another one of the same load, and feeds are capped at the pool's size
+minus those two, so they can never wait on each other.
 """
 
 from __future__ import annotations
@@ -15,19 +21,15 @@ import json
 import logging
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from botocore.exceptions import BotoCoreError, ClientError
 
-from loadbay_contracts import GraphLoadFinished, Recipient
-from loadbay_loader import graph_csv, rdf, tabular
-from loadbay_loader import load_jobs_repository as jobs
-from loadbay_loader.compression import decompressed
-from loadbay_loader.feeds import (
+from loadbay_loader.graph import csv_feed, rdf
+from loadbay_loader.graph import loads_store as jobs
+from loadbay_loader.graph.feeds import (
     DEFAULT_BASE_URI,
     DEFAULT_NAMED_GRAPH,
     FeedCounts,
@@ -35,29 +37,28 @@ from loadbay_loader.feeds import (
     FeedLoader,
     FeedResult,
 )
-from loadbay_loader.limits import UnreadableFile
-from loadbay_loader.load_request import LoadRequest, parse_bool, threads_for
-from loadbay_loader.neptune_errors import (
-    BadRequest,
-    LoadIdNotFound,
-    LoadUrlAccessDenied,
-    S3Problem,
-)
+from loadbay_loader.graph.load_watch import ErrorLog, LoadWatch
+from loadbay_loader.graph.loads import finish_load
+from loadbay_loader.graph.request import LoadRequest, parse_bool, threads_for
 from loadbay_loader.settings import LoaderSettings
-from loadbay_platform import outbox
-from loadbay_platform.auth import Principal
+from loadbay_loader.streaming import objects
+from loadbay_loader.streaming.compression import decompressed
+from loadbay_loader.streaming.limits import UnreadableFile
+from loadbay_platform.db import create_pool
 from loadbay_platform.outages import DATABASE_ERRORS
-
-SERVICE = "loader"
-# A cancelled load's feeds stop at their next batch; one that has not stopped this long after
-# the cancel was seen (a statement waiting on a lock, a slow batch) is interrupted.
-CANCEL_POLL_S = 0.5
-CANCEL_GRACE_S = 2.0
+from loadbay_platform.settings import PostgresSettings
 
 log = logging.getLogger(__name__)
+
+# A cancelled load's feeds stop at their next batch; one that has not stopped this long after
+# the cancel was seen (a statement waiting on a lock, a slow batch) is interrupted.
+CANCEL_GRACE_S = 2.0
+# Connections of the load pool that are not a feed's: the runner's lock and the watcher.
+RESERVED_CONNECTIONS = 2
+
 FEED_LOADERS: dict[str, FeedLoader] = {
-    "csv": graph_csv.load_csv_feed,
-    "opencypher": graph_csv.load_opencypher_feed,
+    "csv": csv_feed.load_csv_feed,
+    "opencypher": csv_feed.load_csv_feed,
     "ntriples": rdf.load_rdf_feed,
     "nquads": rdf.load_rdf_feed,
     "rdfxml": rdf.load_rdf_feed,
@@ -70,238 +71,18 @@ FAILED_FEED = {
 }  # fmt: skip
 
 
-# -- admission ---------------------------------------------------------------------------------
-
-
-async def submit(
-    pool: asyncpg.Pool,
-    s3: Any,
-    settings: LoaderSettings,
-    region: str,
-    request: LoadRequest,
-    requested_by: Principal | None,
-) -> str:
-    """Admit a load request (Neptune's checks and messages) and return its load id. Who may
-    load from where is loader_access's, checked before."""
-    if request.region != region:
-        raise BadRequest(
-            f"Bucket is not in provided Region ({request.region}): loadbay's object store is"
-            f' in {region}; pass "region": "{region}"'
-        )
-    if settings.iam_roles:
-        unknown = [
-            r for r in request.iam_role_arn.split(",") if r.strip() not in settings.iam_roles
-        ]
-        if unknown:
-            raise BadRequest(
-                f"Couldn't find the AWS credential for iam_role_arn {unknown[0].strip()}:"
-                " map it in LOADBAY_LOADER_IAM_ROLES"
-            )
-    await _check_source(s3, request)
-    load_id = str(uuid.uuid4())
-    async with pool.acquire() as conn, conn.transaction():
-        await jobs.lock_queue(conn)
-        if request.dependencies:
-            known = await jobs.statuses_of(conn, request.dependencies)
-            missing = [d for d in request.dependencies if d not in known]
-            if missing:
-                raise BadRequest(f"Dependency load id(s) not found: {', '.join(missing)}")
-        counts = await jobs.count_by_status(conn, jobs.ACTIVE)
-        active = sum(counts.values())
-        waiting = sum(counts.get(s, 0) for s in jobs.WAITING)
-        if active and not request.queue_request:
-            raise BadRequest(
-                f'Failed to start new load for the source "{request.source}". Max concurrent'
-                ' load limit breached. Limit is 1 (set "queueRequest": "TRUE" to queue it)'
-            )
-        if waiting >= settings.queue_limit:
-            raise BadRequest(
-                f'Failed to start new load for the source "{request.source}". Max load task'
-                f" queue size limit breached. Limit is {settings.queue_limit}"
-            )
-        await jobs.insert_load(
-            conn,
-            id=load_id,
-            source=request.source,
-            bucket=request.bucket,
-            prefix=request.prefix,
-            format=request.format,
-            mode=request.mode,
-            fail_on_error=request.fail_on_error,
-            parallelism=request.parallelism,
-            parser_configuration=request.parser_configuration,
-            update_single_cardinality=request.update_single_cardinality_properties,
-            user_provided_edge_ids=request.user_provided_edge_ids,
-            queue_request=request.queue_request,
-            edge_only_load=request.edge_only_load,
-            dependencies=request.dependencies,
-            region=request.region,
-            iam_role_arn=request.iam_role_arn,
-            requested_by=requested_by.user_id if requested_by else None,
-            requested_by_email=requested_by.email if requested_by else None,
-            status="LOAD_IN_QUEUE" if active else "LOAD_NOT_STARTED",
-        )
-        await jobs.notify_worker(conn, load_id)
-    return load_id
-
-
-async def _check_source(s3: Any, request: LoadRequest) -> None:
-    try:
-        listing = await s3.list_objects_v2(Bucket=request.bucket, Prefix=request.prefix, MaxKeys=1)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code == "NoSuchBucket":
-            raise S3Problem(f"S3 bucket not found for source {request.source}") from exc
-        if code in ("AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId"):
-            raise LoadUrlAccessDenied(
-                f"Access denied to {request.source} ({code}): check the role's permissions"
-            ) from exc
-        raise S3Problem(f"Unable to perform S3 list operation on {request.source}: {code}") from exc
-    except BotoCoreError as exc:
-        raise S3Problem(
-            f"Unable to connect to S3 endpoint. Provided source = {request.source} and"
-            f" region = {request.region}: {exc}"
-        ) from exc
-    if not listing.get("Contents"):
-        raise S3Problem(f"The source {request.source} does not exist/not reachable")
-
-
-async def cancel(pool: asyncpg.Pool, load_id: str) -> None:
-    async with pool.acquire() as conn, conn.transaction():
-        status = await jobs.request_cancel(conn, load_id)
-        if status is None:
-            raise LoadIdNotFound(f"The load with id = {load_id} does not exist or not active")
-        if status in jobs.WAITING:
-            await finish_load(conn, load_id, "LOAD_CANCELLED_BY_USER")
-        await jobs.notify_worker(conn, load_id)
-
-
-async def finish_load(conn: asyncpg.Connection, load_id: str, status: str) -> None:
-    """Give a load its terminal status and tell whoever asked for it (graph.load.finished)."""
-    await jobs.set_status(conn, load_id, status, terminal=True)
-    row = await jobs.get_load(conn, load_id)
-    if row is None or not row["requested_by_email"]:
-        return  # no recipient: the API ran without authentication
-    first = await jobs.errors_page(conn, load_id, 0, 5)
-    await outbox.enqueue(
-        conn,
-        GraphLoadFinished(
-            load_id=load_id,
-            source=row["source"],
-            format=row["format"],
-            status=status,
-            total_records=row["total_records"],
-            total_duplicates=row["total_duplicates"],
-            parsing_errors=row["parsing_errors"],
-            datatype_mismatch_errors=row["datatype_mismatch_errors"],
-            insert_errors=row["insert_errors"],
-            first_errors=tuple(
-                f"{e['error_code']} {e['file_name']}#{e['record_num']}: {e['error_message']}"
-                for e in first
-            ),
-            started_at=row["start_time"],
-            finished_at=row["finished_at"] or datetime.now(UTC),
-            recipients=(Recipient(user_id=row["requested_by"], email=row["requested_by_email"]),),
-        ),
-        service=SERVICE,
+async def run_worker(
+    postgres: PostgresSettings, schema: str, s3: Any, settings: LoaderSettings
+) -> None:
+    """The service's background task: the runner, on a pool of its own, until cancelled."""
+    pool = await create_pool(
+        postgres.model_copy(update={"pool_min_size": 1, "pool_max_size": settings.graph_pool_size}),
+        schema,
     )
-
-
-# -- status ------------------------------------------------------------------------------------
-
-
-def _status_fields(row: Any, uri: str, run_number: int, retry_number: int) -> dict[str, Any]:
-    start = row["start_time"]
-    return {
-        "fullUri": uri,
-        "runNumber": run_number,
-        "retryNumber": retry_number,
-        "status": row["status"],
-        "totalTimeSpent": round(row["total_time_spent"]),
-        "startTime": int(start.timestamp()) if start else 0,
-        "totalRecords": row["total_records"],
-        "totalDuplicates": row["total_duplicates"],
-        "parsingErrors": row["parsing_errors"],
-        "datatypeMismatchErrors": row["datatype_mismatch_errors"],
-        "insertErrors": row["insert_errors"],
-    }
-
-
-async def status_payload(
-    pool: asyncpg.Pool, load_id: str, *, details: bool, errors: bool, page: int, per_page: int
-) -> dict[str, Any]:
-    async with pool.acquire() as conn:
-        row = await jobs.get_load(conn, load_id)
-        if row is None:
-            raise LoadIdNotFound(f"The load with id = {load_id} does not exist")
-        runs = (row["run_number"], row["retry_number"])
-        overall = _status_fields(row, row["source"], *runs)
-        feeds = await jobs.feeds(conn, load_id)
-        payload: dict[str, Any] = {
-            "feedCount": [
-                {r["status"]: r["n"]} for r in await jobs.feed_status_counts(conn, load_id)
-            ],
-            "overallStatus": overall,
-        }
-        if details:
-            payload["failedFeeds"] = [
-                _status_fields(f, f["uri"], *runs)
-                for f in feeds
-                if f["status"] not in ("LOAD_COMPLETED", "LOAD_NOT_STARTED", "LOAD_IN_PROGRESS")
-            ]
-        if errors:
-            offset = (page - 1) * per_page
-            logs = await jobs.errors_page(conn, load_id, offset, per_page)
-            payload["errors"] = {
-                "startIndex": offset + 1 if logs else 0,
-                "endIndex": offset + len(logs) if logs else 0,
-                "loadId": load_id,
-                "errorLogs": [
-                    {
-                        "errorCode": e["error_code"],
-                        "errorMessage": e["error_message"],
-                        "fileName": e["file_name"],
-                        "recordNum": e["record_num"],
-                    }
-                    for e in logs
-                ],
-            }
-    return payload
-
-
-async def list_ids(
-    pool: asyncpg.Pool, limit: int, include_queued: bool, requested_by: str | None = None
-) -> list[str]:
-    """Load ids, newest first: every load, or only those `requested_by` started."""
-    async with pool.acquire() as conn:
-        return await jobs.list_load_ids(conn, limit, include_queued, requested_by)
-
-
-async def requester_of(pool: asyncpg.Pool, load_id: str) -> str | None:
-    """Who started a load (None: the API ran without authentication)."""
-    async with pool.acquire() as conn:
-        found = await jobs.get_requester(conn, load_id)
-    if found is None:
-        raise LoadIdNotFound(f"The load with id = {load_id} does not exist")
-    requested_by: str | None = found["requested_by"]
-    return requested_by
-
-
-# -- running -----------------------------------------------------------------------------------
-
-
-class ErrorLog:
-    """The load's error log (the first 10,000 are kept, every one is counted)."""
-
-    def __init__(self, pool: asyncpg.Pool, load_id: str) -> None:
-        self.pool = pool
-        self.load_id = load_id
-
-    async def add(self, error: FeedError) -> None:
-        async with self.pool.acquire() as conn:
-            await jobs.add_error(
-                conn, self.load_id, error.code, error.message, error.file_name, error.record_num
-            )
+    try:
+        await Worker(pool, s3, settings).run()
+    finally:
+        await pool.close()
 
 
 class Worker:
@@ -402,25 +183,33 @@ class Worker:
         load_id = job["id"]
         async with self.pool.acquire() as conn:
             await jobs.start_load(conn, load_id)
+        watch = LoadWatch(self.pool, load_id)
         try:
-            status = await self._run_feeds(job)
+            async with watch.watching():
+                status = await self._run_feeds(job, watch)
         except Exception as exc:  # the load ends with a reason, never stays "in progress"
             log.exception("load %s failed unexpectedly", load_id)
-            await ErrorLog(self.pool, load_id).add(
+            await watch.errors.add(
                 FeedError("INTERNAL_ERROR", f"{type(exc).__name__}: {exc}", job["source"], 0)
             )
             status = "LOAD_UNEXPECTED_ERROR"
         async with self.pool.acquire() as conn, conn.transaction():
+            await watch.errors.flush(conn)
             await finish_load(conn, load_id, status)
         log.info("load %s of %s finished: %s", load_id, job["source"], status)
 
-    async def _run_feeds(self, job: Any) -> str:
+    def feeds_at_once(self, parallelism: str) -> int:
+        """Neptune's parallelism, capped so the feeds and the load's own two connections fit
+        in the load pool."""
+        room = max(1, self.pool.get_max_size() - RESERVED_CONNECTIONS)
+        return min(threads_for(parallelism, self.vcpus), room)
+
+    async def _run_feeds(self, job: Any, watch: LoadWatch) -> str:
         load_id = job["id"]
-        errors = ErrorLog(self.pool, load_id)
         async with self.pool.acquire() as conn:
             planned = await jobs.feeds(conn, load_id)
         if not planned:
-            plan = await self._plan(job, errors)
+            plan = await self._plan(job, watch.errors)
             if plan is None:
                 return "LOAD_FAILED"
             async with self.pool.acquire() as conn:
@@ -431,28 +220,24 @@ class Worker:
             etags = dict(await self._list(job))
         todo = [f for f in planned if f["status"] in ("LOAD_NOT_STARTED", "LOAD_IN_PROGRESS")]
         started = time.perf_counter()
-        stop = asyncio.Event()
-        semaphore = asyncio.Semaphore(threads_for(job["parallelism"], self.vcpus))
-        cancelled = self._cancel_check(load_id, stop)
+        semaphore = asyncio.Semaphore(self.feeds_at_once(job["parallelism"]))
 
         async def run(feed: Any) -> str:
             async with semaphore:
-                if stop.is_set() or await cancelled():
+                if watch.stop.is_set():
                     return "LOAD_NOT_STARTED"
-                status = await self._run_feed(
-                    job, feed["uri"], etags.get(feed["uri"], ""), errors, cancelled
-                )
+                status = await self._run_feed(job, feed["uri"], etags.get(feed["uri"], ""), watch)
                 if status != "LOAD_COMPLETED" and job["fail_on_error"]:
-                    stop.set()
+                    watch.stop.set()
                 return status
 
         for kind in ("vertex", "edge", "rdf"):  # every vertex file before any edge file
             group = [f for f in todo if f["kind"] == kind]
-            finished = await self._until_cancelled(load_id, asyncio.gather(*map(run, group)))
+            finished = await self._until_cancelled(load_id, watch, asyncio.gather(*map(run, group)))
             if not finished:
-                stop.set()
+                watch.stop.set()
                 await self._mark_interrupted_feeds(load_id)
-            if stop.is_set():
+            if watch.stop.is_set():
                 break
         async with self.pool.acquire() as conn:
             await jobs.add_totals(conn, load_id, time.perf_counter() - started, FeedCounts())
@@ -463,25 +248,24 @@ class Worker:
             return "LOAD_COMPLETED"
         return "LOAD_FAILED"
 
-    async def _until_cancelled(self, load_id: str, work: Awaitable[list[str]]) -> bool:
+    async def _until_cancelled(
+        self, load_id: str, watch: LoadWatch, work: Awaitable[list[str]]
+    ) -> bool:
         """Await the feeds; True when they finished, False when a cancel interrupted them
         (they had CANCEL_GRACE_S to stop at a batch boundary first)."""
         task = asyncio.ensure_future(work)
+        cancel_seen = asyncio.ensure_future(watch.cancel_seen.wait())
         try:
-            while not task.done():
-                await asyncio.wait([task], timeout=CANCEL_POLL_S)
-                if task.done():
-                    break
-                async with self.pool.acquire() as conn:
-                    if await jobs.is_cancel_requested(conn, load_id):
-                        await asyncio.wait([task], timeout=CANCEL_GRACE_S)
-                        break
+            await asyncio.wait([task, cancel_seen], return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                await asyncio.wait([task], timeout=CANCEL_GRACE_S)
             if task.done():
                 task.result()
                 return True
             log.warning("load %s: cancelled, interrupting its running feeds", load_id)
             return False
         finally:
+            cancel_seen.cancel()
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -494,17 +278,6 @@ class Worker:
                     await jobs.finish_feed(
                         conn, load_id, feed["uri"], "LOAD_CANCELLED_BY_USER", 0.0, FeedCounts()
                     )
-
-    def _cancel_check(self, load_id: str, stop: asyncio.Event) -> Callable[[], Awaitable[bool]]:
-        async def cancelled() -> bool:
-            if stop.is_set():
-                return True
-            async with self.pool.acquire() as conn:
-                if await jobs.is_cancel_requested(conn, load_id):
-                    stop.set()
-            return stop.is_set()
-
-        return cancelled
 
     async def _plan(self, job: Any, errors: ErrorLog) -> list[tuple[str, str, str]] | None:
         """The feeds to load, as (uri, kind, etag), vertex files first; None if the load
@@ -557,13 +330,13 @@ class Worker:
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
         line = header.split(b"\n", 1)[0].decode("utf-8", "replace").lstrip("\ufeff").strip()
-        return graph_csv.feed_kind(line, job["format"])
+        return csv_feed.feed_kind(line, job["format"])
 
     def _chunks(self, uri: str) -> Callable[[], AsyncIterator[bytes]]:
         bucket, key = uri.removeprefix("s3://").split("/", 1)
 
         def open_feed() -> AsyncIterator[bytes]:
-            return decompressed(key, tabular.s3_chunks(self.s3, bucket, key))
+            return decompressed(key, objects.s3_chunks(self.s3, bucket, key))
 
         return open_feed
 
@@ -572,8 +345,7 @@ class Worker:
         job: Any,
         uri: str,
         etag: str,
-        errors: ErrorLog,
-        cancelled: Callable[[], Awaitable[bool]],
+        watch: LoadWatch,
     ) -> str:
         load_id = job["id"]
         async with self.pool.acquire() as conn:
@@ -585,7 +357,7 @@ class Worker:
         try:
             result = await loader(
                 self.pool, self._chunks(uri), uri=uri, options=request.options(),
-                errors=errors, cancelled=cancelled,
+                errors=watch.errors, cancelled=watch.cancelled,
             )  # fmt: skip
             failed = result.stopped_on_error or any(
                 (result.counts.parsing_errors, result.counts.datatype_mismatch_errors,
@@ -595,20 +367,22 @@ class Worker:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             status, error_code = FAILED_FEED.get(code, ("LOAD_S3_READ_ERROR", "INTERNAL_ERROR"))
-            await errors.add(FeedError(error_code, f"cannot read {uri}: {code}", uri, 0))  # type: ignore[arg-type]
+            error = FeedError(error_code, f"cannot read {uri}: {code}", uri, 0)  # type: ignore[arg-type]
+            await watch.errors.add(error)
         except BotoCoreError as exc:
             status = "LOAD_S3_READ_ERROR"
-            await errors.add(FeedError("INTERNAL_ERROR", f"cannot read {uri}: {exc}", uri, 0))
+            await watch.errors.add(FeedError("INTERNAL_ERROR", f"cannot read {uri}: {exc}", uri, 0))
         except UnreadableFile as exc:  # a bomb, a corrupt .gz: the file fails, the rest goes on
             status = "LOAD_FAILED"
             result.counts.parsing_errors += 1
-            await errors.add(FeedError("PARSING_ERROR", str(exc), uri, 0))
-        if status == "LOAD_COMPLETED" and await cancelled():
-            # The loader returned early, or just finished: either way the user stopped it, and
+            await watch.errors.add(FeedError("PARSING_ERROR", str(exc), uri, 0))
+        if status == "LOAD_COMPLETED" and await watch.cancelled():
+            # The loader returned early, or just finished: either way the load was stopped, and
             # RESUME loads the file again (duplicates are counted, never doubled).
             status = "LOAD_CANCELLED_BY_USER"
         seconds = time.perf_counter() - started
         async with self.pool.acquire() as conn, conn.transaction():
+            await watch.errors.flush(conn)  # the feed's errors are in its status when it ends
             await jobs.finish_feed(conn, load_id, uri, status, seconds, result.counts)
             await jobs.add_totals(conn, load_id, 0.0, result.counts)
             if status == "LOAD_COMPLETED":

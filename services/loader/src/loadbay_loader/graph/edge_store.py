@@ -3,12 +3,12 @@
 Edges, the bulk of a graph, take the cheapest path that is still exact: one INSERT of the rows
 without a problem, with no ON CONFLICT (it doubles the insert's cost) so that an id already
 taken raises and rolls the attempt back. A batch at least half the edge table's size (a first
-load into an empty graph, above all) does it in bulk mode (graph_index_store.py): it checks
+load into an empty graph, above all) does it in bulk mode (index_store.py): it checks
 that none of its ids is loaded, drops the table's indexes, inserts, and builds them again,
 which fails on an id repeated in the batch. Rows left out because of their own errors are
 logged and, if they only lose a bad value, added (when ``fail_on_error`` is off). Ids seen
 before (loaded earlier, or twice in the batch) and errors to stop at go through the full
-checks (graph_edge_checks_store.py).
+checks (edge_checks_store.py).
 
 Cost (see bench/README.md for the figures): a first load of 1M edges with two properties is
 mostly the INSERT writing the rows and their WAL, the hash joins that check both endpoints
@@ -20,16 +20,16 @@ from __future__ import annotations
 
 import asyncpg
 
-from loadbay_loader import graph_index_store as indexes
-from loadbay_loader.graph_edge_checks_store import (
+from loadbay_loader.graph import index_store as indexes
+from loadbay_loader.graph.edge_checks_store import (
     edge_columns,
     edge_props,
     edge_records,
     log_row_errors,
     merge_edges_carefully,
 )
-from loadbay_loader.graph_plans import MAX_KEY_BYTES, BatchOutcome, EdgePlan, MergeSettings
-from loadbay_loader.graph_staging_store import (
+from loadbay_loader.graph.plans import MAX_KEY_BYTES, BatchOutcome, EdgePlan, MergeSettings
+from loadbay_loader.graph.staging_store import (
     Args,
     Staged,
     Staging,
@@ -38,7 +38,7 @@ from loadbay_loader.graph_staging_store import (
     row_count,
     trimmed,
 )
-from loadbay_loader.graph_values_store import guard_check, present_check, types_json
+from loadbay_loader.graph.values_store import guard_check, present_check, types_json
 
 
 class _NotClean(Exception):

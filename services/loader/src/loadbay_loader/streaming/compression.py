@@ -14,8 +14,8 @@ import bz2
 import zlib
 from collections.abc import AsyncIterator
 
-from loadbay_loader import limits
-from loadbay_loader.limits import InputLimitExceeded, UnreadableFile
+from loadbay_loader.streaming import limits
+from loadbay_loader.streaming.limits import InputLimitExceeded, UnreadableFile
 
 ARCHIVES = (".tar", ".tar.gz", ".tgz")
 OUT_CHUNK = 1 << 20

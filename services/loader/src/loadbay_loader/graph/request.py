@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any, get_args
 from urllib.parse import unquote, urlparse
 
-from loadbay_loader.feeds import DEFAULT_BASE_URI, DEFAULT_NAMED_GRAPH, Format, LoadOptions
-from loadbay_loader.neptune_errors import InvalidParameter, MissingParameter
+from loadbay_loader.graph.errors import InvalidParameter, MissingParameter
+from loadbay_loader.graph.feeds import DEFAULT_BASE_URI, DEFAULT_NAMED_GRAPH, Format, LoadOptions
 
 FORMATS: tuple[str, ...] = get_args(Format)
 MODES = ("RESUME", "NEW", "AUTO")

@@ -26,8 +26,8 @@ from typing import Any, Protocol
 
 import pyoxigraph as ox
 
-from loadbay_loader import rdf_store
-from loadbay_loader.rdf_terms import BadStatement, iri_term, node_term, rdfxml_object_term
+from loadbay_loader.graph import rdf_store
+from loadbay_loader.graph.rdf_terms import BadStatement, iri_term, node_term, rdfxml_object_term
 
 Quad = rdf_store.Quad
 BATCH = 10_000  # statements per transaction

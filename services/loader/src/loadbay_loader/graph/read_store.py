@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from loadbay_loader.graph_plans import DATE_TYPES, FLOAT_TYPES
+from loadbay_loader.graph.plans import DATE_TYPES, FLOAT_TYPES
 
 
 def _decode(value: Any, type_: str | None) -> Any:
