@@ -4,7 +4,6 @@ causes them, and a relay publishes them to Kafka afterwards (at least once, in i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import zlib
 
@@ -17,6 +16,7 @@ from loadbay_platform import logs
 from loadbay_platform.liveness import Liveness
 from loadbay_platform.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG
 from loadbay_platform.outages import DATABASE_ERRORS
+from loadbay_platform.waker import Waker
 
 log = logging.getLogger(__name__)
 RELAY_ERRORS = (*DATABASE_ERRORS, KafkaError)
@@ -77,47 +77,23 @@ class OutboxRelay:
         self.service = service
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
-        self._wake = asyncio.Event()
         self._lock_key = zlib.crc32(f"outbox:{service}".encode())
 
     async def run(self) -> None:
         """Publish until cancelled; outages of the database or the broker are waited out."""
-        listener: asyncpg.Connection | None = None
+        waker = Waker(self.pool, channel(self.service))
         try:
             while True:
                 self.liveness.turn("the outbox relay")
                 try:
-                    if listener is None or listener.is_closed():
-                        listener = await self._listen()
                     sent = await self.publish_pending()
                 except RELAY_ERRORS as exc:
                     log.warning("outbox relay: publish failed, will retry: %r", exc)
                     sent = 0
-                    await self._release(listener)
-                    listener = None
-                    await asyncio.sleep(self.poll_interval_s)
                 if sent < self.batch_size:
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
-                    self._wake.clear()
+                    await waker.wait(self.poll_interval_s)
         finally:
-            await self._release(listener)
-
-    async def _listen(self) -> asyncpg.Connection:
-        conn = await self.pool.acquire(timeout=self.acquire_timeout_s)
-        await conn.add_listener(channel(self.service), self._on_notify)
-        return conn
-
-    async def _release(self, conn: asyncpg.Connection | None) -> None:
-        if conn is None:
-            return
-        with contextlib.suppress(Exception):
-            await conn.remove_listener(channel(self.service), self._on_notify)
-        with contextlib.suppress(Exception):
-            await self.pool.release(conn)
-
-    def _on_notify(self, *_: object) -> None:
-        self._wake.set()
+            await waker.close()
 
     async def publish_pending(self) -> int:
         async with self.pool.acquire(timeout=self.acquire_timeout_s) as conn, conn.transaction():

@@ -16,7 +16,7 @@ from loadbay_loader.handlers import Handlers
 from loadbay_loader.settings import LoaderSettings
 from loadbay_loader.streaming import limits
 from loadbay_platform.consumer import DeadLetterHook, Handler, RawHandler
-from loadbay_platform.service import Resources, schema_for
+from loadbay_platform.service import Resources
 
 
 class LoaderService:
@@ -57,9 +57,7 @@ class LoaderService:
     def background(self, res: Resources) -> list[Coroutine[Any, Any, None]]:
         return [
             dlz.run_publisher(res.pool, res.s3),
-            load_runner.run_worker(
-                res.settings.postgres, schema_for(self.name), res.s3, self.settings
-            ),
+            load_runner.run_worker(res, self.settings),
         ]
 
     def routes(self, app: FastAPI, res: Resources) -> None:

@@ -9,8 +9,6 @@ means doing it again; publications run one at a time, oldest first, so the lates
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 from typing import Any
@@ -22,6 +20,7 @@ from loadbay_loader import repository
 from loadbay_loader.metrics import DLZ_BACKLOG
 from loadbay_platform.outages import DATABASE_ERRORS
 from loadbay_platform.reasons import truncate
+from loadbay_platform.waker import Waker
 
 log = logging.getLogger(__name__)
 CHANNEL = "loadbay_loader_dlz"
@@ -74,29 +73,14 @@ async def publish_next(pool: asyncpg.Pool, s3: Any) -> bool:
 
 
 async def run_publisher(pool: asyncpg.Pool, s3: Any, poll_interval_s: float = 2.0) -> None:
-    wake = asyncio.Event()
-
-    def on_notify(*_: object) -> None:
-        wake.set()
-
-    listener: asyncpg.Connection | None = None
+    waker = Waker(pool, CHANNEL)
     try:
         while True:
             try:
-                if listener is None or listener.is_closed():
-                    listener = await pool.acquire(timeout=30)
-                    await listener.add_listener(CHANNEL, on_notify)
                 while await publish_next(pool, s3):
                     pass
             except DATABASE_ERRORS as exc:
                 log.warning("DLZ publisher: %r; retrying", exc)
-                listener = None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), poll_interval_s)
-            wake.clear()
+            await waker.wait(poll_interval_s)
     finally:
-        if listener is not None:
-            with contextlib.suppress(Exception):
-                await listener.remove_listener(CHANNEL, on_notify)
-            with contextlib.suppress(Exception):
-                await pool.release(listener)
+        await waker.close()

@@ -11,7 +11,6 @@ from the event id, lets a mail client (or a person) recognise it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import re
@@ -30,6 +29,7 @@ from loadbay_notifier.settings import NotifierSettings
 from loadbay_platform import logs
 from loadbay_platform.outages import DATABASE_ERRORS
 from loadbay_platform.settings import SmtpSettings
+from loadbay_platform.waker import Waker
 
 log = logging.getLogger(__name__)
 
@@ -54,19 +54,17 @@ class EmailSender:
         self.smtp = smtp
         self.settings = settings
         self.acquire_timeout_s = acquire_timeout_s
-        self._wake = asyncio.Event()
-        self._listener: asyncpg.Connection | None = None
         _, address = parseaddr(smtp.sender)
         self._envelope_sender = address or smtp.sender
         self._msgid_domain = address.rpartition("@")[2] or "loadbay"
 
     async def run(self) -> None:
         """Send due emails until cancelled; never ends on its own."""
+        waker = Waker(self.pool, repository.NEW_EMAIL_CHANNEL)
         reclaimed = False
         try:
             while True:
                 try:
-                    await self._ensure_listener()
                     if not reclaimed:
                         await self._reclaim_own_claims()
                         reclaimed = True
@@ -74,18 +72,13 @@ class EmailSender:
                     delay = await self._seconds_until_next_due()
                 except DATABASE_ERRORS as exc:
                     log.warning("email sender: database unavailable, will retry: %s", exc)
-                    # The listening connection may be the broken one: listen afresh next round.
-                    await self._drop_listener()
                     delay = self.settings.poll_interval_s
                 except Exception:  # a bug must not stop every email: log it and go on
                     log.exception("email sender: unexpected error, will retry")
-                    await self._drop_listener()
                     delay = self.settings.poll_interval_s
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
-                self._wake.clear()
+                await waker.wait(delay)
         finally:
-            await self._drop_listener()
+            await waker.close()
 
     async def send_due(self) -> int:
         """Send every email due now, a batch at a time; returns how many were attempted."""
@@ -262,37 +255,6 @@ class EmailSender:
             due_in = await repository.seconds_until_next_due(conn)
         poll = self.settings.poll_interval_s
         return poll if due_in is None else min(due_in, poll)
-
-    async def _ensure_listener(self) -> None:
-        # The listening connection dies with the database; without it the loop still polls,
-        # and each round tries to listen again.
-        if self._listener is not None and not self._listener.is_closed():
-            return
-        await self._drop_listener()
-        try:
-            conn = await self.pool.acquire(timeout=self.acquire_timeout_s)
-        except DATABASE_ERRORS as exc:
-            log.warning("email sender: cannot listen for new emails yet: %s", exc)
-            return
-        try:
-            await conn.add_listener(repository.NEW_EMAIL_CHANNEL, self._on_notify)
-        except DATABASE_ERRORS as exc:
-            log.warning("email sender: cannot listen for new emails yet: %s", exc)
-            await self.pool.release(conn)
-            return
-        self._listener = conn
-
-    async def _drop_listener(self) -> None:
-        conn, self._listener = self._listener, None
-        if conn is None:
-            return
-        with contextlib.suppress(*DATABASE_ERRORS):
-            await conn.remove_listener(repository.NEW_EMAIL_CHANNEL, self._on_notify)
-        with contextlib.suppress(*DATABASE_ERRORS):
-            await self.pool.release(conn)
-
-    def _on_notify(self, *_: Any) -> None:
-        self._wake.set()
 
 
 def message_id(event_id: str, domain: str) -> str:

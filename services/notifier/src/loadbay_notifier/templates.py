@@ -1,15 +1,17 @@
 """The emails' words: a subject, a plain-text body and an HTML body for each outcome event.
 
-Every value that comes from an event is escaped (`html.escape`) before it goes into HTML, and
-folded onto one line before it goes into a subject.
+The layout is two Jinja2 templates (email_templates/email.txt and email.html); the HTML one is
+autoescaped, so every value that comes from an event is escaped there. Values are folded onto
+one line before they go into a subject.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+
+import jinja2
 
 from loadbay_contracts import (
     DistributionFinished,
@@ -18,6 +20,17 @@ from loadbay_contracts import (
     ReloadFinished,
     ReloadRejected,
 )
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("loadbay_notifier", "email_templates"),
+    autoescape=jinja2.select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+    undefined=jinja2.StrictUndefined,
+)
+_TEXT = _TEMPLATES.get_template("email.txt")
+_HTML = _TEMPLATES.get_template("email.html")
 
 # Past this many files (or failures, problems) a list is cut short ("... and 120 more"): an
 # email is no file listing.
@@ -332,50 +345,31 @@ def _render(
     facts: Sequence[tuple[str, str]],
     sections: Sequence[_Section],
 ) -> RenderedEmail:
-    sections = [s for s in sections if s.items]
-    width = max(len(label) for label, _ in facts) + 1
-
-    text: list[str] = []
-    for paragraph in paragraphs:
-        text += [paragraph, ""]
-    text += [f"{label + ':':<{width}} {value}" for label, value in facts]
+    shown = []
     for section in sections:
-        if section.steps:
-            text += ["", f"{section.heading}:"]
-            text += [f"  {n}. {step}" for n, step in enumerate(section.items, 1)]
-            continue
-        listed, more = _listed(section.items)
-        text += ["", f"{section.heading} ({len(section.items)}):"]
-        text += [f"  - {item}" for item in listed]
-        if more > 0:
-            text.append(f"  ... and {more} more")
-    text += ["", "-- ", "loadbay"]
-
-    esc = html.escape
-    body = [f"<p>{esc(p)}</p>" for p in paragraphs]
-    body.append("<table>")
-    body += [
-        f'<tr><th align="left">{esc(label)}</th><td>{esc(value)}</td></tr>'
-        for label, value in facts
-    ]
-    body.append("</table>")
-    for section in sections:
-        if section.steps:
-            body.append(f"<p>{esc(section.heading)}:</p>")
-            body.append("<ol>" + "".join(f"<li>{esc(s)}</li>" for s in section.items) + "</ol>")
-            continue
-        listed, more = _listed(section.items)
-        body.append(f"<p>{esc(section.heading)} ({len(section.items)}):</p>")
-        body.append("<ul>" + "".join(f"<li>{esc(item)}</li>" for item in listed) + "</ul>")
-        if more > 0:
-            body.append(f"<p>... and {more} more</p>")
-    page = (
-        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
-        f"<title>{esc(subject)}</title></head>\n<body>\n"
-        + "\n".join(body)
-        + '\n<p style="color:#777">loadbay</p>\n</body></html>\n'
+        if section.items:
+            listed, more = _listed(section.items)
+            shown.append(
+                {
+                    "heading": section.heading,
+                    "steps": section.steps,
+                    "entries": section.items,  # not "items": Jinja2 would find dict.items
+                    "listed": listed,
+                    "more": more,
+                }
+            )
+    values = {
+        "subject": subject,
+        "paragraphs": paragraphs,
+        "facts": facts,
+        "sections": shown,
+        "width": max(len(label) for label, _ in facts) + 1,
+    }
+    return RenderedEmail(
+        subject=_one_line(subject),
+        text=_TEXT.render(values),
+        html=_HTML.render(values),
     )
-    return RenderedEmail(subject=_one_line(subject), text="\n".join(text) + "\n", html=page)
 
 
 def _listed(items: Sequence[str]) -> tuple[list[str], int]:

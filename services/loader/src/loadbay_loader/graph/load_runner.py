@@ -46,7 +46,8 @@ from loadbay_loader.streaming.compression import decompressed
 from loadbay_loader.streaming.limits import UnreadableFile
 from loadbay_platform.db import create_pool
 from loadbay_platform.outages import DATABASE_ERRORS
-from loadbay_platform.settings import PostgresSettings
+from loadbay_platform.service import Resources, schema_for
+from loadbay_platform.waker import Waker
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +72,15 @@ FAILED_FEED = {
 }  # fmt: skip
 
 
-async def run_worker(
-    postgres: PostgresSettings, schema: str, s3: Any, settings: LoaderSettings
-) -> None:
+async def run_worker(res: Resources, settings: LoaderSettings) -> None:
     """The service's background task: the runner, on a pool of its own, until cancelled."""
+    postgres = res.settings.postgres
     pool = await create_pool(
         postgres.model_copy(update={"pool_min_size": 1, "pool_max_size": settings.graph_pool_size}),
-        schema,
+        schema_for(res.service),
     )
     try:
-        await Worker(pool, s3, settings).run()
+        await Worker(pool, res.s3, settings, listen_pool=res.pool).run()
     finally:
         await pool.close()
 
@@ -89,17 +89,21 @@ class Worker:
     """Runs queued loads one at a time, in FIFO order, until cancelled."""
 
     def __init__(
-        self, pool: asyncpg.Pool, s3: Any, settings: LoaderSettings, poll_interval_s: float = 1.0
+        self,
+        pool: asyncpg.Pool,
+        s3: Any,
+        settings: LoaderSettings,
+        poll_interval_s: float = 1.0,
+        listen_pool: asyncpg.Pool | None = None,
     ) -> None:
         self.pool = pool
         self.s3 = s3
         self.settings = settings
         self.poll_interval_s = poll_interval_s
         self.vcpus = settings.vcpus or os.cpu_count() or 1
-        self._wake = asyncio.Event()
-
-    def _on_notify(self, *_: object) -> None:
-        self._wake.set()
+        # Where to LISTEN for new loads: the service's pool shares one listening connection
+        # among all its loops; the load pool's connections are for loads.
+        self.listen_pool = listen_pool or pool
 
     async def run(self) -> None:
         while True:
@@ -113,7 +117,7 @@ class Worker:
         async with self.pool.acquire(timeout=30) as holder:
             if not await jobs.try_become_runner(holder):
                 return  # another replica runs loads
-            await holder.add_listener(jobs.CHANNEL, self._on_notify)
+            waker = Waker(self.listen_pool, jobs.CHANNEL)
             try:
                 while True:
                     # Holding the lock and idle, any load still "in progress" was left by a
@@ -125,12 +129,9 @@ class Worker:
                         log.warning("resuming loads interrupted by a restart: %s", recovered)
                     ran = await self.run_next()
                     if not ran:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
-                        self._wake.clear()
+                        await waker.wait(self.poll_interval_s)
             finally:
-                with contextlib.suppress(Exception):
-                    await holder.remove_listener(jobs.CHANNEL, self._on_notify)
+                await waker.close()
                 with contextlib.suppress(Exception):
                     await jobs.stop_being_runner(holder)
 
