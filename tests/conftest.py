@@ -30,7 +30,6 @@ from loadbay_cli.stack import EmbeddedStack, StackInfo
 __all__ = ["StackInfo"]
 from loadbay_distribution.app import DistributionService
 from loadbay_distribution.settings import DistributionSettings
-
 from loadbay_loader.app import LoaderService
 from loadbay_loader.settings import LoaderSettings
 from loadbay_platform.auth import mint_token

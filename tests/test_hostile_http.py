@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from loadbay_ingestion.app import IngestionService
 
+from loadbay_ingestion.app import IngestionService
 from loadbay_platform.auth import mint_token
 from loadbay_platform.settings import AuthSettings, HttpSettings, PlatformSettings
 from loadbay_reload.app import ReloadService

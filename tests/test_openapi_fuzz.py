@@ -19,8 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from loadbay_ingestion.app import IngestionService
 
+from loadbay_ingestion.app import IngestionService
 from loadbay_platform.settings import PlatformSettings
 from tests.conftest import Platform, make_user
 from tests.platform.serving import HttpOnly, serving

@@ -11,9 +11,9 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from loadbay_distribution import scheduler
 
 from loadbay_contracts import Envelope, FileLanded
+from loadbay_distribution import scheduler
 from tests.conftest import Mailbox, Platform, User, body_text, eventually
 from tests.reload.flows import publish_event
 

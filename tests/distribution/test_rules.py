@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
 from loadbay_distribution.naming import Misnamed, batches, parse_name
 from loadbay_distribution.planning import WorkspaceState, continue_after, plan_dataset
 

@@ -31,11 +31,11 @@ import asyncpg
 import boto3
 import httpx
 import pytest
-from loadbay_ingestion.app import IngestionService
-from loadbay_ingestion.settings import IngestionSettings
 from pydantic import SecretStr
 
 from loadbay_cli.stack import free_port
+from loadbay_ingestion.app import IngestionService
+from loadbay_ingestion.settings import IngestionSettings
 from loadbay_platform.db import create_pool
 from loadbay_platform.service import RunningService, run_service
 from loadbay_platform.settings import PlatformSettings

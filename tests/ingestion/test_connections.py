@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncpg
 import httpx
-from loadbay_ingestion.settings import IngestionSettings
 
+from loadbay_ingestion.settings import IngestionSettings
 from tests.conftest import User
 from tests.ingestion.conftest import REGION, Keys, Remote, bind, create_connection, unique
 

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import httpx
 import pytest
+
 from loadbay_ingestion.endpoints import (
     ConnectionGuard,
     EndpointPolicy,
@@ -23,7 +24,6 @@ from loadbay_ingestion.endpoints import (
     check_endpoint,
     parse_endpoint,
 )
-
 from tests.conftest import User
 from tests.ingestion.conftest import REGION, Remote, bind, create_connection, finished_run, unique
 

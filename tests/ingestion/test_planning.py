@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from cryptography.fernet import Fernet
+
 from loadbay_ingestion import planning, policies, regions
 from loadbay_ingestion.crypto import SecretBox
 from loadbay_ingestion.remote import RemoteObject

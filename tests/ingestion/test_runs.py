@@ -13,8 +13,8 @@ from typing import Any
 
 import asyncpg
 import httpx
-from loadbay_ingestion import scheduler
 
+from loadbay_ingestion import scheduler
 from loadbay_platform.settings import PlatformSettings
 from tests.conftest import StackInfo, User, eventually
 from tests.ingestion.conftest import (

@@ -10,13 +10,13 @@ import sys
 import asyncpg
 import httpx
 import pytest
+from pydantic import SecretStr
+
 from loadbay_ingestion import connections
 from loadbay_ingestion import remote as remote_s3
 from loadbay_ingestion.app import IngestionService
 from loadbay_ingestion.crypto import SecretBox
 from loadbay_ingestion.settings import DEV_SECRET_KEY, IngestionSettings
-from pydantic import SecretStr
-
 from loadbay_platform.secrets import InsecureConfiguration
 from tests.conftest import User
 from tests.ingestion.conftest import Ingestion, Remote, create_connection

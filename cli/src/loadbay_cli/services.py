@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from loadbay_distribution.app import DistributionService
 from loadbay_ingestion.app import IngestionService
-
 from loadbay_loader.app import LoaderService
 from loadbay_notifier.app import NotifierService
 from loadbay_platform.service import ServiceDefinition
