@@ -47,12 +47,6 @@ RECORD_HANDLED = (
 )
 
 
-class DeadLetter(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 class Consumer:
     def __init__(
         self,
@@ -133,8 +127,8 @@ class Consumer:
             return
         try:
             envelope, cls, handler = self._decode(record)
-        except DeadLetter as exc:
-            await self._dead_letter(record, exc.reason)
+        except TerminalError as exc:
+            await self._dead_letter(record, str(exc))
             return
         token = logs.correlation_id.set(envelope.correlationid)
         try:
@@ -245,21 +239,21 @@ class Consumer:
         self, record: ConsumerRecord[bytes, bytes]
     ) -> tuple[Envelope, type[Event], Handler]:
         if record.value is None:
-            raise DeadLetter("empty message")
+            raise TerminalError("empty message")
         try:
             envelope = Envelope.model_validate_json(record.value)
         except ValidationError as exc:
-            raise DeadLetter(f"not a CloudEvents envelope: {exc}") from exc
+            raise TerminalError(f"not a CloudEvents envelope: {exc}") from exc
         if envelope.type not in self.handlers:
-            raise DeadLetter(f"unknown event type {envelope.type!r} on {record.topic}")
+            raise TerminalError(f"unknown event type {envelope.type!r} on {record.topic}")
         cls, handler = self.handlers[envelope.type]
         known_major = int(cls.VERSION.split(".", 1)[0])
         try:
             major = envelope.major_version
         except ValueError as exc:
-            raise DeadLetter(f"bad schemaversion {envelope.schemaversion!r}") from exc
+            raise TerminalError(f"bad schemaversion {envelope.schemaversion!r}") from exc
         if major != known_major:
-            raise DeadLetter(
+            raise TerminalError(
                 f"unsupported schema version {envelope.schemaversion} of {envelope.type}:"
                 f" this consumer reads major version {known_major}"
             )

@@ -1,5 +1,6 @@
-"""Exception handlers every HTTP API shares: input a route could not store or process gets a
-clear 4xx with `{"detail": ...}`, and a 422 never echoes a secret that was submitted.
+"""Exception handlers every HTTP API shares: a service's `ApiError` gets its status and
+`{"error", "message"}`; input a route could not store or process gets a clear 4xx with
+`{"detail": ...}`, and a 422 never echoes a secret that was submitted.
 
 The request guard (request_guard.py) refuses NUL and deep JSON in what it can see; these
 handlers catch what gets past it (a NUL in a form field of an upload, a lone surrogate in a
@@ -20,6 +21,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from loadbay_platform.errors import ApiError
 from loadbay_platform.outages import INFRASTRUCTURE_ERRORS
 
 UNSTORABLE = (
@@ -29,6 +31,7 @@ UNSTORABLE = (
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     for exc in (CharacterNotInRepertoireError, UntranslatableCharacterError):
         app.add_exception_handler(exc, _unstorable)
@@ -39,6 +42,13 @@ def install_error_handlers(app: FastAPI) -> None:
     for outage in INFRASTRUCTURE_ERRORS:
         if issubclass(outage, Exception):
             app.add_exception_handler(outage, _unavailable)
+
+
+async def _api_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return JSONResponse(
+        {"error": type(exc).__name__, "message": str(exc)}, status_code=exc.status_code
+    )
 
 
 async def _unavailable(_: Request, exc: Exception) -> JSONResponse:

@@ -6,12 +6,10 @@ import json
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import FastAPI, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Path, Query
 from pydantic import BaseModel, Field
 
 from loadbay_distribution import products, repository, runs, scheduler
-from loadbay_distribution.errors import DistributionError, NotFound
 from loadbay_distribution.products import (
     CLIENT_ID,
     DATASET_NAME,
@@ -21,6 +19,7 @@ from loadbay_distribution.products import (
     WorkspaceCreate,
 )
 from loadbay_platform.auth import CurrentPrincipal
+from loadbay_platform.errors import NotFound
 from loadbay_platform.service import Resources
 
 # Path parameters are checked before they reach the database: a NUL or a huge value is a 422.
@@ -63,12 +62,6 @@ def _run(r: asyncpg.Record, results: list[asyncpg.Record] | None = None) -> dict
 
 def add_routes(app: FastAPI, res: Resources) -> None:
     pool = res.pool
-
-    @app.exception_handler(DistributionError)
-    async def distribution_error(_: Request, exc: DistributionError) -> JSONResponse:
-        return JSONResponse(
-            {"error": type(exc).__name__, "message": str(exc)}, status_code=exc.status_code
-        )
 
     @app.post("/data-products", status_code=201, tags=["data products"])
     async def create_product(body: ProductCreate, principal: CurrentPrincipal) -> dict[str, Any]:

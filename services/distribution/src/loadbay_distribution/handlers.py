@@ -8,7 +8,7 @@ import asyncpg
 
 from loadbay_contracts import Envelope, FileLanded, WorkspaceLoadCompleted
 from loadbay_distribution import repository, runs
-from loadbay_distribution.errors import Conflict
+from loadbay_platform.errors import Conflict
 from loadbay_platform.service import Resources
 
 log = logging.getLogger(__name__)

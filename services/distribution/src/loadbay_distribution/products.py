@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from loadbay_contracts import WorkspaceColumn
 from loadbay_distribution import repository
-from loadbay_distribution.errors import Conflict, DistributionError, NotFound
 from loadbay_platform.auth import Principal
+from loadbay_platform.errors import ApiError, Conflict, NotFound
 from loadbay_platform.warehouse import workspace_schema
 
 CLIENT_ID = r"^[0-9A-Za-z_]{1,255}$"
@@ -77,7 +77,7 @@ async def create_product(
 
 async def add_segment(conn: asyncpg.Connection, product: asyncpg.Record, segment: str) -> None:
     if not re.fullmatch(NAME[1:-1], segment):
-        raise DistributionError(f"segment name {segment!r} must match {NAME}")
+        raise ApiError(f"segment name {segment!r} must match {NAME}")
     await repository.insert_segment(conn, product["id"], segment)
 
 
@@ -117,13 +117,13 @@ async def add_dataset(
         raise NotFound(f"no segment {request.segment!r} in {product['name']}")
     names = [c.name for c in request.columns]
     if len(set(names)) != len(names):
-        raise DistributionError(f"duplicate columns in {names}")
+        raise ApiError(f"duplicate columns in {names}")
     connection_points = [n for n in names if n.startswith("cp__")]
     if len(connection_points) > 1:
-        raise DistributionError(f"a dataset has at most one connection point: {connection_points}")
+        raise ApiError(f"a dataset has at most one connection point: {connection_points}")
     bad_grain = [g for g in request.grain if g not in names or not g.startswith("a__")]
     if bad_grain:
-        raise DistributionError(f"the grain must name a__ columns of the dataset: {bad_grain}")
+        raise ApiError(f"the grain must name a__ columns of the dataset: {bad_grain}")
     created = await repository.insert_dataset(
         conn, product["id"], request.name, request.segment,
         [c.model_dump() for c in request.columns], request.grain,

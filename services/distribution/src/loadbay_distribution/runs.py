@@ -28,9 +28,9 @@ from loadbay_contracts import (
     WorkspaceTarget,
 )
 from loadbay_distribution import naming, planning, repository
-from loadbay_distribution.errors import Conflict
 from loadbay_distribution.metrics import RUNS_FINISHED, RUNS_STARTED, WORKSPACE_LOADS
 from loadbay_platform import outbox
+from loadbay_platform.errors import Conflict
 from loadbay_platform.reasons import truncate, truncate_all
 
 SERVICE = "distribution"

@@ -12,16 +12,14 @@ import asyncpg
 from croniter import croniter
 
 from loadbay_distribution import repository, runs
-from loadbay_distribution.errors import Conflict, DistributionError
+from loadbay_platform.errors import ApiError, Conflict
 
 log = logging.getLogger(__name__)
 
 
 def next_time(cron: str, after: datetime | None = None) -> datetime:
     if not croniter.is_valid(cron):
-        raise DistributionError(
-            f"not a cron expression: {cron!r} (five fields, e.g. '30 12 * * *')"
-        )
+        raise ApiError(f"not a cron expression: {cron!r} (five fields, e.g. '30 12 * * *')")
     start = after or datetime.now(UTC)
     nxt: datetime = croniter(cron, start).get_next(datetime)
     return nxt

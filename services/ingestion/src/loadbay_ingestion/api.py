@@ -6,9 +6,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import FastAPI, Query, Request
-from fastapi.exception_handlers import request_validation_exception_handler
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse
 
 from loadbay_ingestion import bindings, connections, policies, regions, repository, runs, scheduler
@@ -16,11 +14,11 @@ from loadbay_ingestion.bindings import BindingCreate, ScheduleSet
 from loadbay_ingestion.connections import ConnectionCreate, ConnectionUpdate, VersionChange
 from loadbay_ingestion.crypto import SecretBox
 from loadbay_ingestion.endpoints import EndpointPolicy
-from loadbay_ingestion.errors import Conflict, IngestionError, NotFound
 from loadbay_ingestion.metrics import CONNECTION_TESTS
 from loadbay_ingestion.remote import check_remote_endpoint, remote_client, test_access
 from loadbay_ingestion.settings import IngestionSettings
 from loadbay_platform.auth import CurrentPrincipal
+from loadbay_platform.errors import Conflict, NotFound
 from loadbay_platform.service import Resources
 
 
@@ -73,22 +71,6 @@ def add_routes(
     policy: EndpointPolicy, wake: Callable[[], None],
 ) -> None:  # fmt: skip
     pool = res.pool
-
-    async def invalid_request(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        errors = [{k: v for k, v in e.items() if k in ("type", "loc", "msg")} for e in exc.errors()]
-        return JSONResponse({"detail": errors}, status_code=422)
-
-    # FastAPI's default 422 echoes the submitted values ("input"), access keys included; unless
-    # the platform installs a handler that does not, this one is used.
-    if app.exception_handlers.get(RequestValidationError) is request_validation_exception_handler:
-        app.add_exception_handler(RequestValidationError, invalid_request)
-
-    @app.exception_handler(IngestionError)
-    async def ingestion_error(_: Request, exc: IngestionError) -> JSONResponse:
-        return JSONResponse(
-            {"error": type(exc).__name__, "message": str(exc)}, status_code=exc.status_code
-        )
 
     # -- connections ---------------------------------------------------------------------------
 

@@ -16,8 +16,8 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
 from loadbay_ingestion import dataset_repository, repository
-from loadbay_ingestion.errors import Conflict, NotFound, Unprocessable
 from loadbay_platform.auth import Principal
+from loadbay_platform.errors import Conflict, NotFound, Unprocessable
 
 
 class BindingCreate(BaseModel):

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from loadbay_ingestion import regions, repository
 from loadbay_ingestion.crypto import SecretBox
 from loadbay_ingestion.endpoints import EndpointPolicy, check_endpoint
-from loadbay_ingestion.errors import Conflict, Forbidden, IngestionError, NotFound
 from loadbay_platform.auth import Principal
+from loadbay_platform.errors import ApiError, Conflict, Forbidden, NotFound
 
 VERSIONS = ("1.6", "1.7", "1.8")
 Version = Literal["1.6", "1.7", "1.8"]
@@ -82,13 +82,13 @@ def _sealed_keys(
 ) -> tuple[bytes | None, bytes | None]:
     if access_type == "bucket_policy":
         if key_id is not None or secret is not None:
-            raise IngestionError(
+            raise ApiError(
                 "a bucket_policy connection takes no access keys: loadbay reads the bucket as"
                 " its own principal, granted by the generated bucket policy"
             )
         return None, None
     if key_id is None or secret is None:
-        raise IngestionError("an access_keys connection needs access_key_id and secret_access_key")
+        raise ApiError("an access_keys connection needs access_key_id and secret_access_key")
     return box.seal(key_id.get_secret_value()), box.seal(secret.get_secret_value())
 
 

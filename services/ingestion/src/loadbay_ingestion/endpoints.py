@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
-from loadbay_ingestion.errors import Unprocessable
+from loadbay_platform.errors import Unprocessable
 
 SETTING = "LOADBAY_INGESTION_ALLOWED_ENDPOINTS"
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

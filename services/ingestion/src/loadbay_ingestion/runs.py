@@ -28,7 +28,7 @@ from loadbay_ingestion import dataset_repository, planning, regions, repository
 from loadbay_ingestion.copying import copy_object
 from loadbay_ingestion.crypto import SecretBox
 from loadbay_ingestion.endpoints import EndpointPolicy, EndpointRefused
-from loadbay_ingestion.errors import Conflict, RemoteAccessError
+from loadbay_ingestion.errors import RemoteAccessError
 from loadbay_ingestion.metrics import (
     BYTES_COPIED,
     OBJECTS,
@@ -45,6 +45,7 @@ from loadbay_ingestion.remote import (
 )
 from loadbay_ingestion.settings import IngestionSettings
 from loadbay_platform import outbox
+from loadbay_platform.errors import Conflict
 from loadbay_platform.settings import S3Settings
 
 SERVICE = "ingestion"

@@ -13,16 +13,14 @@ import asyncpg
 from croniter import croniter
 
 from loadbay_ingestion import repository, runs
-from loadbay_ingestion.errors import Conflict, IngestionError
+from loadbay_platform.errors import ApiError, Conflict
 
 log = logging.getLogger(__name__)
 
 
 def next_time(cron: str, after: datetime | None = None) -> datetime:
     if not croniter.is_valid(cron) or len(cron.split()) != 5:
-        raise IngestionError(
-            f"not a cron expression: {cron!r} (five fields, UTC, e.g. '0 12 * * *')"
-        )
+        raise ApiError(f"not a cron expression: {cron!r} (five fields, UTC, e.g. '0 12 * * *')")
     nxt: datetime = croniter(cron, after or datetime.now(UTC)).get_next(datetime)
     return nxt
 

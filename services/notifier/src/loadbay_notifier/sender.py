@@ -27,6 +27,7 @@ from loadbay_notifier import repository
 from loadbay_notifier.metrics import EMAILS_FAILED, EMAILS_PENDING, EMAILS_SENT, SEND_ATTEMPTS
 from loadbay_notifier.settings import NotifierSettings
 from loadbay_platform import logs
+from loadbay_platform.errors import TerminalError
 from loadbay_platform.outages import DATABASE_ERRORS
 from loadbay_platform.settings import SmtpSettings
 from loadbay_platform.waker import Waker
@@ -34,11 +35,6 @@ from loadbay_platform.waker import Waker
 log = logging.getLogger(__name__)
 
 _DOT_ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
-
-
-class PermanentFailure(Exception):
-    """The email can never be delivered as it is (the relay refused it or its recipients for
-    good, or it cannot be written as a message): retrying will not help."""
 
 
 class EmailSender:
@@ -118,7 +114,7 @@ class EmailSender:
         try:
             try:
                 note = await self._send(row)
-            except PermanentFailure as exc:
+            except TerminalError as exc:
                 await self._give_up(row, str(exc))
             except Exception as exc:  # the relay, the network or a bug: all worth a retry
                 await self._retry_or_give_up(row, exc)
@@ -141,7 +137,7 @@ class EmailSender:
         try:
             message = self.build_message(row)
         except (ValueError, TypeError) as exc:
-            raise PermanentFailure(f"cannot build the message: {exc}") from exc
+            raise TerminalError(f"cannot build the message: {exc}") from exc
         smtp = self.smtp
         try:
             refused, _ = await asyncio.wait_for(
@@ -162,11 +158,11 @@ class EmailSender:
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             if all(_permanent(r.code) for r in exc.recipients):
-                raise PermanentFailure(f"every recipient refused: {_describe(exc)}") from exc
+                raise TerminalError(f"every recipient refused: {_describe(exc)}") from exc
             raise
         except (aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError) as exc:
             if _permanent(exc.code):
-                raise PermanentFailure(f"refused by the mail relay: {_describe(exc)}") from exc
+                raise TerminalError(f"refused by the mail relay: {_describe(exc)}") from exc
             raise
         if not refused:
             return None

@@ -8,17 +8,17 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import FastAPI, File, Path, Query, Request, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, File, Path, Query, UploadFile
 from pydantic import BaseModel, Field
 
 from loadbay_contracts.datasets import IDENTIFIER
 from loadbay_platform.auth import CurrentPrincipal, Principal
+from loadbay_platform.errors import ApiError
 from loadbay_platform.s3 import upload_stream
 from loadbay_platform.service import Resources
 from loadbay_reload import datasets, reloads, repository
 from loadbay_reload.datasets import Dataset, DatasetCreate
-from loadbay_reload.errors import ExecutionNotFound, FilesNotSelectable, ReloadError
+from loadbay_reload.errors import ExecutionNotFound, FilesNotSelectable
 from loadbay_reload.landing import landing_key
 from loadbay_reload.metrics import FILES_LANDED, RELOADS_REJECTED
 
@@ -105,12 +105,6 @@ def add_routes(app: FastAPI, res: Resources) -> None:
     pool = res.pool
     s3_settings = res.settings.s3
 
-    @app.exception_handler(ReloadError)
-    async def reload_error(_: Request, exc: ReloadError) -> JSONResponse:
-        return JSONResponse(
-            {"error": type(exc).__name__, "message": str(exc)}, status_code=exc.status_code
-        )
-
     async def load(domain: str, name: str, principal: Principal) -> Dataset:
         async with pool.acquire() as conn:
             return await datasets.get_dataset(conn, domain, name, principal)
@@ -157,7 +151,7 @@ def add_routes(app: FastAPI, res: Resources) -> None:
                     upload.filename or "",
                 )
             except ValueError as exc:
-                raise ReloadError(str(exc)) from exc
+                raise ApiError(str(exc)) from exc
             etag, size = await upload_stream(res.s3, s3_settings.lz_bucket, key, upload)
             async with pool.acquire() as conn, conn.transaction():
                 await repository.upsert_landed_file(
@@ -208,7 +202,7 @@ def add_routes(app: FastAPI, res: Resources) -> None:
                     batch=None,
                     dlz_bucket=s3_settings.dlz_bucket,
                 )
-            except ReloadError:
+            except ApiError:
                 RELOADS_REJECTED.labels("api").inc()
                 raise
         return ProcessAccepted(execution_id=execution_id, files=[f["key"] for f in files])
@@ -219,7 +213,7 @@ def add_routes(app: FastAPI, res: Resources) -> None:
     ) -> list[FileView]:
         """Permanently delete pending files: removed from the landing zone and the registry."""
         if not selection.file_ids:
-            raise ReloadError("name the files to delete in file_ids")
+            raise ApiError("name the files to delete in file_ids")
         dataset = await load(domain, name, principal)
         async with pool.acquire() as conn, conn.transaction():
             files = await _select(conn, dataset, selection)

@@ -14,6 +14,7 @@ from loadbay_contracts.dataset_events import DatasetCreated, DatasetDeleted
 from loadbay_contracts.datasets import IDENTIFIER
 from loadbay_platform import outbox
 from loadbay_platform.auth import Principal
+from loadbay_platform.errors import ApiError
 from loadbay_platform.warehouse import domain_problem
 from loadbay_reload import repository
 from loadbay_reload.errors import (
@@ -21,7 +22,6 @@ from loadbay_reload.errors import (
     DatasetNotFound,
     DomainReserved,
     NotAuthorized,
-    ReloadError,
 )
 
 # PostgreSQL's limit on the columns of a table.
@@ -144,7 +144,7 @@ async def create_dataset(
     check_domain(request.domain)
     names = [c.name for c in request.columns]
     if len(set(names)) != len(names):
-        raise ReloadError(f"duplicate column names in {names}")
+        raise ApiError(f"duplicate column names in {names}")
     dataset_id = str(uuid.uuid4())
     created = await repository.insert_dataset(
         conn,

@@ -2,38 +2,28 @@
 
 from __future__ import annotations
 
-
-class ReloadError(Exception):
-    """A reload request could not be carried out."""
-
-    status_code = 400
+from loadbay_platform.errors import Conflict, Forbidden, NotFound
 
 
-class DatasetNotFound(ReloadError):
-    status_code = 404
-
+class DatasetNotFound(NotFound):
     def __init__(self, domain: str, name: str) -> None:
         super().__init__(f"no dataset {domain}/{name} (or you are not authorized on it)")
 
 
-class NotAuthorized(ReloadError):
-    status_code = 403
+class NotAuthorized(Forbidden):
+    """The caller may see the dataset but not do this to it."""
 
 
-class DatasetExists(ReloadError):
-    status_code = 409
-
+class DatasetExists(Conflict):
     def __init__(self, domain: str, name: str) -> None:
         super().__init__(f"dataset {domain}/{name} exists already")
 
 
-class DomainReserved(ReloadError):
-    status_code = 409
+class DomainReserved(Conflict):
+    """The domain is a schema loadbay or PostgreSQL keeps for itself."""
 
 
-class ReloadRunning(ReloadError):
-    status_code = 409
-
+class ReloadRunning(Conflict):
     def __init__(self, domain: str, name: str, execution_id: str) -> None:
         super().__init__(
             f"a reload of {domain}/{name} is running (execution {execution_id}); only one runs "
@@ -42,12 +32,10 @@ class ReloadRunning(ReloadError):
         self.execution_id = execution_id
 
 
-class FilesNotSelectable(ReloadError):
-    status_code = 409
+class FilesNotSelectable(Conflict):
+    """Some of the files named are not pending (processed, or being processed)."""
 
 
-class ExecutionNotFound(ReloadError):
-    status_code = 404
-
+class ExecutionNotFound(NotFound):
     def __init__(self, execution_id: str) -> None:
         super().__init__(f"no execution {execution_id} (or you are not authorized on its dataset)")
