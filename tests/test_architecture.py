@@ -13,9 +13,12 @@ SQL = re.compile(
     r"^\s*(SELECT\s|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+(TABLE|INDEX|SCHEMA)"
     r"|DROP\s+(TABLE|SCHEMA)|ALTER\s+TABLE|TRUNCATE\s|LOCK\s+TABLE|WITH\s+\w+\s+AS)"
 )
-# Where SQL may be written: each service's repository, the platform's own tables, and the
-# loader's warehouse DDL/COPY module.
-SQL_HOMES = {"repository.py", "db.py", "outbox.py", "consumer.py", "tabular.py", "work_queue.py"}
+# Where SQL may be written: each service's repository (or a part's store), the platform's own
+# tables, and the loader's warehouse DDL/COPY module.
+SQL_HOMES = {
+    *("repository.py", "store.py", "db.py", "outbox.py", "consumer.py", "tabular.py"),
+    "work_queue.py",
+}
 SQL_HOME_SUFFIXES = ("_repository.py", "_store.py")
 
 
@@ -55,9 +58,10 @@ def full_imports(path: Path) -> set[str]:
     return found
 
 
-def test_the_bulk_loader_is_a_part_of_its_own() -> None:
-    """loadbay_loader.graph and the reload and workspace paths share only the streaming of
-    source objects, the settings and the service's wiring (app.py)."""
+def test_the_loader_s_parts_stay_apart() -> None:
+    """The loader's parts: loadbay_loader.graph and the reload and workspace paths share only
+    the streaming of source objects, the settings and the service's wiring (app.py); the
+    reload and workspace paths share the warehouse's typed tables, not each other's code."""
     loader = ROOT / "services" / "loader" / "src" / "loadbay_loader"
     shared = ("loadbay_loader.streaming", "loadbay_loader.settings", "loadbay_loader.graph")
     offenders = []
@@ -70,6 +74,10 @@ def test_the_bulk_loader_is_a_part_of_its_own() -> None:
             continue
         if bad := {m for m in full_imports(path) if m.startswith("loadbay_loader.graph")}:
             offenders.append(f"{path.relative_to(ROOT)} imports {sorted(bad)}")
+    for part, other in (("reload", "workspace"), ("workspace", "reload")):
+        for path in python_files(loader / part):
+            if bad := {m for m in full_imports(path) if m.startswith(f"loadbay_loader.{other}")}:
+                offenders.append(f"{path.relative_to(ROOT)} imports {sorted(bad)}")
     assert offenders == []
 
 

@@ -27,12 +27,13 @@ import pytest
 from botocore.exceptions import ClientError
 
 from loadbay_contracts import LoadRequested, WorkspaceColumn, WorkspaceTarget
-from loadbay_loader import tabular, workspace_loads
-from loadbay_loader.copy_errors import RowError
 from loadbay_loader.graph import load_runner
 from loadbay_loader.settings import LoaderSettings
 from loadbay_loader.streaming import limits
 from loadbay_loader.streaming.limits import InputLimits
+from loadbay_loader.warehouse import tabular
+from loadbay_loader.warehouse.copy_errors import RowError
+from loadbay_loader.workspace import loads as workspace_loads
 from loadbay_platform.s3 import s3_client
 from loadbay_platform.settings import PlatformSettings
 from tests.conftest import Platform, User, eventually

@@ -26,13 +26,13 @@ CONFORMANCE = (
 )
 
 try:
-    import loadbay_loader.tabular  # noqa: F401
+    import loadbay_loader.warehouse.tabular  # noqa: F401
 except ModuleNotFoundError:  # the loader package is not installed in this environment yet
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "services" / "loader" / "src"))
 
-from loadbay_loader.copy_errors import CsvRecordScanner, RowError  # noqa: E402
 from loadbay_loader.streaming.objects import prefetch, s3_chunks  # noqa: E402
-from loadbay_loader.tabular import (  # noqa: E402
+from loadbay_loader.warehouse.copy_errors import CsvRecordScanner, RowError  # noqa: E402
+from loadbay_loader.warehouse.tabular import (  # noqa: E402
     Column,
     CopyResult,
     CsvOptions,

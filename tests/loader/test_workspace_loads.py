@@ -23,8 +23,8 @@ from loadbay_contracts import (
     WorkspaceLoadResult,
     WorkspaceTarget,
 )
-from loadbay_loader import workspace_loads
 from loadbay_loader.handlers import Handlers
+from loadbay_loader.workspace import loads as workspace_loads
 from loadbay_platform.s3 import s3_client
 from loadbay_platform.service import Resources
 from loadbay_platform.settings import PlatformSettings, S3Settings

@@ -68,7 +68,7 @@ async def test_success_file_reloads_the_batch_and_emails_the_user(
         )
         return sorted(o["Key"] for o in listing.get("Contents", []))
 
-    # The DLZ copy follows the commit (see loadbay_loader.dlz); _SUCCESS never reaches it.
+    # The DLZ copy follows the commit (see loadbay_loader.reload.dlz); _SUCCESS never reaches it.
     assert await eventually(dlz_keys) == [f"{domain}/{name}/a.csv", f"{domain}/{name}/b.csv"]
     (email,) = await mail.wait_for(alice.email)
     assert "succeeded" in email["Subject"].lower()

@@ -15,10 +15,10 @@ from loadbay_contracts.files import FileLanded
 from loadbay_contracts.graph import GraphLoadFinished
 from loadbay_contracts.ingestion import IngestionFinished
 from loadbay_contracts.loads import FileResult, LoadCompleted, LoadError
+from loadbay_contracts.recipients import Recipient
 from loadbay_contracts.registry import EVENT_TYPES
 from loadbay_contracts.reload import (
     FileRef,
-    Recipient,
     ReloadFinished,
     ReloadRejected,
     ReloadRequested,

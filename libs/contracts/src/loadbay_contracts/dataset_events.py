@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from loadbay_contracts.envelope import Event
-from loadbay_contracts.reload import Recipient
+from loadbay_contracts.recipients import Recipient
 
 
 class DatasetCreated(Event):

@@ -7,6 +7,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# What SQL may name (a schema, a table, a column; quoted by loadbay_platform.db.quote_ident):
+# letters, digits and _, not starting with a digit, at most 63 characters (PostgreSQL's limit).
+SQL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# What a user names a domain, a dataset or a column: an SQL name in lowercase that starts with
+# a letter, so it reads the same quoted or not (`SELECT * FROM sales.orders`).
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 ColumnType = Literal[
     "text", "integer", "bigint", "numeric", "boolean", "date", "timestamp", "timestamptz"

@@ -7,12 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from loadbay_contracts.datasets import ColumnType
 from loadbay_contracts.envelope import Event
-from loadbay_contracts.reload import Recipient
-
-WorkspaceColumnType = Literal[
-    "text", "integer", "bigint", "numeric", "boolean", "date", "timestamp", "timestamptz"
-]
+from loadbay_contracts.recipients import Recipient
 
 
 class WorkspaceColumn(BaseModel):
@@ -21,7 +18,7 @@ class WorkspaceColumn(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str = Field(pattern=r"^(cp|a|l|f|r|d)__[a-z0-9_]{1,60}$")
-    type: WorkspaceColumnType = "text"
+    type: ColumnType = "text"
 
 
 class WorkspaceTarget(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from loadbay_contracts.envelope import Event
-from loadbay_contracts.reload import Recipient
+from loadbay_contracts.recipients import Recipient
 
 
 class GraphLoadFinished(Event):

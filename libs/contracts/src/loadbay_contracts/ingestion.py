@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Literal
 
 from loadbay_contracts.envelope import Event
-from loadbay_contracts.reload import Recipient
+from loadbay_contracts.recipients import Recipient
 
 
 class IngestionFinished(Event):

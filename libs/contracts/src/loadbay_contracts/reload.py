@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from loadbay_contracts.datasets import DatasetSpec
 from loadbay_contracts.envelope import Event
+from loadbay_contracts.recipients import Recipient
 
 Trigger = Literal["api", "success-file"]
 
@@ -24,13 +25,6 @@ class FileRef(BaseModel):
     @property
     def name(self) -> str:
         return self.key.rsplit("/", 1)[-1]
-
-
-class Recipient(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    user_id: str
-    email: str
 
 
 class ReloadRequested(Event):

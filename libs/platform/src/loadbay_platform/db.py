@@ -8,7 +8,6 @@ never names it; migrations are plain SQL files applied in order and recorded in
 from __future__ import annotations
 
 import asyncio
-import re
 import zlib
 from collections.abc import Awaitable
 from importlib import resources
@@ -17,15 +16,17 @@ from typing import TypeVar
 
 import asyncpg
 
+from loadbay_contracts.datasets import SQL_NAME
 from loadbay_platform.settings import PostgresSettings
-
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 def quote_ident(name: str) -> str:
-    """Quote a schema/table/column name after checking it is a plain lowercase identifier."""
-    if not _IDENTIFIER.match(name):
-        raise ValueError(f"not a valid identifier: {name!r}")
+    """``name`` as a quoted SQL identifier, after checking it is a plain one (SQL_NAME)."""
+    if not isinstance(name, str) or not SQL_NAME.match(name):
+        raise ValueError(
+            f"invalid identifier {name!r}: use letters, digits and _, not starting with a digit,"
+            " at most 63 characters"
+        )
     return f'"{name}"'
 
 

@@ -114,11 +114,13 @@ class _Listener:
         channels, self.listening = self.listening, set()
         if conn is None:
             return
-        for channel in channels:
+        try:
+            for channel in channels:
+                with contextlib.suppress(Exception):
+                    await conn.remove_listener(channel, self._on_notify)
+        finally:  # cancelled or not, the connection goes back (a pool cannot close without it)
             with contextlib.suppress(Exception):
-                await conn.remove_listener(channel, self._on_notify)
-        with contextlib.suppress(Exception):
-            await self.pool.release(conn)
+                await self.pool.release(conn)
 
     def _on_notify(self, _conn: object, _pid: object, channel: str, _payload: object) -> None:
         for waker in self.wakers.get(channel, ()):

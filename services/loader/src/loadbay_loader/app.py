@@ -8,11 +8,11 @@ from typing import Any
 from fastapi import FastAPI
 
 from loadbay_contracts import DatasetDeleted, Event, LoadRequested, ReloadRequested
-from loadbay_loader import dlz
 from loadbay_loader import handlers as handlers_module
 from loadbay_loader.graph import api as graph_api
 from loadbay_loader.graph import load_runner
 from loadbay_loader.handlers import Handlers
+from loadbay_loader.reload import dlz
 from loadbay_loader.settings import LoaderSettings
 from loadbay_loader.streaming import limits
 from loadbay_platform.consumer import DeadLetterHook, Handler, RawHandler

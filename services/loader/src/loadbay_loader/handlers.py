@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncpg
 
 from loadbay_contracts import DatasetDeleted, Envelope, LoadRequested, ReloadRequested
-from loadbay_loader import reload_loads, repository, workspace_loads
+from loadbay_loader import repository
+from loadbay_loader.reload import loads as reload_loads
+from loadbay_loader.workspace import loads as workspace_loads
+from loadbay_loader.workspace import sources
 from loadbay_platform.service import Resources
 
 
@@ -21,7 +24,7 @@ class Handlers:
     async def on_load_requested(
         self, conn: asyncpg.Connection, envelope: Envelope, event: LoadRequested
     ) -> None:
-        opener = workspace_loads.s3_opener(self.res.s3, event.bucket)
+        opener = sources.s3_opener(self.res.s3, event.bucket)
         await workspace_loads.load_into_workspaces(conn, opener, event)
 
     async def on_dataset_deleted(

@@ -1,4 +1,4 @@
-"""All SQL of the loader's own schema (the warehouse DDL lives in tabular.py)."""
+"""All SQL of the loader's own schema (the warehouse DDL lives in warehouse/tabular.py)."""
 
 from __future__ import annotations
 

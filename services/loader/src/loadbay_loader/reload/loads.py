@@ -23,9 +23,10 @@ import asyncpg
 from botocore.exceptions import ClientError
 
 from loadbay_contracts import FileRef, FileResult, LoadCompleted, LoadError, ReloadRequested
-from loadbay_loader import repository, tabular
+from loadbay_loader import repository
 from loadbay_loader.metrics import BYTES_LOADED, LOAD_SECONDS, LOADS, ROWS_LOADED
 from loadbay_loader.streaming import objects
+from loadbay_loader.warehouse import tabular
 from loadbay_platform import outbox
 from loadbay_platform.db import quote_ident
 from loadbay_platform.outages import is_outage

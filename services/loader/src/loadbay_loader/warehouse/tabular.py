@@ -25,14 +25,16 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import get_args
 
 import asyncpg
 
-from loadbay_loader.copy_errors import (
+from loadbay_contracts.datasets import ColumnType
+from loadbay_loader.streaming import limits
+from loadbay_loader.streaming.objects import aclose
+from loadbay_loader.warehouse.copy_errors import (
     END_MARKERS,
     CsvRecordScanner,
     RowError,
@@ -42,13 +44,10 @@ from loadbay_loader.copy_errors import (
     row_error_from_copy,
     undecodable_field,
 )
-from loadbay_loader.streaming import limits
-from loadbay_loader.streaming.objects import aclose
-from loadbay_platform.db import watched
+from loadbay_platform.db import quote_ident, watched
 
 __all__ = [
     "Column",
-    "ColumnType",
     "CopyResult",
     "CsvOptions",
     "RowError",
@@ -57,9 +56,6 @@ __all__ = [
     "swap_in",
 ]
 
-ColumnType = Literal[
-    "text", "integer", "bigint", "numeric", "boolean", "date", "timestamp", "timestamptz"
-]
 
 _SQL_TYPES: dict[str, str] = {
     "text": "text",
@@ -73,7 +69,6 @@ _SQL_TYPES: dict[str, str] = {
 }
 assert set(_SQL_TYPES) == set(get_args(ColumnType))
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 # Python codec name (codecs.lookup(...).name) -> PostgreSQL client encoding for COPY ENCODING.
 _PG_ENCODINGS: dict[str, str] = {
@@ -130,16 +125,6 @@ class CopyResult:
 
     rows: int
     bytes: int
-
-
-def quote_ident(name: str) -> str:
-    """``name`` as a quoted SQL identifier, after checking it is a plain identifier."""
-    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
-        raise ValueError(
-            f"invalid identifier {name!r}: use letters, digits and _, not starting with a digit,"
-            " at most 63 characters"
-        )
-    return f'"{name}"'
 
 
 def _check_columns(columns: Sequence[Column]) -> None:

@@ -1,4 +1,4 @@
-"""All SQL of loads into client workspaces (see workspace_loads.py for the semantics).
+"""All SQL of loads into client workspaces (see loads.py for the semantics).
 
 Two kinds of tables:
 

@@ -25,34 +25,24 @@ and the target workspaces, each with its load mode. The loader:
    the consumer's transaction: results and effects commit together, exactly once.
 
 Python reads only the header line; the rows go from object storage to COPY, and from staging
-to the workspaces in set-based SQL (workspace_store.py).
+to the workspaces in set-based SQL (store.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import io
 import logging
 import re
-import tempfile
 import time
 import uuid
-import zipfile
-import zlib
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any
 
 import asyncpg
-from botocore.exceptions import BotoCoreError, ClientError
 
 from loadbay_contracts import LoadRequested, WorkspaceLoadCompleted, WorkspaceLoadResult
 from loadbay_contracts.distribution import WorkspaceTarget
-from loadbay_loader import repository, tabular
-from loadbay_loader import workspace_store as store
-from loadbay_loader.copy_errors import RowError
+from loadbay_loader import repository
 from loadbay_loader.metrics import (
     BYTES_LOADED,
     LOAD_SECONDS,
@@ -61,35 +51,28 @@ from loadbay_loader.metrics import (
     WORKSPACE_LOADS,
     WORKSPACE_ROWS,
 )
-from loadbay_loader.streaming import limits, objects
-from loadbay_loader.streaming.compression import OutputGuard, decompressed
-from loadbay_loader.streaming.limits import UnreadableFile
+from loadbay_loader.streaming import objects
+from loadbay_loader.warehouse import tabular
+from loadbay_loader.warehouse.copy_errors import RowError
 
 # tabular's own header reader, so the header is read exactly as copy_csv will read it.
-from loadbay_loader.tabular import _read_header
+from loadbay_loader.warehouse.tabular import _read_header
+from loadbay_loader.workspace import store
+from loadbay_loader.workspace.shape import (
+    SYSTEM_COLUMNS,
+    InvalidRequest,
+    Shape,
+    header_columns,
+)
+from loadbay_loader.workspace.sources import Opener, SourceUnavailable, csv_reader, file_kind
 from loadbay_platform import outbox
 from loadbay_platform.reasons import truncate
 
 SERVICE = "loader"
 log = logging.getLogger(__name__)
 
-#: A source: the raw bytes of the object under ``key`` (the handler's reads S3).
-Opener = Callable[[str], AsyncIterator[bytes]]
-
-DATASET_PREFIXES = ("cp__", "a__", "l__", "f__", "r__", "d__")
-ATTRIBUTE_PREFIXES = ("a__", "l__", "r__", "d__")
-#: System columns a file may have, and their staging types. x__timestamp is the data
-#: warehouse variant's cursor: object storage takes the timestamp from the file name.
-SYSTEM_COLUMNS: dict[str, tabular.ColumnType] = {
-    store.CLIENT_ID: "text",
-    store.DELETED: "boolean",
-    "x__timestamp": "text",
-}
 CSV = tabular.CsvOptions()  # ADD v2 source files: comma-separated UTF-8 with a header line
 MAX_UNKNOWN_CLIENT_IDS = 1000  # listed in the event; the log has the total
-SPOOL_CHUNK = 1 << 20
-PARQUET_BATCH_ROWS = 65_536
-_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # Workspaces never write into PostgreSQL's own schemas or the services' (loadbay_<service>).
 _RESERVED_SCHEMA = re.compile(r"^(pg_|information_schema$|loadbay_)")
 # The connection is gone: the whole event is retried, not one workspace failed.
@@ -101,55 +84,8 @@ _CONNECTION_LOST = (
 )
 
 
-class SourceUnavailable(Exception):
-    """The source object cannot be read: deleted between listing and loading, no access,
-    object storage unreachable. ADD v2 counts that as a failed load like any other."""
-
-    def __init__(self, location: str, detail: str, *, gone: bool = False) -> None:
-        hint = "; it may have been deleted after the distribution listed it" if gone else ""
-        super().__init__(f"{location}: cannot read the source file ({detail}){hint}")
-
-
-class InvalidRequest(Exception):
-    """The request contradicts itself (e.g. a grain column the dataset does not have)."""
-
-
 class WorkspaceFailure(Exception):
     """This workspace cannot take the load; the others can."""
-
-
-@dataclass(frozen=True)
-class Shape:
-    """What the request's dataset means for loading: its columns and how rows are matched."""
-
-    columns: tuple[str, ...]
-    types: dict[str, tabular.ColumnType]
-    key: tuple[str, ...]  # connection point, else grain, else all attributes
-    keyed: bool  # connection point or grain: never empty, unique in the workspace's table
-
-    @classmethod
-    def of(cls, request: LoadRequested) -> Shape:
-        names = [c.name for c in request.columns]
-        if len(set(names)) != len(names):
-            raise InvalidRequest(f"dataset {request.dataset}: a column is declared twice")
-        points = [n for n in names if n.startswith("cp__")]
-        if len(points) > 1:
-            raise InvalidRequest(
-                f"dataset {request.dataset}: more than one connection point ({', '.join(points)})"
-            )
-        bad = [g for g in request.grain if g not in names or not g.startswith(ATTRIBUTE_PREFIXES)]
-        if bad:
-            raise InvalidRequest(
-                f"dataset {request.dataset}: grain column(s) {', '.join(bad)} are not attributes"
-                " of the dataset"
-            )
-        types = {c.name: c.type for c in request.columns}
-        if points:
-            return cls(tuple(names), types, tuple(points), keyed=True)
-        if request.grain:
-            return cls(tuple(names), types, tuple(request.grain), keyed=True)
-        attributes = tuple(n for n in names if n.startswith(ATTRIBUTE_PREFIXES))
-        return cls(tuple(names), types, attributes, keyed=False)
 
 
 @dataclass
@@ -263,11 +199,11 @@ async def _stage(
     first = request.keys[0]
     rows = size = 0
     for key in request.keys:
-        async with _csv_reader(open_object, key) as reader:
+        async with csv_reader(open_object, key) as reader:
             chunks = objects.prefetch(reader())
             try:
                 head, names = await _read_header(chunks, CSV, key)
-                columns, extras = _header_columns(names, shape, nullable, key)
+                columns, extras = header_columns(names, shape, nullable, key)
                 has_client = any(c.name == store.CLIENT_ID for c in columns)
                 if routed is None:
                     routed = has_client
@@ -296,52 +232,6 @@ async def _stage(
         rows += copied.rows
         size += copied.bytes
     return Staged(staging, bool(routed), rows, size)
-
-
-def _header_columns(
-    names: Sequence[str], shape: Shape, nullable: dict[str, bool], key: str
-) -> tuple[list[tabular.Column], list[str]]:
-    """The staging columns the header names, in its order, and the ones not in the dataset."""
-    most = limits.current().max_columns
-    if len(names) > most:
-        raise RowError(
-            key,
-            f"the header has {len(names)} columns; at most {most} are allowed"
-            f" (LOADBAY_LOADER_MAX_COLUMNS; PostgreSQL tables take {limits.POSTGRES_MAX_COLUMNS})",
-            line=1,
-        )
-    lowered = list(dict.fromkeys(n.lower() for n in names))  # repeats: copy_csv names them
-    unprefixed = [
-        n for n in lowered if n not in SYSTEM_COLUMNS and not n.startswith(DATASET_PREFIXES)
-    ]
-    if unprefixed:
-        raise RowError(
-            key,
-            f"column {', '.join(repr(n) for n in unprefixed)} has no documented prefix"
-            f" ({', '.join(DATASET_PREFIXES)}) and is not one of {', '.join(SYSTEM_COLUMNS)}",
-            line=1,
-            column=unprefixed[0] if len(unprefixed) == 1 else None,
-        )
-    missing = [c for c in shape.columns if c not in lowered]
-    if missing:
-        raise RowError(
-            key,
-            f"the header has no column {', '.join(repr(c) for c in missing)}, which the"
-            " dataset declares",
-            line=1,
-            column=missing[0] if len(missing) == 1 else None,
-        )
-    extras = [n for n in lowered if n not in shape.types and n not in SYSTEM_COLUMNS]
-    for name in extras:
-        if not _NAME.match(name):
-            raise RowError(key, f"column name {name!r} is not a plain identifier", line=1)
-    columns = [
-        tabular.Column(n, shape.types[n], nullable[n])
-        if n in shape.types
-        else tabular.Column(n, SYSTEM_COLUMNS.get(n, "text"))
-        for n in lowered
-    ]
-    return columns, extras
 
 
 async def _chain(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -540,145 +430,3 @@ def _observe(
         deleted,
         seconds,
     )
-
-
-# --------------------------------------------------------------------------- reading files
-
-
-def s3_opener(s3: Any, bucket: str) -> Opener:
-    """Read objects of ``bucket`` with an aiobotocore client; an object that is gone, or
-    that the loader may not read, is a :class:`SourceUnavailable`."""
-
-    async def open_object(key: str) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in objects.s3_chunks(s3, bucket, key):
-                yield chunk
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", "error"))
-            gone = code in ("NoSuchKey", "404", "NotFound")
-            raise SourceUnavailable(f"s3://{bucket}/{key}", code, gone=gone) from exc
-        except BotoCoreError as exc:
-            raise SourceUnavailable(f"s3://{bucket}/{key}", str(exc)) from exc
-
-    return open_object
-
-
-def file_kind(key: str) -> str:
-    name = key.lower()
-    if name.endswith((".parquet", ".parquet.gz")):
-        return "parquet"
-    if name.endswith(".zip"):
-        return "zip"
-    if name.endswith(".gz"):
-        return "gz"  # gzipped CSV
-    return "csv" if name.endswith(".csv") else "unsupported"
-
-
-@contextlib.asynccontextmanager
-async def _csv_reader(
-    open_object: Opener, key: str
-) -> AsyncIterator[Callable[[], AsyncIterator[bytes]]]:
-    """A callable that streams the file's CSV bytes, as often as asked (a failed COPY reads
-    the file again to place the error). .zip and .parquet need random access: the object is
-    spooled to a temporary file on disk once, never held in memory."""
-    kind = file_kind(key)
-    if kind == "csv":
-        yield lambda: open_object(key)
-    elif kind == "gz":
-        yield lambda: _unpacked(key, decompressed(key, open_object(key)))
-    elif kind in ("zip", "parquet"):
-        with tempfile.TemporaryFile(prefix="loadbay-ws-") as spool:
-            raw = open_object(key)
-            if key.lower().endswith(".gz"):
-                raw = _unpacked(key, decompressed(key, raw))
-            await _spool(raw, spool)
-            if kind == "zip":
-                member = await asyncio.to_thread(_zip_member, spool, key)
-                yield lambda: _threaded(key, _zip_chunks(spool, member, key))
-            else:
-                yield lambda: _threaded(key, _parquet_csv(spool, key))
-    else:
-        raise RowError(key, "unsupported file type: expected .csv, .gz, .zip or .parquet")
-
-
-async def _spool(chunks: AsyncIterator[bytes], spool: IO[bytes]) -> None:
-    async for chunk in objects.prefetch(chunks):
-        await asyncio.to_thread(spool.write, chunk)
-    await asyncio.to_thread(spool.flush)
-
-
-async def _unpacked(key: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in chunks:
-            yield chunk
-    except (zlib.error, EOFError) as exc:
-        raise RowError(key, f"not a valid gzip file: {exc}") from exc
-    except UnreadableFile as exc:
-        raise RowError(key, exc.reason) from exc
-
-
-def _zip_member(spool: IO[bytes], key: str) -> str:
-    try:
-        with zipfile.ZipFile(spool) as archive:
-            members = [
-                i.filename
-                for i in archive.infolist()
-                if not i.is_dir() and not i.filename.startswith("__MACOSX/")
-            ]
-    except zipfile.BadZipFile as exc:
-        raise RowError(key, f"not a valid zip archive: {exc}") from exc
-    if len(members) != 1 or not members[0].lower().endswith(".csv"):
-        raise RowError(
-            key, f"a .zip must hold exactly one .csv file; it holds {', '.join(members) or 'none'}"
-        )
-    return members[0]
-
-
-def _zip_chunks(spool: IO[bytes], member: str, key: str) -> Iterator[bytes]:
-    guard = OutputGuard(key)  # a zip bomb fails like a gzip one
-    with zipfile.ZipFile(spool) as archive, archive.open(member) as data:
-        guard.took(archive.getinfo(member).compress_size)
-        while chunk := data.read(SPOOL_CHUNK):
-            guard.gave(len(chunk))
-            yield chunk
-
-
-def _parquet_csv(spool: IO[bytes], key: str) -> Iterator[bytes]:
-    """The Parquet file as CSV (header first), one record batch at a time, in C++."""
-    try:
-        import pyarrow.csv as pa_csv
-        import pyarrow.parquet as pq
-    except ImportError as exc:
-        raise RowError(key, "Parquet files need pyarrow, which is not installed") from exc
-    spool.seek(0)
-    parquet = pq.ParquetFile(spool)
-    out = io.BytesIO()
-    pa_csv.write_csv(parquet.schema_arrow.empty_table(), out)
-    yield out.getvalue()
-    options = pa_csv.WriteOptions(include_header=False)
-    for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
-        out = io.BytesIO()
-        pa_csv.write_csv(batch, out, options)
-        yield out.getvalue()
-
-
-async def _threaded(key: str, blocking: Iterator[bytes]) -> AsyncIterator[bytes]:
-    """Run a blocking reader in worker threads, one chunk at a time."""
-    try:
-        while True:
-            chunk = await asyncio.to_thread(next, blocking, None)
-            if chunk is None:
-                return
-            yield chunk
-    except RowError:
-        raise
-    except UnreadableFile as exc:
-        raise RowError(key, exc.reason) from exc
-    except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, ValueError, OSError) as exc:
-        # zip: bad CRC, encryption; pyarrow: ArrowInvalid (a ValueError), ArrowIOError,
-        # ArrowNotImplementedError (a NotImplementedError, so a RuntimeError).
-        raise RowError(key, f"cannot read the file: {exc}") from exc
-    finally:
-        close = getattr(blocking, "close", None)
-        if close is not None:
-            await asyncio.to_thread(close)
