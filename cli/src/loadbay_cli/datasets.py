@@ -87,7 +87,7 @@ def datasets_create(
     emit_done(
         created,
         output,
-        f"created [bold]{domain}/{name}[/] (rows land in table {created['warehouse_table']})",
+        f"created {domain}/{name} (rows land in table {created['warehouse_table']})",
     )
 
 

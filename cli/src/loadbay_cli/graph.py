@@ -223,7 +223,7 @@ def load(
     body = {k: v for k, v in fields.items() if v is not None}
     load_id = str(api.call("POST", "/loader", json=body)["payload"]["loadId"])
     if follow:
-        err.print(f"load started: {load_id}", highlight=False)
+        err.print(f"load started: {load_id}", markup=False, highlight=False)
         _follow(api, load_id, timeout, interval, output)
         return
     emit_done({"loadId": load_id}, output, f"load started: {load_id}")
@@ -307,6 +307,6 @@ def reset(
     api = _loader(url, token)
     issued = api.call("POST", "/system", json={"action": "initiateDatabaseReset"})
     reset_token = issued["payload"]["token"]
-    err.print(f"reset token issued: {reset_token}", highlight=False)
+    err.print(f"reset token issued: {reset_token}", markup=False, highlight=False)
     api.call("POST", "/system", json={"action": "performDatabaseReset", "token": reset_token})
     emit_done({"reset": True, "token": reset_token}, output, "the graph is empty")

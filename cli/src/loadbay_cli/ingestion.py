@@ -184,7 +184,7 @@ def run(
     started = api.call("POST", f"{_path(dataset)}/runs")
     sentence = f"run queued: {started['run_id']}"
     if follow:
-        err.print(sentence, highlight=False)
+        err.print(sentence, markup=False, highlight=False)
         _follow(api, started["run_id"], timeout, interval, output)
         return
     emit_done(started, output, sentence)

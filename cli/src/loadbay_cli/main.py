@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from loadbay_cli.client import CliError
 from loadbay_cli.connections import connections_app
@@ -187,7 +188,7 @@ def main() -> None:
     try:
         app()
     except CliError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise SystemExit(1) from None
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from loadbay_cli.client import CliError
 
@@ -86,10 +87,14 @@ def cell(value: Any) -> str:
 def rows_table(rows: Iterable[Mapping[str, Any]], columns: Columns, title: str = "") -> Table:
     """A table of `rows` with `columns`: a key, or (header, key); keys may be dotted."""
     specs = [(c, c) if isinstance(c, str) else c for c in columns]
-    table = Table(*(header for header, _ in specs), title=title or None, title_justify="left")
+    table = Table(*(header for header, _ in specs), title=_title(title), title_justify="left")
     for row in rows:
-        table.add_row(*(cell(_dig(row, key)) for _, key in specs))
+        table.add_row(*(Text(cell(_dig(row, key))) for _, key in specs))
     return table
+
+
+def _title(title: str) -> Text | None:
+    return Text(title) if title else None  # as it is: names are not markup
 
 
 def _dig(row: Mapping[str, Any], key: str) -> Any:
@@ -101,9 +106,9 @@ def _dig(row: Mapping[str, Any], key: str) -> Any:
 
 def record_table(record: Mapping[str, Any], title: str = "") -> Table:
     """One object as a two-column table; nested objects' fields are dotted."""
-    table = Table("field", "value", title=title or None, title_justify="left", show_header=False)
+    table = Table("field", "value", title=_title(title), title_justify="left", show_header=False)
     for key, value in _flat(record):
-        table.add_row(key, cell(value))
+        table.add_row(Text(key), Text(cell(value)))
     return table
 
 
@@ -139,8 +144,9 @@ def emit_rows(
 
 
 def emit_done(value: Mapping[str, Any], output: Output, sentence: str) -> None:
-    """An action's outcome: `value` as JSON, or one sentence for people."""
-    emit(value, output, lambda: console.print(sentence, highlight=False))
+    """An action's outcome: `value` as JSON, or one sentence for people (printed as it is:
+    no markup, as it holds names and messages from the services)."""
+    emit(value, output, lambda: console.print(sentence, markup=False, highlight=False))
 
 
 def emit_document(found: Mapping[str, Any], output: Output, title: str = "") -> None:

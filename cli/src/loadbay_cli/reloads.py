@@ -139,7 +139,7 @@ def process(
         f"reload started: execution {accepted['execution_id']} of {len(accepted['files'])} files"
     )
     if follow:
-        err.print(sentence, highlight=False)
+        err.print(sentence, markup=False, highlight=False)
         _follow(api, accepted["execution_id"], timeout, interval, output)
         return
     emit_done(accepted, output, sentence)

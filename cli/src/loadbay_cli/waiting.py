@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from loadbay_cli.client import CliError
 from loadbay_cli.output import err
@@ -56,7 +57,8 @@ def wait_for(job: Job, timeout: float, interval: float) -> tuple[dict[str, Any],
         status = job.state(document)
         line = f"{job.what}: {status}, {job.progress(document)}"
         if line != last_line:
-            err.print(f"[dim]{time.monotonic() - started:6.1f}s[/] {line}", highlight=False)
+            elapsed = f"{time.monotonic() - started:6.1f}s"
+            err.print(f"[dim]{elapsed}[/] {escape(line)}", highlight=False)
             last_line = line
         if status not in job.active:
             return document, status == job.succeeded
