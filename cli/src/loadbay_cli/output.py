@@ -87,7 +87,9 @@ def cell(value: Any) -> str:
 def rows_table(rows: Iterable[Mapping[str, Any]], columns: Columns, title: str = "") -> Table:
     """A table of `rows` with `columns`: a key, or (header, key); keys may be dotted."""
     specs = [(c, c) if isinstance(c, str) else c for c in columns]
-    table = Table(*(header for header, _ in specs), title=_title(title), title_justify="left")
+    table = Table(title=_title(title), title_justify="left")
+    for header, _ in specs:
+        table.add_column(header, overflow="fold")  # wrapped in a narrow terminal, never cut
     for row in rows:
         table.add_row(*(Text(cell(_dig(row, key))) for _, key in specs))
     return table
@@ -106,7 +108,9 @@ def _dig(row: Mapping[str, Any], key: str) -> Any:
 
 def record_table(record: Mapping[str, Any], title: str = "") -> Table:
     """One object as a two-column table; nested objects' fields are dotted."""
-    table = Table("field", "value", title=_title(title), title_justify="left", show_header=False)
+    table = Table(title=_title(title), title_justify="left", show_header=False)
+    table.add_column("field", overflow="fold")
+    table.add_column("value", overflow="fold")
     for key, value in _flat(record):
         table.add_row(Text(key), Text(cell(value)))
     return table
