@@ -44,6 +44,10 @@ from loadbay_platform.settings import (
 from loadbay_reload.app import ReloadService
 from loadbay_reload.settings import ReloadSettings
 
+# The session's ingestion service and its remote S3 endpoint (one per session: the ingestion
+# tests and the CLI's share them).
+from tests.ingestion.serving import ingestion, ingestion_settings, remote  # noqa: F401
+
 T = TypeVar("T")
 DATA = Path(__file__).parent / "data"
 # The bulk loader denies by default: its graph's users, and the buckets it may read.

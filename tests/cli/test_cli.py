@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
-import sys
 import uuid
 from pathlib import Path
 
 import asyncpg
 import jwt
 
+from tests.cli.runner import CLI, run_cli
 from tests.conftest import Platform, User
-
-CLI = [sys.executable, "-m", "loadbay_cli"]
-
-
-async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        *CLI,
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    return process.returncode or 0, out.decode(), err.decode()
 
 
 async def test_help_lists_every_command() -> None:
@@ -42,7 +29,11 @@ async def test_help_lists_every_command() -> None:
         "delete-files",
         "executions",
         "execution",
+        "wait",
         "asyncapi",
+        "dist",
+        "graph",
+        "connections",
     ):
         assert command in out
 
@@ -70,20 +61,24 @@ async def test_a_dataset_from_create_to_rows_with_the_cli(
     code, out, err = await run_cli("upload", dataset, str(data), env=env)
     assert code == 0, err
     assert "pending" in out + err
-    code, out, err = await run_cli("process", dataset, env=env)
+    code, out, err = await run_cli(
+        "process", dataset, "--follow", "--interval", "0.2", "-o", "json", env=env
+    )
     assert code == 0, err
-    assert "reload started" in out
+    execution = json.loads(out)
+    assert (execution["status"], execution["rows"], execution["file_count"]) == (
+        "succeeded", 2, 1,
+    )  # fmt: skip
+    assert "reload started" in err and f"execution {execution['id']}: succeeded" in err
     conn = await asyncpg.connect(stack_db)
     try:
-        for _ in range(100):
-            code, out, err = await run_cli("executions", dataset, env=env)
-            if "succeeded" in out:
-                break
-            await asyncio.sleep(0.2)
-        assert "succeeded" in out
         assert await conn.fetchval(f'SELECT count(*) FROM "{domain}"."{name}"') == 2
     finally:
         await conn.close()
+    code, out, _ = await run_cli("executions", dataset, "-o", "json", env=env)
+    assert [e["id"] for e in json.loads(out)] == [execution["id"]]
+    code, out, _ = await run_cli("wait", execution["id"], env=env)  # ended: at once, a table
+    assert code == 0 and "succeeded" in out and execution["id"] in out
     code, _, err = await run_cli("process", dataset, env=env)
     assert code == 1 and "no pending files" in err
 
@@ -135,8 +130,11 @@ async def test_a_data_product_with_the_cli(
             break
         await asyncio.sleep(0.2)
     assert "succeeded" in out
-    code, out, _ = await run_cli("dist", "show", name, env=env)
-    assert code == 0 and '"lsts": "20300101120000"' in out
+    code, out, _ = await run_cli("dist", "show", name, "-o", "json", env=env)
+    assert code == 0
+    shown = json.loads(out)
+    assert [w["client_id"] for w in shown["workspaces"]] == ["acme"]
+    assert '"lsts": "20300101120000"' in out
     conn = await asyncpg.connect(stack_db)
     try:
         assert await conn.fetchval(f'SELECT count(*) FROM "ws_{name}_acme".items') == 1
