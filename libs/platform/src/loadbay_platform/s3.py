@@ -1,4 +1,5 @@
-"""Object storage clients (aiobotocore), built from settings."""
+"""Object storage: the calls loadbay makes (`ObjectStore`, a port any aiobotocore S3 client
+fits) and the clients (aiobotocore), built from settings."""
 
 from __future__ import annotations
 
@@ -9,6 +10,24 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
 from loadbay_platform.settings import S3Settings
+
+
+class ObjectStore(Protocol):
+    """The S3 operations loadbay's code calls, with S3's own keyword arguments and answers.
+    Domain code takes an ObjectStore, not `Any`, so what it needs from S3 is written down
+    (and a call outside this list is a type error)."""
+
+    async def get_object(self, **kwargs: Any) -> dict[str, Any]: ...
+    async def head_object(self, **kwargs: Any) -> dict[str, Any]: ...
+    async def put_object(self, **kwargs: Any) -> dict[str, Any]: ...
+    async def copy_object(self, **kwargs: Any) -> dict[str, Any]: ...
+    async def delete_object(self, **kwargs: Any) -> dict[str, Any]: ...
+    async def list_objects_v2(self, **kwargs: Any) -> dict[str, Any]: ...
+    async def create_multipart_upload(self, **kwargs: Any) -> dict[str, Any]: ...
+    async def upload_part(self, **kwargs: Any) -> dict[str, Any]: ...
+    async def complete_multipart_upload(self, **kwargs: Any) -> dict[str, Any]: ...
+    async def abort_multipart_upload(self, **kwargs: Any) -> dict[str, Any]: ...
+    def get_paginator(self, operation_name: str) -> Any: ...
 
 
 def s3_client(settings: S3Settings) -> AbstractAsyncContextManager[Any]:
@@ -33,7 +52,7 @@ class Readable(Protocol):
 
 
 async def upload_stream(
-    s3: Any, bucket: str, key: str, source: Readable, *, part_size: int = 8 << 20
+    s3: ObjectStore, bucket: str, key: str, source: Readable, *, part_size: int = 8 << 20
 ) -> tuple[str, int]:
     """Upload from an async reader without holding it in memory (multipart when it is larger
     than one part). Returns the object's ETag (unquoted) and size."""

@@ -28,7 +28,7 @@ from loadbay_platform.db import create_pool, migrate, ping
 from loadbay_platform.http import create_app
 from loadbay_platform.liveness import Liveness
 from loadbay_platform.outbox import OutboxRelay
-from loadbay_platform.s3 import s3_client
+from loadbay_platform.s3 import ObjectStore, s3_client
 from loadbay_platform.secrets import check_platform_secrets
 from loadbay_platform.settings import KafkaSettings, PlatformSettings
 from loadbay_platform.work_queue import WorkQueue, enqueuer
@@ -44,7 +44,7 @@ class Resources:
     settings: PlatformSettings
     pool: asyncpg.Pool
     producer: AIOKafkaProducer
-    s3: Any
+    s3: ObjectStore
     extras: dict[str, Any] = field(default_factory=dict)
 
 

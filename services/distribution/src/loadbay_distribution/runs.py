@@ -32,6 +32,7 @@ from loadbay_distribution.metrics import RUNS_FINISHED, RUNS_STARTED, WORKSPACE_
 from loadbay_platform import outbox
 from loadbay_platform.errors import Conflict
 from loadbay_platform.reasons import truncate, truncate_all
+from loadbay_platform.s3 import ObjectStore
 
 SERVICE = "distribution"
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class SourceUnreadable(Exception):
     object storage unreachable): the run fails with this reason."""
 
 
-async def list_source(s3: Any, bucket: str, prefix: str) -> list[tuple[str, datetime]]:
+async def list_source(s3: ObjectStore, bucket: str, prefix: str) -> list[tuple[str, datetime]]:
     found: list[tuple[str, datetime]] = []
     paginator = s3.get_paginator("list_objects_v2")
     try:
@@ -70,7 +71,11 @@ def _state(r: asyncpg.Record) -> planning.WorkspaceState:
 
 
 async def start_run(
-    conn: asyncpg.Connection, s3: Any, product: asyncpg.Record, trigger: str, triggered_by: str
+    conn: asyncpg.Connection,
+    s3: ObjectStore,
+    product: asyncpg.Record,
+    trigger: str,
+    triggered_by: str,
 ) -> str:
     """Start a run of `product`; Conflict if one is running."""
     await repository.lock_product(conn, product["id"])
@@ -163,7 +168,9 @@ async def _request_load(
     )
 
 
-async def record_outcome(conn: asyncpg.Connection, s3: Any, done: WorkspaceLoadCompleted) -> None:
+async def record_outcome(
+    conn: asyncpg.Connection, s3: ObjectStore, done: WorkspaceLoadCompleted
+) -> None:
     """Apply a finished load to LSTS and failures, continue catch-ups, and end the run when
     nothing is pending."""
     load = await repository.finish_run_load(conn, done.request_id)
@@ -219,7 +226,7 @@ async def record_outcome(conn: asyncpg.Connection, s3: Any, done: WorkspaceLoadC
 
 async def _continue(
     conn: asyncpg.Connection,
-    s3: Any,
+    s3: ObjectStore,
     product: asyncpg.Record,
     run: asyncpg.Record,
     dataset_name: str,

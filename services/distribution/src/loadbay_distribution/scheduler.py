@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 from croniter import croniter
 
 from loadbay_distribution import repository, runs
 from loadbay_platform.errors import ApiError, Conflict
+from loadbay_platform.s3 import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def next_time(cron: str, after: datetime | None = None) -> datetime:
     return nxt
 
 
-async def fire_due(pool: asyncpg.Pool, s3: Any) -> int:
+async def fire_due(pool: asyncpg.Pool, s3: ObjectStore) -> int:
     fired = 0
     async with pool.acquire() as conn, conn.transaction():
         for schedule in await repository.due_schedules(conn):
@@ -44,7 +44,7 @@ async def fire_due(pool: asyncpg.Pool, s3: Any) -> int:
     return fired
 
 
-async def run_scheduler(pool: asyncpg.Pool, s3: Any, interval_s: float) -> None:
+async def run_scheduler(pool: asyncpg.Pool, s3: ObjectStore, interval_s: float) -> None:
     while True:
         try:
             await fire_due(pool, s3)

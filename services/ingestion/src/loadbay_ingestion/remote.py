@@ -20,6 +20,7 @@ from loadbay_ingestion.crypto import SecretBox
 from loadbay_ingestion.endpoints import ConnectionGuard, EndpointPolicy, check_endpoint
 from loadbay_ingestion.errors import RemoteAccessError
 from loadbay_ingestion.settings import IngestionSettings
+from loadbay_platform.s3 import ObjectStore
 
 ARCHIVED = frozenset({"GLACIER", "DEEP_ARCHIVE"})
 
@@ -104,7 +105,7 @@ class RemoteObject:
     storage_class: str
 
 
-async def list_objects(client: Any, bucket: str, prefix: str) -> list[RemoteObject]:
+async def list_objects(client: ObjectStore, bucket: str, prefix: str) -> list[RemoteObject]:
     """Every object under `prefix` (folder markers excluded); RemoteAccessError with the
     reason when the bucket cannot be listed."""
     found: list[RemoteObject] = []
@@ -127,7 +128,7 @@ async def list_objects(client: Any, bucket: str, prefix: str) -> list[RemoteObje
     return found
 
 
-async def test_access(client: Any, bucket: str) -> dict[str, Any]:
+async def test_access(client: ObjectStore, bucket: str) -> dict[str, Any]:
     """Whether the bucket can be listed and an object read, with the reason if not."""
     result: dict[str, Any] = {"bucket": bucket, "can_list": False, "can_read": False}
     try:

@@ -46,6 +46,7 @@ from loadbay_ingestion.remote import (
 from loadbay_ingestion.settings import IngestionSettings
 from loadbay_platform import outbox
 from loadbay_platform.errors import Conflict
+from loadbay_platform.s3 import ObjectStore
 from loadbay_platform.settings import S3Settings
 
 SERVICE = "ingestion"
@@ -58,7 +59,7 @@ class RunContext:
     """What executing a run needs; built once per process."""
 
     pool: asyncpg.Pool
-    s3: Any  # loadbay's own object store (LZ, DLZ)
+    s3: ObjectStore  # loadbay's own object store (LZ, DLZ)
     s3_settings: S3Settings
     settings: IngestionSettings
     box: SecretBox

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 import asyncpg
 
@@ -22,6 +21,7 @@ from loadbay_platform import outbox
 from loadbay_platform.auth import Principal
 from loadbay_platform.errors import TerminalError
 from loadbay_platform.reasons import truncate
+from loadbay_platform.s3 import ObjectStore
 from loadbay_reload import repository
 from loadbay_reload.datasets import Dataset, find_dataset
 from loadbay_reload.errors import FilesNotSelectable, ReloadRunning
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 async def register_landing(
     conn: asyncpg.Connection,
-    s3: Any,
+    s3: ObjectStore,
     lz_bucket: str,
     dlz_bucket: str,
     landed: FileLanded,
@@ -100,7 +100,7 @@ async def register_landing(
 
 async def _on_success_marker(
     conn: asyncpg.Connection,
-    s3: Any,
+    s3: ObjectStore,
     dlz_bucket: str,
     dataset: Dataset,
     path: LandingPath,
@@ -149,7 +149,7 @@ async def _on_success_marker(
 
 async def _register_unannounced(
     conn: asyncpg.Connection,
-    s3: Any,
+    s3: ObjectStore,
     bucket: str,
     dataset: Dataset,
     path: LandingPath,

@@ -17,6 +17,7 @@ import asyncpg
 
 from loadbay_contracts import FileLanded
 from loadbay_platform import outbox
+from loadbay_platform.s3 import ObjectStore
 from loadbay_reload import repository
 from loadbay_reload.landing import (
     SUCCESS_MARKER,
@@ -29,7 +30,9 @@ from loadbay_reload.rejects import Reject
 log = logging.getLogger(__name__)
 
 
-async def scan_once(pool: asyncpg.Pool, s3: Any, bucket: str, service: str, reject: Reject) -> int:
+async def scan_once(
+    pool: asyncpg.Pool, s3: ObjectStore, bucket: str, service: str, reject: Reject
+) -> int:
     """Report every new object version in `bucket`; returns how many were reported."""
     async with pool.acquire() as conn:
         known = await repository.known_objects(conn, bucket)
@@ -62,7 +65,12 @@ async def scan_once(pool: asyncpg.Pool, s3: Any, bucket: str, service: str, reje
 
 
 async def watch(
-    pool: asyncpg.Pool, s3: Any, bucket: str, service: str, reject: Reject, interval_s: float
+    pool: asyncpg.Pool,
+    s3: ObjectStore,
+    bucket: str,
+    service: str,
+    reject: Reject,
+    interval_s: float,
 ) -> None:
     while True:
         try:

@@ -46,6 +46,7 @@ from loadbay_loader.streaming.compression import decompressed
 from loadbay_loader.streaming.limits import UnreadableFile
 from loadbay_platform.db import create_pool
 from loadbay_platform.outages import DATABASE_ERRORS
+from loadbay_platform.s3 import ObjectStore
 from loadbay_platform.service import Resources, schema_for
 from loadbay_platform.waker import Waker
 
@@ -91,7 +92,7 @@ class Worker:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        s3: Any,
+        s3: ObjectStore,
         settings: LoaderSettings,
         poll_interval_s: float = 1.0,
         listen_pool: asyncpg.Pool | None = None,

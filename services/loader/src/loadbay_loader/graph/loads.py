@@ -26,6 +26,7 @@ from loadbay_loader.graph.request import LoadRequest
 from loadbay_loader.settings import LoaderSettings
 from loadbay_platform import outbox
 from loadbay_platform.auth import Principal
+from loadbay_platform.s3 import ObjectStore
 
 SERVICE = "loader"
 
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 async def submit(
     pool: asyncpg.Pool,
-    s3: Any,
+    s3: ObjectStore,
     settings: LoaderSettings,
     region: str,
     request: LoadRequest,
@@ -107,7 +108,7 @@ async def submit(
     return load_id
 
 
-async def _check_source(s3: Any, request: LoadRequest) -> None:
+async def _check_source(s3: ObjectStore, request: LoadRequest) -> None:
     try:
         listing = await s3.list_objects_v2(Bucket=request.bucket, Prefix=request.prefix, MaxKeys=1)
     except ClientError as exc:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
 
 import asyncpg
 from botocore.exceptions import BotoCoreError, ClientError
@@ -20,6 +19,7 @@ from loadbay_loader import repository
 from loadbay_loader.metrics import DLZ_BACKLOG
 from loadbay_platform.outages import DATABASE_ERRORS
 from loadbay_platform.reasons import truncate
+from loadbay_platform.s3 import ObjectStore
 from loadbay_platform.waker import Waker
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ CHANNEL = "loadbay_loader_dlz"
 
 
 async def publish(
-    s3: Any, bucket: str, prefix: str, files: list[dict[str, str]], *, replace: bool = True
+    s3: ObjectStore, bucket: str, prefix: str, files: list[dict[str, str]], *, replace: bool = True
 ) -> None:
     """Copy `files` under `prefix`; with `replace` (reloads) also remove what earlier loads
     put there; without it (appends) the DLZ keeps every file."""
@@ -45,7 +45,7 @@ async def publish(
                 await s3.delete_object(Bucket=bucket, Key=obj["Key"])
 
 
-async def publish_next(pool: asyncpg.Pool, s3: Any) -> bool:
+async def publish_next(pool: asyncpg.Pool, s3: ObjectStore) -> bool:
     """Carry out the oldest pending publication; False when there is none (or another
     replica is publishing)."""
     async with pool.acquire(timeout=30) as conn, conn.transaction():
@@ -72,7 +72,7 @@ async def publish_next(pool: asyncpg.Pool, s3: Any) -> bool:
         return True
 
 
-async def run_publisher(pool: asyncpg.Pool, s3: Any, poll_interval_s: float = 2.0) -> None:
+async def run_publisher(pool: asyncpg.Pool, s3: ObjectStore, poll_interval_s: float = 2.0) -> None:
     waker = Waker(pool, CHANNEL)
     try:
         while True:

@@ -31,6 +31,7 @@ from loadbay_platform import outbox
 from loadbay_platform.db import quote_ident
 from loadbay_platform.outages import is_outage
 from loadbay_platform.reasons import truncate
+from loadbay_platform.s3 import ObjectStore
 from loadbay_platform.warehouse import domain_problem
 
 SERVICE = "loader"
@@ -61,7 +62,9 @@ class MissingSourceFile(Exception):
         self.file = file
 
 
-async def run_reload(conn: asyncpg.Connection, s3: Any, request: ReloadRequested) -> LoadCompleted:
+async def run_reload(
+    conn: asyncpg.Connection, s3: ObjectStore, request: ReloadRequested
+) -> LoadCompleted:
     """Carry out a reload inside the caller's transaction and emit its load.completed."""
     started = datetime.now(UTC)
     clock = time.perf_counter()
@@ -211,7 +214,7 @@ def _dlz_name(file: FileRef, mode: str) -> str:
     return file.key.split("/", 2)[2] if mode == "append" else file.name
 
 
-async def _open(s3: Any, file: FileRef) -> Any:
+async def _open(s3: ObjectStore, file: FileRef) -> Any:
     """The object's bytes, streamed; a missing or unreadable object is a load failure."""
     try:
         async for chunk in objects.s3_chunks(s3, file.bucket, file.key):

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+
+from loadbay_platform.s3 import ObjectStore
 
 
 async def aclose(iterator: object) -> None:
@@ -56,7 +57,7 @@ async def prefetch(chunks: AsyncIterator[bytes], depth: int = 4) -> AsyncIterato
 
 
 async def s3_chunks(
-    s3_client: Any, bucket: str, key: str, chunk_size: int = 1 << 20
+    s3_client: ObjectStore, bucket: str, key: str, chunk_size: int = 1 << 20
 ) -> AsyncIterator[bytes]:
     """Stream an object's bytes from an aiobotocore S3 client, at most ``chunk_size`` at a time.
 

@@ -13,7 +13,7 @@ import tempfile
 import zipfile
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import IO, Any
+from typing import IO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -21,6 +21,7 @@ from loadbay_loader.streaming import objects
 from loadbay_loader.streaming.compression import OutputGuard, decompressed
 from loadbay_loader.streaming.limits import UnreadableFile
 from loadbay_loader.warehouse.copy_errors import RowError
+from loadbay_platform.s3 import ObjectStore
 
 # tabular's own header reader, so the header is read exactly as copy_csv will read it.
 
@@ -39,7 +40,7 @@ class SourceUnavailable(Exception):
         super().__init__(f"{location}: cannot read the source file ({detail}){hint}")
 
 
-def s3_opener(s3: Any, bucket: str) -> Opener:
+def s3_opener(s3: ObjectStore, bucket: str) -> Opener:
     """Read objects of ``bucket`` with an aiobotocore client; an object that is gone, or
     that the loader may not read, is a :class:`SourceUnavailable`."""
 
