@@ -13,7 +13,7 @@ import asyncpg
 import httpx
 import pytest
 
-from loadbay_platform.db import create_pool
+from loadbay_platform.db import close_pool, create_pool
 from loadbay_platform.settings import PlatformSettings
 from tests.conftest import User, eventually
 from tests.ingestion.serving import REGION, Ingestion, Keys, Remote
@@ -45,7 +45,7 @@ async def db(settings: PlatformSettings, ingestion: Ingestion) -> AsyncIterator[
     try:
         yield pool
     finally:
-        await pool.close()
+        await close_pool(pool)
 
 
 def unique(prefix: str) -> str:

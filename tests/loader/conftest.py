@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from loadbay_platform.auth import mint_token
-from loadbay_platform.db import create_pool, migrate
+from loadbay_platform.db import close_pool, create_pool, migrate
 from loadbay_platform.settings import PlatformSettings, PostgresSettings
 from tests.conftest import GRAPH_USERS, StackInfo, User
 
@@ -59,7 +59,7 @@ async def pool(pg_url: str) -> AsyncIterator[asyncpg.Pool]:
     try:
         yield created
     finally:
-        await created.close()
+        await close_pool(created)
 
 
 @pytest.fixture(scope="session")

@@ -64,7 +64,7 @@ from loadbay_notifier.templates import (
 )
 from loadbay_platform.auth import mint_token
 from loadbay_platform.consumer import Consumer
-from loadbay_platform.db import create_pool, migrate
+from loadbay_platform.db import close_pool, create_pool, migrate
 from loadbay_platform.http import create_app
 from loadbay_platform.service import Resources
 from loadbay_platform.settings import (
@@ -141,7 +141,7 @@ async def pool(pg_url: str, template_db: str) -> AsyncIterator[asyncpg.Pool]:
     try:
         yield pool
     finally:
-        await pool.close()
+        await close_pool(pool)
 
 
 def free_port() -> int:

@@ -16,12 +16,12 @@ from aiokafka import ConsumerRecord
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 from loadbay_platform.consumer import Consumer
-from loadbay_platform.db import watched
+from loadbay_platform.db import close_pool, create_pool, watched
 from loadbay_platform.http import create_app
 from loadbay_platform.liveness import Liveness
 from loadbay_platform.logs import RepeatLimiter
 from loadbay_platform.outages import is_outage
-from loadbay_platform.settings import KafkaSettings, PlatformSettings
+from loadbay_platform.settings import KafkaSettings, PlatformSettings, PostgresSettings
 
 
 def s3_error(code: str, status: int) -> ClientError:
@@ -155,3 +155,16 @@ async def test_an_api_call_during_a_database_outage_is_a_503(settings: PlatformS
         answer = await http.get("/needs-the-database")
     assert answer.status_code == 503
     assert answer.headers["retry-after"] == "5"
+
+
+async def test_a_pool_with_a_lost_connection_still_closes(stack: Any) -> None:
+    """A connection that is never given back (asyncpg can lose one when a task is cancelled
+    as its acquire completes) must not keep a stopping service from exiting."""
+    pool = await create_pool(PostgresSettings(url=stack.postgres_url), "public")
+    lost = await pool.acquire()  # never released, as if its task had been cancelled
+    assert await lost.fetchval("SELECT 1") == 1
+    started = time.monotonic()
+    await close_pool(pool, within_s=1.0)
+    assert time.monotonic() - started < 30  # bounded; pool.close() alone waits for ever
+    with pytest.raises(asyncpg.InterfaceError):  # cut off: the connection is gone
+        await lost.fetchval("SELECT 1")

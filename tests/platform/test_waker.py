@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from loadbay_platform.db import create_pool
+from loadbay_platform.db import close_pool, create_pool
 from loadbay_platform.settings import PostgresSettings
 from loadbay_platform.waker import Waker
 from tests.conftest import StackInfo, eventually
@@ -24,7 +24,7 @@ async def pool(stack: StackInfo) -> AsyncIterator[asyncpg.Pool]:
     try:
         yield created
     finally:
-        await asyncio.wait_for(created.close(), 30)
+        await close_pool(created)
 
 
 LISTENING = "SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN %' || $1 || '%'"

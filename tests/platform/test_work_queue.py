@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from loadbay_contracts import Envelope, FileLanded
-from loadbay_platform.db import create_pool, migrate
+from loadbay_platform.db import close_pool, create_pool, migrate
 from loadbay_platform.settings import PostgresSettings, WorkSettings
 from loadbay_platform.work_queue import WorkQueue, enqueuer
 from tests.conftest import StackInfo, eventually
@@ -35,7 +35,7 @@ async def pool(stack: StackInfo) -> AsyncIterator[asyncpg.Pool]:
         yield created
     finally:
         await created.execute(f"DROP SCHEMA {schema} CASCADE")
-        await asyncio.wait_for(created.close(), 30)
+        await close_pool(created)
 
 
 def landed(dataset: str, name: str) -> tuple[Envelope, FileLanded]:

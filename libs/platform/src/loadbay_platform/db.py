@@ -8,6 +8,7 @@ never names it; migrations are plain SQL files applied in order and recorded in
 from __future__ import annotations
 
 import asyncio
+import logging
 import zlib
 from collections.abc import Awaitable
 from importlib import resources
@@ -18,6 +19,8 @@ import asyncpg
 
 from loadbay_contracts.datasets import SQL_NAME
 from loadbay_platform.settings import PostgresSettings
+
+log = logging.getLogger(__name__)
 
 
 def quote_ident(name: str) -> str:
@@ -41,6 +44,19 @@ async def create_pool(settings: PostgresSettings, schema: str) -> asyncpg.Pool:
     )
     assert pool is not None
     return pool
+
+
+async def close_pool(pool: asyncpg.Pool, within_s: float = 10.0) -> None:
+    """Close `pool`, waiting at most `within_s` for connections in use, then cut them off.
+
+    A process must be able to stop: asyncpg (0.30-0.32) can lose a connection when a task is
+    cancelled just as its acquire completes (the holder stays "in use"), and `Pool.close()`
+    then waits for it for ever. That happens on shutdown, when every task is cancelled."""
+    try:
+        await asyncio.wait_for(pool.close(), within_s)
+    except TimeoutError:
+        log.warning("connections still in use %.0fs after closing the pool: cut off", within_s)
+        pool.terminate()
 
 
 async def ping(conn: asyncpg.Connection) -> None:

@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from loadbay_contracts import EVENT_TYPES, Event, dead_letter_topic
 from loadbay_platform import logs
 from loadbay_platform.consumer import Consumer, DeadLetterHook, Handler, RawHandler
-from loadbay_platform.db import create_pool, migrate, ping
+from loadbay_platform.db import close_pool, create_pool, migrate, ping
 from loadbay_platform.http import create_app
 from loadbay_platform.liveness import Liveness
 from loadbay_platform.outbox import OutboxRelay
@@ -145,7 +145,7 @@ async def run_service(
         finally:
             await producer.stop()
     finally:
-        await pool.close()
+        await close_pool(pool)
 
 
 async def _serve(

@@ -44,7 +44,7 @@ from loadbay_loader.settings import LoaderSettings
 from loadbay_loader.streaming import objects
 from loadbay_loader.streaming.compression import decompressed
 from loadbay_loader.streaming.limits import UnreadableFile
-from loadbay_platform.db import create_pool
+from loadbay_platform.db import close_pool, create_pool
 from loadbay_platform.outages import DATABASE_ERRORS
 from loadbay_platform.s3 import ObjectStore
 from loadbay_platform.service import Resources, schema_for
@@ -83,7 +83,7 @@ async def run_worker(res: Resources, settings: LoaderSettings) -> None:
     try:
         await Worker(pool, res.s3, settings, listen_pool=res.pool).run()
     finally:
-        await pool.close()
+        await close_pool(pool)
 
 
 class Worker:
