@@ -9,6 +9,9 @@ value           server                      wheel                  installed by
 ``pgserver16``  PostgreSQL 16.2             ``pgserver``           ``loadbay-cli[pg16]``
 ==============  ==========================  =====================  ===========================
 
+An absolute path instead names a directory of PostgreSQL binaries (15 or later, such as
+Debian's ``/usr/lib/postgresql/15/bin``), to try the platform on another server version.
+
 Only the wheels' binaries are used (``pginstall/bin``): `EmbeddedPostgres` runs ``initdb`` once
 per data directory, then ``postgres`` itself as a child process listening on 127.0.0.1:<port>
 and on a unix socket (in the data directory, or under the temp dir when that path is too long
@@ -26,6 +29,7 @@ import importlib.util
 import logging
 import os
 import pwd
+import re
 import shutil
 import signal
 import stat
@@ -70,9 +74,12 @@ class Flavor:
     major: int
     system_user: str  # who runs PostgreSQL when we are root (the wheel's own choice)
     install_hint: str
+    path: str = ""  # a directory of binaries instead of a wheel
 
     def bin_dir(self) -> Path:
         """The wheel's ``pginstall/bin``, found without importing the package."""
+        if self.path:
+            return Path(self.path)
         spec = importlib.util.find_spec(self.module)
         if spec is None or spec.origin is None:
             raise StackError(
@@ -93,17 +100,39 @@ DEFAULT_FLAVOR = "18"
 def flavor_from_env(environ: Mapping[str, str] = os.environ) -> Flavor:
     """The flavor ``LOADBAY_EMBEDDED_POSTGRES`` names (PostgreSQL 18 when unset)."""
     name = environ.get(FLAVOR_ENV, "").strip() or DEFAULT_FLAVOR
+    if name.startswith("/"):
+        return _binaries_flavor(Path(name))
     if name not in FLAVORS:
         raise StackError(
-            "postgres", f"{FLAVOR_ENV}={name!r} is not one of: {', '.join(sorted(FLAVORS))}"
+            "postgres",
+            f"{FLAVOR_ENV}={name!r} is not one of: {', '.join(sorted(FLAVORS))}, or the"
+            " absolute path of a directory of PostgreSQL binaries",
         )
     return FLAVORS[name]
 
 
-def psql_binary() -> str | None:
+def _binaries_flavor(bin_dir: Path) -> Flavor:
+    try:
+        version = subprocess.run(
+            [str(bin_dir / "postgres"), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise StackError("postgres", f"{FLAVOR_ENV}: no postgres in {bin_dir}: {exc}") from exc
+    found = re.search(r"\) (\d+)", version)
+    if found is None:
+        raise StackError("postgres", f"{FLAVOR_ENV}: cannot read the version of {version!r}")
+    major = int(found.group(1))
+    return Flavor(str(bin_dir), "", major, "embedded_postgres", "", path=str(bin_dir))
+
+
+def psql_binary(flavor: Flavor | None = None) -> str | None:
     """psql of the embedded server if installed, else the one on PATH (None if neither)."""
     with contextlib.suppress(StackError):
-        binary = flavor_from_env().bin_dir() / "psql"
+        binary = (flavor or flavor_from_env()).bin_dir() / "psql"
         if binary.exists():
             return str(binary)
     return shutil.which("psql")

@@ -50,7 +50,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from loadbay_cli.lifetime import die_with_parent, start_watchdog
-from loadbay_cli.pgembed import EmbeddedPostgres, Flavor, flavor_from_env
+from loadbay_cli.pgembed import EmbeddedPostgres, Flavor, flavor_from_env, psql_binary
 from loadbay_cli.procs import (
     HOST,
     STOP_GRACE_S,
@@ -565,7 +565,9 @@ class EmbeddedStack:
         return pg
 
     def _ensure_database(self, pg: EmbeddedPostgres) -> None:
-        psql = str(self.postgres_flavor.bin_dir() / "psql")
+        psql = psql_binary(self.postgres_flavor)
+        if psql is None:
+            raise StackError("postgres", "no psql to create the database with")
         admin_url = pg.socket_url("postgres")
 
         def run(sql: str) -> subprocess.CompletedProcess[str]:
