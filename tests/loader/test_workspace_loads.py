@@ -1,4 +1,4 @@
-"""Loads into client workspaces (load.requested) against a real PostgreSQL (pgserver) and, for
+"""Loads into client workspaces (load.requested) against a real PostgreSQL (the stack's) and, for
 the handler path, a real S3 (moto_server)."""
 
 from __future__ import annotations
