@@ -3,10 +3,11 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-MEMBERS := -e libs/contracts -e libs/platform -e services/reload -e services/loader -e services/notifier -e services/distribution -e services/ingestion -e cli
+# The loader with Parquet support, the CLI with the embedded servers (its `dev` extra).
+MEMBERS := -e libs/contracts -e libs/platform -e services/reload -e 'services/loader[parquet]' -e services/notifier -e services/distribution -e services/ingestion -e 'cli[dev]'
 PYPROJECTS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml cli/pyproject.toml)
 
-.PHONY: install run test lint bench asyncapi clean
+.PHONY: install run test test-pg16 lint bench asyncapi clean
 
 install: $(VENV)/.installed
 
@@ -21,6 +22,11 @@ run: install
 
 test: install
 	$(BIN)/pytest
+
+# The whole suite against PostgreSQL 16.2 (the pgserver wheel) instead of the default 18.
+test-pg16: install
+	$(BIN)/pip install --quiet -e 'cli[pg16]'
+	LOADBAY_EMBEDDED_POSTGRES=pgserver16 $(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check .

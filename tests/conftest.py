@@ -57,7 +57,7 @@ GRAPH_SOURCE_BUCKETS = ("graph-sources", "graph-sources-never-created")
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[StackInfo]:
-    # Not under pytest's tmp_path: as root, pgserver runs PostgreSQL as its own user, which
+    # Not under pytest's tmp_path: as root, PostgreSQL runs as its own user (pgembed.py), which
     # cannot enter pytest's 0700 folders.
     state = Path(tempfile.mkdtemp(prefix="loadbay-test-stack-"))
     try:

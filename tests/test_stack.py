@@ -26,7 +26,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 if importlib.util.find_spec("loadbay_cli") is None:  # outside `make install`'s venv
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli" / "src"))
 
-from loadbay_cli.stack import EmbeddedStack, StackError, free_port
+from loadbay_cli.pgembed import flavor_from_env
+from loadbay_cli.ports import DEV_PORTS, dev_ports, ports_in_use
+from loadbay_cli.stack import EmbeddedStack, StackError, free_port, migrate_legacy_pgdata
 
 
 def _processes_under(state_dir: Path) -> list[int]:
@@ -104,6 +106,14 @@ async def _postgres_check(url: str) -> tuple[int, str]:
     return one, database
 
 
+async def _sql(url: str, sql: str) -> object:
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        return await conn.fetchval(sql)
+    finally:
+        await conn.close()
+
+
 def test_free_port_is_bindable() -> None:
     port = free_port()
     with socket.socket() as sock:
@@ -124,8 +134,13 @@ def test_stack_serves_all_four_and_stops_clean(tmp_path: Path) -> None:
         # Kafka (Tansu): produce and consume one message through a consumer group.
         assert asyncio.run(_kafka_roundtrip(info.kafka_bootstrap_servers)) == b"hello loadbay"
 
-        # PostgreSQL: asyncpg takes the URL as is; it points at database `loadbay`.
+        # PostgreSQL: asyncpg takes the URL as is; it points at database `loadbay`, over the
+        # unix socket and on 127.0.0.1 (for any SQL client), and is the chosen major version.
         assert asyncio.run(_postgres_check(info.postgres_url)) == (1, "loadbay")
+        assert asyncio.run(_postgres_check(info.postgres_tcp_url)) == (1, "loadbay")
+        assert info.postgres_tcp_url.startswith("postgresql://postgres@127.0.0.1:")
+        version = asyncio.run(_sql(info.postgres_url, "SHOW server_version_num"))
+        assert int(str(version)) // 10000 == flavor_from_env().major
 
         # S3 (moto): both buckets exist; put and get an object in the landing zone.
         s3 = boto3.client(
@@ -162,6 +177,7 @@ def test_stack_serves_all_four_and_stops_clean(tmp_path: Path) -> None:
         assert env["LOADBAY_POSTGRES__URL"] == info.postgres_url
         assert env["LOADBAY_SMTP__PORT"] == str(info.smtp_port)
         doc = info.to_json_dict({"reload": "http://127.0.0.1:1"}, "tok")
+        assert doc["postgres"] == {"url": info.postgres_tcp_url, "socket_url": info.postgres_url}
         assert doc["s3"]["lz_bucket"] == "loadbay-lz"
         assert doc["smtp"]["port"] == info.smtp_port
         assert doc["services"] == {"reload": "http://127.0.0.1:1"} and doc["token"] == "tok"
@@ -240,3 +256,72 @@ def test_start_failure_names_the_server_and_cleans_up(
     assert excinfo.value.service == "kafka"
     assert "cannot open storage, giving up" in str(excinfo.value)
     assert _wait_gone(_processes_under(state_dir)) == []
+
+
+def test_fixed_ports_are_used_and_postgres_survives_kill_9(tmp_path: Path) -> None:
+    ports = {name: free_port() for name in ("kafka", "postgres", "s3", "smtp")}
+    with EmbeddedStack(tmp_path / "state", ports=ports) as stack:
+        info = stack.info
+        assert info.kafka_bootstrap_servers == f"127.0.0.1:{ports['kafka']}"
+        assert info.s3_endpoint_url == f"http://127.0.0.1:{ports['s3']}"
+        assert info.smtp_port == ports["smtp"]
+        assert (
+            info.postgres_tcp_url == f"postgresql://postgres@127.0.0.1:{ports['postgres']}/loadbay"
+        )
+        asyncio.run(_sql(info.postgres_url, "CREATE TABLE kept AS SELECT 42 AS answer"))
+        old = psutil.Process(stack.pids()["postgres"])
+        backends = old.children(recursive=True)
+        assert backends  # checkpointer, walwriter ...
+
+        stack.restart_postgres(kill=True)  # kill -9 of the postmaster and its backends
+
+        assert _wait_gone([old.pid, *(b.pid for b in backends)]) == []
+        assert stack.pids()["postgres"] != old.pid
+        # Crash recovery kept the committed table; same port, same socket.
+        assert asyncio.run(_sql(info.postgres_tcp_url, "SELECT answer FROM kept")) == 42
+        assert asyncio.run(_sql(info.postgres_url, "SELECT answer FROM kept")) == 42
+
+
+def test_a_port_in_use_fails_the_start_naming_the_server(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(StackError) as excinfo:
+            EmbeddedStack(tmp_path / "state", ports={"postgres": port}).start()
+    assert excinfo.value.service == "postgres"
+    assert f"port {port}" in str(excinfo.value) and "in use" in str(excinfo.value)
+    assert _wait_gone(_processes_under(tmp_path / "state")) == []
+
+
+def test_dev_ports_are_stable_and_each_can_be_moved() -> None:
+    assert dev_ports({}) == DEV_PORTS
+    assert len(set(DEV_PORTS.values())) == len(DEV_PORTS)
+    moved = dev_ports({"LOADBAY_DEV_POSTGRES_PORT": "25432", "LOADBAY_DEV_RELOAD_PORT": "0"})
+    assert moved["postgres"] == 25432 and moved["reload"] == 0
+    assert moved["kafka"] == DEV_PORTS["kafka"]
+    with pytest.raises(ValueError, match="LOADBAY_DEV_S3_PORT"):
+        dev_ports({"LOADBAY_DEV_S3_PORT": "nine"})
+    with pytest.raises(ValueError, match="LOADBAY_DEV_SMTP_PORT"):
+        dev_ports({"LOADBAY_DEV_SMTP_PORT": "70000"})
+    with pytest.raises(ValueError, match="the same"):
+        dev_ports({"LOADBAY_DEV_KAFKA_PORT": str(DEV_PORTS["postgres"])})
+
+
+def test_ports_in_use_finds_a_listener_and_passes_a_free_port() -> None:
+    free = free_port()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        busy = listener.getsockname()[1]
+        assert ports_in_use({"reload": busy, "loader": free, "notifier": 0}) == {"reload": busy}
+
+
+def test_legacy_pgdata_moves_to_its_major_version(tmp_path: Path) -> None:
+    legacy = tmp_path / "pgdata"
+    legacy.mkdir()
+    (legacy / "PG_VERSION").write_text("16\n")
+    (legacy / "base").mkdir()
+    assert migrate_legacy_pgdata(tmp_path) == tmp_path / "pgdata-16"
+    assert (tmp_path / "pgdata-16" / "base").is_dir() and not legacy.exists()
+    assert migrate_legacy_pgdata(tmp_path) is None  # nothing left to move

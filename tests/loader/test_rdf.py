@@ -1,6 +1,6 @@
 """The RDF feed loaders (graph/rdf.py) and the quad store (graph/rdf_store.py) against a real
-PostgreSQL (pgserver): every W3C conformance test of N-Triples, N-Quads, Turtle and RDF/XML,
-then Neptune's parserConfiguration, counters, errors and streaming."""
+PostgreSQL (the stack's): every W3C conformance test of N-Triples, N-Quads, Turtle and
+RDF/XML, then Neptune's parserConfiguration, counters, errors and streaming."""
 
 from __future__ import annotations
 

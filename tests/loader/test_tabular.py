@@ -1,13 +1,12 @@
-"""The tabular fast path against a real PostgreSQL (pgserver) and, for one test, S3 (moto)."""
+"""The tabular fast path against a real PostgreSQL (the embedded stack's wheel) and, for one
+test, S3 (moto)."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import json
-import shutil
 import sys
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
@@ -15,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import pgserver
 import pytest
 
 # Test data: the project's copy once it exists, else the team's shared conformance folder.
@@ -40,6 +38,7 @@ from loadbay_loader.warehouse.tabular import (  # noqa: E402
     create_staging_table,
     swap_in,
 )
+from tests.own_postgres import own_postgres  # noqa: E402
 
 SPECTRUM = CONFORMANCE / "csv-spectrum"
 USGS = CONFORMANCE / "usgs-earthquakes-2015-11-22_2015-12-22.csv"
@@ -56,16 +55,8 @@ def need(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def pg_uri() -> Iterator[str]:
-    # Not under pytest's tmp_path: as root, pgserver runs PostgreSQL as its own user, which
-    # must be able to reach the data directory.
-    parent = Path(tempfile.mkdtemp(prefix="loadbay-pg-"))
-    parent.chmod(0o755)
-    server = pgserver.get_server(parent / "data", cleanup_mode="delete")  # type: ignore[attr-defined]
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
-        shutil.rmtree(parent, ignore_errors=True)
+    with own_postgres("loadbay-pg-") as url:
+        yield url
 
 
 @pytest.fixture
@@ -379,7 +370,8 @@ async def test_lines_around_quoted_line_breaks(conn: asyncpg.Connection, schema:
 async def test_end_of_data_marker_line_is_rejected(
     conn: asyncpg.Connection, schema: str, reopen: bool
 ) -> None:
-    # PostgreSQL 16 would stop at the \. line and load only the first row, without an error.
+    # PostgreSQL before 18 would stop at the \. line and load only the first row, without an
+    # error (18 reads it as data): refused either way.
     data = b"a\n1\n\\.\n2\n"
     error = await load_error(conn, schema, text_columns("a"), data, reopen=reopen)
     assert error.line == (3 if reopen else None)

@@ -1,4 +1,4 @@
-"""Loads into client workspaces (load.requested) against a real PostgreSQL (pgserver) and, for
+"""Loads into client workspaces (load.requested) against a real PostgreSQL (the stack's) and, for
 the handler path, a real S3 (moto_server)."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import sys
 import uuid
 import zipfile
 from collections.abc import AsyncIterator
@@ -427,8 +428,9 @@ async def test_a_bad_row_in_a_zip_is_placed(pool: asyncpg.Pool) -> None:
 
 
 async def test_parquet(pool: asyncpg.Pool) -> None:
-    pa = pytest.importorskip("pyarrow")
-    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa  # the loader's parquet extra, which `make install` installs
+    import pyarrow.parquet as pq
+
     table = pa.table(
         {
             "x__client_id": ["c1", "c1", "c2"],
@@ -448,6 +450,21 @@ async def test_parquet(pool: asyncpg.Pool) -> None:
         (1, 5, Decimal("1.5")),
         (2, None, Decimal("2.5")),
     ]
+
+
+async def test_parquet_without_the_extra_fails_the_file_naming_the_extra(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if pyarrow were not installed: `import pyarrow.parquet` raises ImportError.
+    for module in ("pyarrow", "pyarrow.csv", "pyarrow.parquet"):
+        monkeypatch.setitem(sys.modules, module, None)
+    await assert_file_fails(
+        pool,
+        {"i.parquet": b"PAR1 not read: the reader is missing PAR1"},
+        "i.parquet: Parquet files need the loader's parquet extra, which is not installed"
+        " (pip install 'loadbay-loader[parquet]')",
+        keys=("i.parquet",),
+    )
 
 
 # --------------------------------------------------------------------------- the handler and S3

@@ -1,4 +1,5 @@
-"""The notifier against a real PostgreSQL (pgserver) and a real SMTP sink (aiosmtpd).
+"""The notifier against a real PostgreSQL (the embedded stack's wheel) and a real SMTP sink
+(aiosmtpd).
 
 Handlers run in a transaction as the consumer runs them (and once through the consumer
 itself); the sender loop runs as a task and delivers to an aiosmtpd Maildir, read back with
@@ -10,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import mailbox
-import shutil
 import socket
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -25,7 +24,6 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import markupsafe
-import pgserver
 import pytest
 from aiokafka import ConsumerRecord
 from aiosmtpd.controller import Controller
@@ -74,6 +72,7 @@ from loadbay_platform.settings import (
     PostgresSettings,
     SmtpSettings,
 )
+from tests.own_postgres import own_postgres
 
 T = TypeVar("T")
 SCHEMA = "loadbay_notifier"
@@ -95,16 +94,8 @@ def escaped(text: str) -> str:
 
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
-    # Not under pytest's basetemp: run as root, pgserver hands the data dir to its own user
-    # and widens the parents' permissions, which any pytest starting meanwhile resets to 0700
-    # on /tmp/pytest-of-<user> (initdb then fails with "Permission denied").
-    data_dir = Path(tempfile.mkdtemp(prefix="loadbay-notifier-pg-"))
-    server = pgserver.get_server(data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with own_postgres("loadbay-notifier-pg-") as url:
+        yield url
 
 
 def with_database(url: str, database: str) -> str:

