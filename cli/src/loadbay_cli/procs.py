@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 
 import psutil
@@ -46,12 +47,25 @@ class StackError(RuntimeError):
         super().__init__(text)
 
 
+# Below Linux's ephemeral range (32768-60999): a server started again on its port after a
+# crash (the fault lab kills and restarts services, PostgreSQL and the broker) cannot find it
+# taken meanwhile by some process's outgoing connection, which a port from the kernel can be.
+SERVER_PORTS = range(20000, 32768)
+
+
 def free_port(host: str = HOST) -> int:
     """A TCP port on ``host`` that was free a moment ago (the caller must cope with a race)."""
+    for port in random.sample(SERVER_PORTS, 50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue  # in use: another one
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        sock.bind((host, 0))  # the range is crowded: any port the kernel gives
+        found: int = sock.getsockname()[1]
+        return found
 
 
 def read_tail(path: os.PathLike[str] | str, offset: int = 0, lines: int = LOG_TAIL_LINES) -> str:
