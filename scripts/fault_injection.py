@@ -62,6 +62,7 @@ async def _iterations(
             if outcome.problems:
                 print(f"  {scenario} #{i}: {outcome.status}: {outcome.problems}", flush=True)
                 if keep is not None:  # the services' logs so far, to find out why
+                    await lab.dump_stacks()
                     kept = keep / f"{scenario}-{i}"
                     shutil.copytree(state / "logs", kept, dirs_exist_ok=True)
                     print(f"  logs kept in {kept}", flush=True)

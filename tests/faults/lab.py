@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import uuid
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,14 @@ class FaultLab:
         """Until every service answers /readyz (one restarted after a kill takes seconds)."""
         assert self.services is not None
         await asyncio.to_thread(self.services.wait_ready, within_s)
+
+    async def dump_stacks(self) -> None:
+        """Ask every running service where its tasks wait (SIGUSR1: written to its log)."""
+        assert self.services is not None
+        for proc in self.services.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGUSR1)
+        await asyncio.sleep(1.0)
 
     # -- faults ----------------------------------------------------------------------------
 
