@@ -3,7 +3,7 @@ Functions take a connection and never commit."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 import asyncpg
 from asyncpg import Record
@@ -32,11 +32,29 @@ ORDER BY seen_at DESC LIMIT 1
 DATASET_BY_ID = "SELECT * FROM datasets WHERE dataset_id = $1"
 
 
-async def upsert_dataset(conn: asyncpg.Connection, **f: Any) -> None:
+async def upsert_dataset(
+    conn: asyncpg.Connection,
+    *,
+    dataset_id: str,
+    domain: str,
+    name: str,
+    dataset_type: str,
+    file_type: str,
+    owner_id: str,
+    owner_email: str,
+    authorized_users: Sequence[str],
+) -> None:
     await conn.execute(
-        UPSERT_DATASET, f["dataset_id"], f["domain"], f["name"], f["dataset_type"],
-        f["file_type"], f["owner_id"], f["owner_email"], list(f["authorized_users"]),
-    )  # fmt: skip
+        UPSERT_DATASET,
+        dataset_id,
+        domain,
+        name,
+        dataset_type,
+        file_type,
+        owner_id,
+        owner_email,
+        list(authorized_users),
+    )
 
 
 async def delete_dataset(conn: asyncpg.Connection, dataset_id: str, domain: str, name: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 from asyncpg import Record
@@ -64,12 +63,40 @@ VALUES ($1, $2, $3, $4, $5)
 VERSION_HISTORY = "SELECT * FROM connection_versions WHERE connection_id = $1 ORDER BY id"
 
 
-async def insert_connection(conn: asyncpg.Connection, **f: Any) -> bool:
+async def insert_connection(
+    conn: asyncpg.Connection,
+    *,
+    id: str,
+    name: str,
+    description: str,
+    bucket: str,
+    access_type: str,
+    version: str,
+    region: str | None,
+    endpoint_url: str | None,
+    kms_key_arn: str | None,
+    access_key_id_enc: bytes | None,
+    secret_access_key_enc: bytes | None,
+    owner_id: str,
+    owner_email: str,
+) -> bool:
+    """False when a connection of that name exists already."""
     created = await conn.fetchval(
-        INSERT_CONNECTION, f["id"], f["name"], f["description"], f["bucket"], f["access_type"],
-        f["version"], f["region"], f["endpoint_url"], f["kms_key_arn"], f["access_key_id_enc"],
-        f["secret_access_key_enc"], f["owner_id"], f["owner_email"],
-    )  # fmt: skip
+        INSERT_CONNECTION,
+        id,
+        name,
+        description,
+        bucket,
+        access_type,
+        version,
+        region,
+        endpoint_url,
+        kms_key_arn,
+        access_key_id_enc,
+        secret_access_key_enc,
+        owner_id,
+        owner_email,
+    )
     return created is not None
 
 
@@ -100,11 +127,29 @@ async def lock_connection(conn: asyncpg.Connection, connection_id: str) -> Recor
     return await conn.fetchrow(LOCK_CONNECTION, connection_id)
 
 
-async def update_connection(conn: asyncpg.Connection, connection_id: str, **f: Any) -> None:
+async def update_connection(
+    conn: asyncpg.Connection,
+    connection_id: str,
+    *,
+    description: str,
+    bucket: str,
+    region: str | None,
+    endpoint_url: str | None,
+    kms_key_arn: str | None,
+    access_key_id_enc: bytes | None,
+    secret_access_key_enc: bytes | None,
+) -> None:
     await conn.execute(
-        UPDATE_CONNECTION, connection_id, f["description"], f["bucket"], f["region"],
-        f["endpoint_url"], f["kms_key_arn"], f["access_key_id_enc"], f["secret_access_key_enc"],
-    )  # fmt: skip
+        UPDATE_CONNECTION,
+        connection_id,
+        description,
+        bucket,
+        region,
+        endpoint_url,
+        kms_key_arn,
+        access_key_id_enc,
+        secret_access_key_enc,
+    )
 
 
 async def set_version(conn: asyncpg.Connection, connection_id: str, version: str) -> None:
@@ -171,11 +216,32 @@ DELETE_DISABLED_BINDINGS = (
 )
 
 
-async def insert_binding(conn: asyncpg.Connection, **f: Any) -> bool:
+async def insert_binding(
+    conn: asyncpg.Connection,
+    *,
+    id: str,
+    connection_id: str,
+    dataset: str,
+    dataset_type: str,
+    file_type: str,
+    directory_path: str,
+    user_id: str,
+    user_email: str,
+    dataset_id: str,
+) -> bool:
+    """False when the dataset is bound to a connection already."""
     created = await conn.fetchval(
-        INSERT_BINDING, f["id"], f["connection_id"], f["dataset"], f["dataset_type"],
-        f["file_type"], f["directory_path"], f["user_id"], f["user_email"], f["dataset_id"],
-    )  # fmt: skip
+        INSERT_BINDING,
+        id,
+        connection_id,
+        dataset,
+        dataset_type,
+        file_type,
+        directory_path,
+        user_id,
+        user_email,
+        dataset_id,
+    )
     return created is not None
 
 
@@ -347,12 +413,21 @@ async def heartbeat(conn: asyncpg.Connection, run_ids: Sequence[str], worker: st
     await conn.execute(HEARTBEAT, list(run_ids), worker)
 
 
-async def finish_run(conn: asyncpg.Connection, run_id: str, **f: Any) -> Record | None:
+async def finish_run(
+    conn: asyncpg.Connection,
+    run_id: str,
+    *,
+    status: str,
+    reason: str | None,
+    copied: int,
+    skipped: int,
+    failed: int,
+    bytes_copied: int,
+) -> Record | None:
     """End a run; None if it had ended already."""
     return await conn.fetchrow(
-        FINISH_RUN, run_id, f["status"], f["reason"], f["copied"], f["skipped"], f["failed"],
-        f["bytes_copied"],
-    )  # fmt: skip
+        FINISH_RUN, run_id, status, reason, copied, skipped, failed, bytes_copied
+    )
 
 
 # -- the per-run object ledger and the per-binding ingested-files ledger ------------------------

@@ -84,25 +84,11 @@ async def submit(
             )
         await jobs.insert_load(
             conn,
-            id=load_id,
-            source=request.source,
-            bucket=request.bucket,
-            prefix=request.prefix,
-            format=request.format,
-            mode=request.mode,
-            fail_on_error=request.fail_on_error,
-            parallelism=request.parallelism,
-            parser_configuration=request.parser_configuration,
-            update_single_cardinality=request.update_single_cardinality_properties,
-            user_provided_edge_ids=request.user_provided_edge_ids,
-            queue_request=request.queue_request,
-            edge_only_load=request.edge_only_load,
-            dependencies=request.dependencies,
-            region=request.region,
-            iam_role_arn=request.iam_role_arn,
+            load_id,
+            request,
+            status="LOAD_IN_QUEUE" if active else "LOAD_NOT_STARTED",
             requested_by=requested_by.user_id if requested_by else None,
             requested_by_email=requested_by.email if requested_by else None,
-            status="LOAD_IN_QUEUE" if active else "LOAD_NOT_STARTED",
         )
         await jobs.notify_worker(conn, load_id)
     return load_id

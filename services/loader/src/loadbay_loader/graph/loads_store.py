@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 from asyncpg import Record
 
+from loadbay_loader.graph.request import LoadRequest
 from loadbay_loader.graph.storable import storable
 
 HISTORY_LIMIT = 1024  # Neptune keeps the latest 1,024 loads
@@ -127,14 +128,23 @@ ON CONFLICT (source, uri) DO UPDATE
 HAS_PREVIOUS_LOAD = "SELECT EXISTS (SELECT 1 FROM graph_loads WHERE source = $1 AND id <> $2)"
 
 
-async def insert_load(conn: asyncpg.Connection, **f: Any) -> None:
+async def insert_load(
+    conn: asyncpg.Connection,
+    load_id: str,
+    request: LoadRequest,
+    *,
+    status: str,
+    requested_by: str | None,
+    requested_by_email: str | None,
+) -> None:
+    """Admit a load with the request's fields; keep only the newest HISTORY_LIMIT loads."""
     await conn.execute(
         INSERT_LOAD,
-        f["id"], f["source"], f["bucket"], f["prefix"], f["format"], f["mode"],
-        f["fail_on_error"], f["parallelism"], json.dumps(f["parser_configuration"]),
-        f["update_single_cardinality"], f["user_provided_edge_ids"], f["queue_request"],
-        f["edge_only_load"], list(f["dependencies"]), f["region"], f["iam_role_arn"],
-        f["requested_by"], f["status"], f.get("requested_by_email"),
+        load_id, request.source, request.bucket, request.prefix, request.format, request.mode,
+        request.fail_on_error, request.parallelism, json.dumps(request.parser_configuration),
+        request.update_single_cardinality_properties, request.user_provided_edge_ids,
+        request.queue_request, request.edge_only_load, list(request.dependencies),
+        request.region, request.iam_role_arn, requested_by, status, requested_by_email,
     )  # fmt: skip
     await conn.execute(PRUNE_HISTORY, HISTORY_LIMIT, list(ACTIVE))
 
