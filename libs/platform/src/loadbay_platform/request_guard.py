@@ -22,9 +22,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from fastapi import FastAPI, params
+from fastapi import FastAPI
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loadbay_platform.settings import HttpSettings
@@ -132,17 +131,45 @@ class RequestGuard:
             await reject(send, 413, exc.detail, shape)
 
 
+FORM_MEDIA = ("multipart/", "application/x-www-form-urlencoded")
+
+
 def form_routes(app: FastAPI) -> Callable[[Scope], bool]:
-    """Whether a request goes to a route of `app` whose body is a form (files, fields)."""
+    """Whether a request goes to a route of `app` whose body is a form (files, fields).
+
+    Read from the app's OpenAPI document (a request body of multipart/form-data or a URL-encoded
+    form), once, at the first request: it lists every route, those of included routers too,
+    whatever FastAPI keeps internally."""
+    forms: list[tuple[str, re.Pattern[str]]] | None = None
 
     def takes_uploads(scope: Scope) -> bool:
-        for route in app.router.routes:
-            if route.matches(scope)[0] is Match.FULL:
-                body = getattr(route, "body_field", None)
-                return body is not None and isinstance(body.field_info, params.Form)
-        return False
+        nonlocal forms
+        if forms is None:
+            forms = _form_operations(app.openapi())
+        method, path = scope.get("method", ""), scope.get("path", "")
+        return any(method == m and pattern.fullmatch(path) for m, pattern in forms)
 
     return takes_uploads
+
+
+def _form_operations(document: dict[str, Any]) -> list[tuple[str, re.Pattern[str]]]:
+    found = []
+    for template, operations in document.get("paths", {}).items():
+        pattern = re.compile(
+            "".join(
+                "[^/]+" if part.startswith("{") else re.escape(part)
+                for part in re.split(r"(\{[^}/]+\})", template)
+            )
+        )
+        for method, operation in operations.items():
+            content = (
+                operation.get("requestBody", {}).get("content", {})
+                if isinstance(operation, dict)
+                else {}
+            )
+            if any(c.startswith(FORM_MEDIA) for c in content):
+                found.append((method.upper(), pattern))
+    return found
 
 
 def body_kind(content_type: str) -> str:

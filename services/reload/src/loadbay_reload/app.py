@@ -10,9 +10,10 @@ from fastapi import FastAPI
 from loadbay_contracts import Event
 from loadbay_platform.consumer import DeadLetterHook, Handler, RawHandler
 from loadbay_platform.service import Resources
-from loadbay_reload import api, watcher
+from loadbay_reload import watcher
 from loadbay_reload.handlers import Handlers, handler_map
 from loadbay_reload.rejects import dead_letterer
+from loadbay_reload.routes import ROUTERS
 from loadbay_reload.settings import ReloadSettings
 
 
@@ -55,4 +56,5 @@ class ReloadService:
         ]
 
     def routes(self, app: FastAPI, res: Resources) -> None:
-        api.add_routes(app, res)
+        for router in ROUTERS:
+            app.include_router(router)
