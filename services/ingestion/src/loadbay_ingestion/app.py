@@ -9,9 +9,11 @@ from fastapi import FastAPI
 
 from loadbay_contracts import Event
 from loadbay_contracts.dataset_events import DatasetCreated, DatasetDeleted
-from loadbay_ingestion import api, datasets, scheduler
+from loadbay_ingestion import datasets, scheduler
 from loadbay_ingestion.crypto import SecretBox
 from loadbay_ingestion.endpoints import EndpointPolicy
+from loadbay_ingestion.routes import ROUTERS
+from loadbay_ingestion.routes.views import API_CONTEXT, ApiContext
 from loadbay_ingestion.runs import RunContext
 from loadbay_ingestion.settings import DEV_SECRET_KEY, IngestionSettings
 from loadbay_ingestion.worker import RunWorker
@@ -85,4 +87,8 @@ class IngestionService:
         ]
 
     def routes(self, app: FastAPI, res: Resources) -> None:
-        api.add_routes(app, res, self.settings, self.box, self.policy, self.worker(res).wake)
+        res.extras[API_CONTEXT] = ApiContext(
+            self.settings, self.box, self.policy, self.worker(res).wake
+        )
+        for router in ROUTERS:
+            app.include_router(router)

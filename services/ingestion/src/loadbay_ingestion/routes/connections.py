@@ -1,0 +1,146 @@
+"""S3 connections: create, list, show, update, delete, test, versions, policies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from loadbay_ingestion import connections, policies, regions, repository
+from loadbay_ingestion.connections import ConnectionCreate, ConnectionUpdate, VersionChange
+from loadbay_ingestion.metrics import CONNECTION_TESTS
+from loadbay_ingestion.remote import check_remote_endpoint, remote_client, test_access
+from loadbay_ingestion.routes.views import Context, download
+from loadbay_platform.auth import CurrentPrincipal
+from loadbay_platform.dependencies import DbPool
+from loadbay_platform.errors import Conflict, NotFound
+
+router = APIRouter()
+
+
+@router.post("/connections", status_code=201, tags=["connections"])
+async def create_connection(
+    body: ConnectionCreate, principal: CurrentPrincipal, pool: DbPool, ctx: Context
+) -> dict[str, Any]:
+    """Create an S3 connection. Access keys are stored encrypted and never shown again."""
+    async with pool.acquire() as conn, conn.transaction():
+        found = await connections.create_connection(conn, ctx.box, body, principal, ctx.policy)
+        return await connections.view(conn, found)
+
+
+@router.get("/connections", tags=["connections"])
+async def list_connections(principal: CurrentPrincipal, pool: DbPool) -> list[dict[str, Any]]:
+    async with pool.acquire() as conn:
+        return [
+            await connections.view(conn, c)
+            for c in await repository.list_connections(conn, principal.user_id)
+        ]
+
+
+@router.get("/connections/{name}", tags=["connections"])
+async def show_connection(name: str, principal: CurrentPrincipal, pool: DbPool) -> dict[str, Any]:
+    async with pool.acquire() as conn:
+        found = await connections.connection_for(conn, name, principal)
+        view = await connections.view(conn, found)
+        view["datasets"] = [b["dataset"] for b in await repository.list_bindings(conn, found["id"])]
+        return view
+
+
+@router.patch("/connections/{name}", tags=["connections"])
+async def update_connection(
+    name: str, body: ConnectionUpdate, principal: CurrentPrincipal, pool: DbPool, ctx: Context
+) -> dict[str, Any]:
+    async with pool.acquire() as conn, conn.transaction():
+        current = await connections.owned_connection(conn, name, principal)
+        await connections.update_connection(conn, ctx.box, current, body, principal, ctx.policy)
+        found = await repository.connection_by_id(conn, current["id"])
+        assert found is not None
+        return await connections.view(conn, found)
+
+
+@router.delete("/connections/{name}", status_code=204, tags=["connections"])
+async def delete_connection(name: str, principal: CurrentPrincipal, pool: DbPool) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        current = await connections.owned_connection(conn, name, principal)
+        await connections.delete_connection(conn, current)
+
+
+@router.post("/connections/{name}/test", tags=["connections"])
+async def test_connection(
+    name: str, principal: CurrentPrincipal, pool: DbPool, ctx: Context
+) -> dict[str, Any]:
+    """Whether loadbay can list the bucket and read from it; if not, why."""
+    async with pool.acquire() as conn:
+        found = await connections.connection_for(conn, name, principal)
+    problem = regions.opt_in_problem(found["region"], ctx.settings.enabled_opt_in_regions)
+    if problem is not None:
+        result: dict[str, Any] = {
+            "bucket": found["bucket"], "ok": False, "can_list": False, "can_read": False,
+            "reason": problem,
+        }  # fmt: skip
+    else:
+        await check_remote_endpoint(found, ctx.policy)  # 422 before any request is sent
+        try:
+            client = remote_client(found, ctx.settings, ctx.box, ctx.policy)
+        except ValueError as exc:  # the stored keys cannot be decrypted
+            raise Conflict(str(exc)) from exc
+        async with client as remote:
+            result = await test_access(remote, found["bucket"])
+    CONNECTION_TESTS.labels("ok" if result["ok"] else "failed").inc()
+    return result
+
+
+@router.post("/connections/{name}/upgrade", tags=["connections"])
+async def upgrade(
+    name: str, body: VersionChange, principal: CurrentPrincipal, pool: DbPool
+) -> dict[str, Any]:
+    """Upgrade to the next version (1.6 -> 1.7 -> 1.8)."""
+    async with pool.acquire() as conn, conn.transaction():
+        current = await connections.owned_connection(conn, name, principal)
+        await connections.upgrade(conn, current, body.version, principal)
+        found = await repository.connection_by_id(conn, current["id"])
+        assert found is not None
+        return await connections.view(conn, found)
+
+
+@router.post("/connections/{name}/downgrade", tags=["connections"])
+async def downgrade(
+    name: str, body: VersionChange, principal: CurrentPrincipal, pool: DbPool
+) -> dict[str, Any]:
+    """Downgrade back to a version the connection was upgraded from."""
+    async with pool.acquire() as conn, conn.transaction():
+        current = await connections.owned_connection(conn, name, principal)
+        await connections.downgrade(conn, current, body.version, principal)
+        found = await repository.connection_by_id(conn, current["id"])
+        assert found is not None
+        return await connections.view(conn, found)
+
+
+@router.get("/connections/{name}/bucket-policy", tags=["connections"])
+async def bucket_policy(
+    name: str, principal: CurrentPrincipal, pool: DbPool, ctx: Context
+) -> JSONResponse:
+    """The bucket policy to attach to the remote bucket (bucket_policy connections)."""
+    async with pool.acquire() as conn:
+        found = await connections.connection_for(conn, name, principal)
+    if found["access_type"] != "bucket_policy":
+        raise NotFound(f"connection {name!r} uses access keys: it has no bucket policy")
+    document = policies.bucket_policy(found["bucket"], found["region"], ctx.settings.principal_arn)
+    return download(document, f"{name}-bucket-policy.json")
+
+
+@router.get("/connections/{name}/kms-key-policy", tags=["connections"])
+async def kms_key_policy(
+    name: str, principal: CurrentPrincipal, pool: DbPool, ctx: Context
+) -> JSONResponse:
+    """The KMS key policy statement for a KMS-encrypted bucket (bucket_policy connections)."""
+    async with pool.acquire() as conn:
+        found = await connections.connection_for(conn, name, principal)
+    if found["access_type"] != "bucket_policy" or not found["kms_key_arn"]:
+        raise NotFound(
+            f"connection {name!r} has no KMS key policy: it applies to bucket_policy"
+            " connections of a KMS-encrypted bucket (kms_key_arn)"
+        )
+    document = policies.kms_key_policy(found["region"], ctx.settings.principal_arn)
+    return download(document, f"{name}-kms-key-policy.json")
