@@ -331,3 +331,101 @@ async def _insert_live(
             *_params(routed, client_id),
         )
     )
+
+
+# --------------------------------------------------------------------------- re-checking rows
+# A file whose typed COPY failed on a value is staged again as text (every column ``text``)
+# and checked here value by value, so that a bad row fails only its own client's workspace.
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    type: str  # a key of SQL_TYPES
+    not_null: bool = False
+
+
+@dataclass(frozen=True)
+class BadRow:
+    client_id: str | None
+    line: int  # the staging _line
+    column: Check
+    value: str | None
+
+
+def _valid(c: Check) -> str:
+    col = quote_ident(c.name)
+    if c.type == "text":
+        return f"({col} IS NOT NULL)" if c.not_null else "true"
+    if c.not_null:
+        return (
+            f"(nullif(nullif({col}, ''), 'NULL') IS NOT NULL"
+            f" AND pg_input_is_valid({col}, '{SQL_TYPES[c.type]}'))"
+        )
+    return (
+        f"({col} IS NULL OR {col} IN ('', 'NULL')"
+        f" OR pg_input_is_valid({col}, '{SQL_TYPES[c.type]}'))"
+    )
+
+
+def _convert(c: Check) -> str:
+    col = quote_ident(c.name)
+    if c.type == "text":
+        return col
+    return f"nullif(nullif({col}, ''), 'NULL')::{SQL_TYPES[c.type]}"
+
+
+async def first_bad_rows(
+    conn: asyncpg.Connection,
+    raw: str,
+    checks: Sequence[Check],
+    *,
+    routed: bool,
+    client_ids: Sequence[str],
+) -> list[BadRow]:
+    """The first invalid row (``_line``, column, value) of each target client id (routed), or
+    of the file (``client_id`` NULL)."""
+    checked = [c for c in checks if _valid(c) != "true"]
+    if not checked:
+        return []
+    which = " ".join(f"WHEN NOT {_valid(c)} THEN {i}" for i, c in enumerate(checked))
+    value = " ".join(f"WHEN NOT {_valid(c)} THEN {quote_ident(c.name)}" for c in checked)
+    bad = " AND ".join(_valid(c) for c in checked)
+    select = f"{LINE} AS line, CASE {which} END AS column_index, CASE {value} END AS value"
+    source = f"{TEMP}.{quote_ident(raw)}"
+    if routed:
+        rows = await conn.fetch(
+            f"SELECT DISTINCT ON ({CLIENT_ID}) {CLIENT_ID} AS client_id, {select} FROM {source}"
+            f" WHERE {CLIENT_ID} = ANY($1::text[]) AND NOT ({bad}) ORDER BY {CLIENT_ID}, {LINE}",
+            list(client_ids),
+        )
+    else:
+        rows = await conn.fetch(
+            f"SELECT NULL::text AS client_id, {select} FROM {source}"
+            f" WHERE NOT ({bad}) ORDER BY {LINE} LIMIT 1"
+        )
+    return [BadRow(r["client_id"], r["line"], checked[r["column_index"]], r["value"]) for r in rows]
+
+
+async def input_error(conn: asyncpg.Connection, value: str, type_: str) -> str:
+    """PostgreSQL's own message for ``value`` as a ``type_`` (as COPY would have said it)."""
+    message = await conn.fetchval(
+        "SELECT message FROM pg_input_error_info($1, $2)", value, SQL_TYPES[type_]
+    )
+    return str(message)
+
+
+async def copy_valid_rows(
+    conn: asyncpg.Connection, raw: str, staging: str, checks: Sequence[Check]
+) -> int:
+    """Copy the valid rows of ``raw`` into the typed ``staging``, converted, in file order
+    (``_line`` kept); in a non-text column, ``NULL`` and an empty value are NULL."""
+    names = [c.name for c in checks]
+    valid = " AND ".join(_valid(c) for c in checks) or "true"
+    return _count(
+        await conn.execute(
+            f"INSERT INTO {TEMP}.{quote_ident(staging)} ({LINE}, {_cols(names)})"
+            f" OVERRIDING SYSTEM VALUE SELECT {LINE}, {', '.join(_convert(c) for c in checks)}"
+            f" FROM {TEMP}.{quote_ident(raw)} WHERE {valid} ORDER BY {LINE}"
+        )
+    )
