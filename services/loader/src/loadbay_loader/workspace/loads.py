@@ -201,7 +201,7 @@ async def _route(
     unknown, total = await store.unknown_client_ids(conn, table, clients, MAX_UNKNOWN_CLIENT_IDS)
     if total:
         log.warning(
-            "load %s: %d x__client_id value(s) match no workspace (first: %s)",
+            "load %s: %d x__client_id value(s) match no target of the load (first: %s)",
             request.request_id,
             total,
             ", ".join(unknown[:10]),
