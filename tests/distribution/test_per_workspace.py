@@ -155,6 +155,8 @@ async def test_a_lone_workspace_catches_up_through_every_newer_file(
     try:
         await blocker.execute(f'LOCK TABLE "{w1}".products IN ACCESS EXCLUSIVE MODE')
         run_id = await start(product)  # the listing is taken here
+        # Added during the run: one within the files it catches up through, one newer.
+        product.put(f"products_{ts('0403', '180000')}_inc.csv", HEADER + "8,mid,8\n")
         product.put(f"products_{ts('0405')}_inc.csv", HEADER + "4,late,4\n")
 
         async def waiting() -> bool:

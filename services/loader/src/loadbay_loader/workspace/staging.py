@@ -57,9 +57,11 @@ class Staged:
         return key, line - first + 2  # line 1 is the header
 
 
-def _checks(shape: Shape) -> list[store.Check]:
-    checks = [store.Check(n, shape.types[n], shape.keyed and n in shape.key) for n in shape.columns]
-    return checks + [store.Check(n, t) for n, t in SYSTEM_COLUMNS.items()]
+def _checks(shape: Shape) -> list[store.StagingColumn]:
+    """The staging columns: the dataset's (a key column may not be empty), then the system's."""
+    key = set(shape.key) if shape.keyed else set()
+    checks = [store.StagingColumn(n, shape.types[n], n in key) for n in shape.columns]
+    return checks + [store.StagingColumn(n, t) for n, t in SYSTEM_COLUMNS.items()]
 
 
 async def stage_checked(
@@ -89,15 +91,11 @@ async def stage_checked(
             raise first
         for row in found:
             key, line = raw.place(row.line)
-            check, value = row.column, row.value
-            if check.not_null and (value is None or value in ("", "NULL")):
-                reason = f'column "{check.name}" requires a value but the field is empty'
-            else:
-                reason = await store.input_error(conn, value or "", check.type)
-            error = RowError(key, reason, line=line, column=check.name, value=value)
+            name = row.column.name
+            reason = row.message or f'column "{name}" requires a value but the field is empty'
+            error = RowError(key, reason, line=line, column=name, value=row.value)
             raw.bad_clients[row.client_id or ""] = str(error)
-        base = [store.StagingColumn(c.name, c.type, c.not_null) for c in checks]
-        await store.create_staging(conn, staging, base)
+        await store.create_staging(conn, staging, checks)
         await store.copy_valid_rows(conn, raw.table, staging, checks)
         await store.drop_temp(conn, raw.table)
     return Staged(staging, raw.routed, raw.rows, raw.bytes, parts=raw.parts,
@@ -115,7 +113,7 @@ async def stage(
 ) -> Staged:
     """COPY every part of the file into ``staging``: typed, or all text with ``lenient``."""
     # A connection point or grain identifies a row: an empty one fails the file (line, column).
-    base = [store.StagingColumn(c.name, c.type, c.not_null) for c in _checks(shape)]
+    base = _checks(shape)
     if lenient:
         base = [store.StagingColumn(c.name, "text") for c in base]
     await store.create_staging(conn, staging, base)

@@ -336,92 +336,79 @@ async def _insert_live(
 # --------------------------------------------------------------------------- re-checking rows
 # A file whose typed COPY failed on a value is staged again as text (every column ``text``)
 # and checked here value by value, so that a bad row fails only its own client's workspace.
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    type: str  # a key of SQL_TYPES
-    not_null: bool = False
+# Checks are StagingColumns: the declared type, and ``not_null`` for a key column.
 
 
 @dataclass(frozen=True)
 class BadRow:
     client_id: str | None
     line: int  # the staging _line
-    column: Check
+    column: StagingColumn
     value: str | None
+    message: str | None  # PostgreSQL's, as COPY would say it; None: an empty key value
 
 
-def _valid(c: Check) -> str:
-    col = quote_ident(c.name)
+def _valid(c: StagingColumn) -> str:
+    col, type_ = quote_ident(c.name), SQL_TYPES[c.type]
     if c.type == "text":
         return f"({col} IS NOT NULL)" if c.not_null else "true"
     if c.not_null:
-        return (
-            f"(nullif(nullif({col}, ''), 'NULL') IS NOT NULL"
-            f" AND pg_input_is_valid({col}, '{SQL_TYPES[c.type]}'))"
-        )
-    return (
-        f"({col} IS NULL OR {col} IN ('', 'NULL')"
-        f" OR pg_input_is_valid({col}, '{SQL_TYPES[c.type]}'))"
-    )
+        return f"({_convert(c, checked=False)} IS NOT NULL AND pg_input_is_valid({col}, '{type_}'))"
+    return f"({col} IS NULL OR {col} IN ('', 'NULL') OR pg_input_is_valid({col}, '{type_}'))"
 
 
-def _convert(c: Check) -> str:
+def _convert(c: StagingColumn, *, checked: bool = True) -> str:
+    """The value as its type (``checked``: known valid), or as text, NULL for NULL/empty."""
     col = quote_ident(c.name)
     if c.type == "text":
         return col
-    return f"nullif(nullif({col}, ''), 'NULL')::{SQL_TYPES[c.type]}"
+    return f"nullif(nullif({col}, ''), 'NULL')" + (f"::{SQL_TYPES[c.type]}" if checked else "")
 
 
 async def first_bad_rows(
     conn: asyncpg.Connection,
     raw: str,
-    checks: Sequence[Check],
+    checks: Sequence[StagingColumn],
     *,
     routed: bool,
     client_ids: Sequence[str],
 ) -> list[BadRow]:
-    """The first invalid row (``_line``, column, value) of each target client id (routed), or
-    of the file (``client_id`` NULL)."""
+    """The first invalid row of each target client id (routed), or of the file."""
     checked = [c for c in checks if _valid(c) != "true"]
     if not checked:
         return []
-    which = " ".join(f"WHEN NOT {_valid(c)} THEN {i}" for i, c in enumerate(checked))
-    value = " ".join(f"WHEN NOT {_valid(c)} THEN {quote_ident(c.name)}" for c in checked)
-    bad = " AND ".join(_valid(c) for c in checked)
-    select = f"{LINE} AS line, CASE {which} END AS column_index, CASE {value} END AS value"
-    source = f"{TEMP}.{quote_ident(raw)}"
-    if routed:
-        rows = await conn.fetch(
-            f"SELECT DISTINCT ON ({CLIENT_ID}) {CLIENT_ID} AS client_id, {select} FROM {source}"
-            f" WHERE {CLIENT_ID} = ANY($1::text[]) AND NOT ({bad}) ORDER BY {CLIENT_ID}, {LINE}",
-            list(client_ids),
-        )
-    else:
-        rows = await conn.fetch(
-            f"SELECT NULL::text AS client_id, {select} FROM {source}"
-            f" WHERE NOT ({bad}) ORDER BY {LINE} LIMIT 1"
-        )
-    return [BadRow(r["client_id"], r["line"], checked[r["column_index"]], r["value"]) for r in rows]
-
-
-async def input_error(conn: asyncpg.Connection, value: str, type_: str) -> str:
-    """PostgreSQL's own message for ``value`` as a ``type_`` (as COPY would have said it)."""
-    message = await conn.fetchval(
-        "SELECT message FROM pg_input_error_info($1, $2)", value, SQL_TYPES[type_]
+    bad = [f"WHEN NOT {_valid(c)} THEN" for c in checked]
+    which = " ".join(f"{w} {i}" for i, w in enumerate(bad))
+    value = " ".join(f"{w} {quote_ident(c.name)}" for w, c in zip(bad, checked, strict=True))
+    message = " ".join(  # none for an empty key value
+        f"{w} CASE WHEN {_convert(c, checked=False)} IS NOT NULL THEN"
+        f" (pg_input_error_info({quote_ident(c.name)}, '{SQL_TYPES[c.type]}')).message END"
+        for w, c in zip(bad, checked, strict=True)
+        if c.type != "text"
     )
-    return str(message)
+    select = (
+        f"{LINE} AS line, CASE {which} END AS i, CASE {value} END AS value,"
+        f" CASE {message or 'WHEN false THEN NULL'} END AS message"
+    )
+    # Without x__client_id, every row's client id is NULL: one group, the file's first bad row.
+    rows = await conn.fetch(
+        f"SELECT DISTINCT ON ({CLIENT_ID}) {CLIENT_ID} AS client_id, {select}"
+        f" FROM {TEMP}.{quote_ident(raw)} WHERE (NOT $2 OR {CLIENT_ID} = ANY($1::text[]))"
+        f" AND NOT ({' AND '.join(_valid(c) for c in checked)}) ORDER BY {CLIENT_ID}, {LINE}",
+        list(client_ids),
+        routed,
+    )
+    return [
+        BadRow(r["client_id"], r["line"], checked[r["i"]], r["value"], r["message"]) for r in rows
+    ]
 
 
 async def copy_valid_rows(
-    conn: asyncpg.Connection, raw: str, staging: str, checks: Sequence[Check]
+    conn: asyncpg.Connection, raw: str, staging: str, checks: Sequence[StagingColumn]
 ) -> int:
     """Copy the valid rows of ``raw`` into the typed ``staging``, converted, in file order
     (``_line`` kept); in a non-text column, ``NULL`` and an empty value are NULL."""
-    names = [c.name for c in checks]
-    valid = " AND ".join(_valid(c) for c in checks) or "true"
+    names, valid = [c.name for c in checks], " AND ".join(_valid(c) for c in checks) or "true"
     return _count(
         await conn.execute(
             f"INSERT INTO {TEMP}.{quote_ident(staging)} ({LINE}, {_cols(names)})"
