@@ -199,3 +199,24 @@ async def test_a_workspace_table_failure_names_the_table(
     assert failed["reason"].startswith(f'{w1}.products: new row for relation "products"')
     assert "cheap" in failed["reason"]
     assert "line" not in failed["reason"] and ".csv" not in failed["reason"]
+
+
+async def test_the_seed_s_delete_table_with_null_literals_loads_in_a_run(
+    product: Product, warehouse: asyncpg.Connection
+) -> None:
+    columns = [
+        {"name": "cp__invoice_id", "type": "integer"},
+        {"name": "r__customer", "type": "integer"},
+        {"name": "f__totalprice", "type": "numeric"},
+    ]
+    await product.create(["w1"], columns, dataset="invoices")
+    header = "cp__invoice_id,r__customer,f__totalprice,x__deleted\n"
+    product.put(f"invoices_{ts('0601')}_inc.csv", header + "1013,7,9.5,FALSE\n1014,8,1,FALSE\n")
+    assert (await run(product))["status"] == "succeeded"
+    product.put(f"invoices_{ts('0602')}_inc.csv", header + "1013,NULL,NULL,TRUE\n")
+    result = await run(product)
+    assert result["status"] == "succeeded", result
+    (loaded,) = result["results"]
+    assert (loaded["rows_upserted"], loaded["rows_deleted"]) == (0, 1)
+    w1 = (await product.workspaces())["w1"]["schema"]
+    assert [r[0] for r in await rows(warehouse, w1, "invoices")] == [1014]
