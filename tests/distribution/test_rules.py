@@ -104,3 +104,19 @@ def test_three_failures_stop_loading_until_a_newer_file_arrives() -> None:
     assert plan_dataset(files, [stuck]).first == {}
     recovery = batches([("d_20300105000000_inc.csv", MODIFIED)], ["d"])[0]["d"]
     assert plan_dataset(recovery, [stuck]).first["w2"].timestamp == "20300105000000"
+
+
+def test_a_lone_workspace_catches_up_through_the_listing_and_counts_against_the_newest() -> None:
+    t = ["20300101000000", "20300102000000", "20300103000000", "20300104000000"]
+    files = batches([(f"d_{x}_inc.csv", MODIFIED) for x in t[1:]], ["d"])[0]["d"]
+    lone = WorkspaceState("w2", LONG_AGO, lsts=t[0], failure_streak=1, last_failed_ts=t[1])
+    plan = plan_dataset(files, [lone])
+    assert plan.first["w2"].timestamp == t[1]
+    assert plan.target == t[3] and plan.newest == t[3]
+    assert [b.timestamp for b in plan.later] == t[2:]
+    after_t1 = WorkspaceState("w2", LONG_AGO, lsts=t[1])
+    assert continue_after(list(plan.later), after_t1, plan.target).timestamp == t[2]  # type: ignore[union-attr]
+    # With another workspace loading T2, catching up stops there (the seed's example).
+    w1 = WorkspaceState("w1", LONG_AGO, lsts=t[1])
+    both = plan_dataset(files, [w1, lone])
+    assert both.target == t[2] and [b.timestamp for b in both.later] == [t[2]]

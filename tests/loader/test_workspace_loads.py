@@ -613,3 +613,113 @@ async def test_a_table_outside_ws_schemas_is_not_adopted_by_a_workspace(
         " client workspace" in (done.results[0].reason or "")
     )
     assert await rows_of(pool, schema, "invoices") == [(7, 7, Decimal(7))]
+
+
+# --------------------------------------------------------------------------- failure per workspace
+
+
+async def test_a_bad_value_for_one_client_fails_only_that_workspace(pool: asyncpg.Pool) -> None:
+    # The seed's Workspace 1 / Workspace 2, with the failure coming from Workspace 2's data.
+    w1, w2, w3 = target("w1"), target("w2"), target("w3")
+    header = "x__client_id,cp__invoice_id,r__customer,f__totalprice"
+    data = csv(
+        header,
+        "w1,1,1,1.5",
+        "w2,2,2,2.5",
+        "w2,3,3,abc",
+        "w1,4,4,4",
+        "w3,5,5,5",
+        "w3,6,,",
+        "w2,7,7,xyz",
+    )
+    done = await load(pool, request(("d.csv",), (w1, w2, w3)), {"d.csv": data})
+
+    assert done.results[0] == ok(w1, upserted=2)
+    assert done.results[1].status == "failed"
+    assert done.results[1].reason == (
+        "d.csv line 4, column 'f__totalprice': invalid input syntax for type numeric: \"abc\""
+    )
+    assert done.results[2] == ok(w3, upserted=2)
+    assert done.unknown_client_ids == ()
+    assert await rows_of(pool, w1.schema_name, "invoices") == [
+        (1, 1, Decimal("1.5")),
+        (4, 4, Decimal(4)),
+    ]
+    assert await rows_of(pool, w3.schema_name, "invoices") == [
+        (5, 5, Decimal(5)),
+        (6, None, None),
+    ]
+    async with pool.acquire() as conn:
+        assert not await conn.fetchval(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = $1", w2.schema_name
+        )
+
+
+async def test_a_bad_value_in_a_second_part_names_that_part_and_line(pool: asyncpg.Pool) -> None:
+    w1, w2 = target("w1"), target("w2")
+    header = "x__client_id,cp__invoice_id,r__customer,f__totalprice,x__deleted"
+    files = {
+        "p1.csv": csv(header, "w1,1,1,1,false", "w2,2,2,2,false"),
+        "p2.csv": csv(header, "w1,3,3,3,", "w2,4,4,4,maybe"),
+    }
+    done = await load(pool, request(("p1.csv", "p2.csv"), (w1, w2)), files)
+
+    assert done.results[0] == ok(w1, upserted=2)
+    assert done.results[1].reason == (
+        "p2.csv line 3, column 'x__deleted': invalid input syntax for type boolean: \"maybe\""
+    )
+
+
+async def test_an_empty_connection_point_for_one_client_fails_only_that_workspace(
+    pool: asyncpg.Pool,
+) -> None:
+    w1, w2 = target("w1"), target("w2")
+    header = "x__client_id,cp__invoice_id,r__customer,f__totalprice"
+    data = csv(header, "w1,1,1,1", "w2,,2,2")
+    done = await load(pool, request(("e.csv",), (w1, w2)), {"e.csv": data})
+
+    assert done.results[0] == ok(w1, upserted=1)
+    assert done.results[1].reason == (
+        "e.csv line 3, column 'cp__invoice_id': column \"cp__invoice_id\" requires a value but"
+        " the field is empty"
+    )
+
+
+async def test_the_seed_s_null_literals_in_delete_tables_are_null(pool: asyncpg.Pool) -> None:
+    # The seed's delete tables: "1013,NULL,TRUE" (by connection point) and
+    # "12345,ABC company,NULL,TRUE" (by fact table grain).
+    inv = target("c1")
+    header = "cp__invoice_id,r__customer,f__totalprice,x__deleted"
+    await load(
+        pool,
+        request(("i1.csv",), (inv,)),
+        {"i1.csv": csv(header, "1013,7,9.5,false", "1014,NULL,NULL,false")},
+    )
+    done = await load(
+        pool,
+        request(("i2.csv",), (inv,)),
+        {
+            "i2.csv": csv(
+                "cp__invoice_id,r__customer,f__totalprice,x__deleted", "1013,NULL,NULL,TRUE"
+            )
+        },
+    )
+    assert done.results == (ok(inv, deleted=1),)
+    assert await rows_of(pool, inv.schema_name, "invoices") == [(1014, None, None)]
+
+    tickets = target("c2")
+    theader = "a__ticket_id,a__organization,f__timespentsec,x__deleted"
+    grain = ("a__ticket_id", "a__organization")
+    await load(
+        pool,
+        request(("t1.csv",), (tickets,), TICKETS, grain, "tickets"),
+        {"t1.csv": csv(theader, "12345,ABC company,30,false", "12346,NULL,NULL,false")},
+    )
+    done = await load(
+        pool,
+        request(("t2.csv",), (tickets,), TICKETS, grain, "tickets"),
+        {"t2.csv": csv(theader, "12345,ABC company,NULL,TRUE")},
+    )
+    assert done.results == (ok(tickets, deleted=1),)
+    # In a text column NULL is the text: the attribute keeps it.
+    assert await rows_of(pool, tickets.schema_name, "tickets") == [(12346, "NULL", None)]

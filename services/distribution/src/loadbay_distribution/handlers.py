@@ -21,7 +21,7 @@ class Handlers:
     async def on_workspace_load_completed(
         self, conn: asyncpg.Connection, envelope: Envelope, event: WorkspaceLoadCompleted
     ) -> None:
-        await runs.record_outcome(conn, self.res.s3, event)
+        await runs.record_outcome(conn, event)
 
     async def on_file_landed(
         self, conn: asyncpg.Connection, envelope: Envelope, event: FileLanded

@@ -5,9 +5,14 @@
 - A run takes, per dataset and workspace, the first batch whose timestamp is greater than the
   LSTS, and only one batch per run.
 - A workspace whose previous load failed retries that batch; if the retry succeeds it catches
-  up within the run, up to the batch the others load in this run (the run's target).
-- After three successive failures a workspace needs manual recovery: runs skip it until a
-  batch newer than the one it last failed on appears (the seed's recovery steps: export the
+  up within the run: up to the batch the other workspaces load in this run (the run's target,
+  as in the seed's Workspace 1 / Workspace 2 example), or, when only catching-up workspaces
+  load the dataset in this run, through every newer batch of the run's listing.
+- Failures count once per timestamp: a failure counts when the newest batch of the dataset
+  in the run's listing is newer than at the last counted failure (or after a success), so
+  retrying one file with no newer file in between does not count again. After three
+  successive failures a workspace needs manual recovery: runs skip it until a batch newer
+  than the one of its last counted failure appears (the seed's recovery steps: export the
   missing data with a new timestamp, delete the old files, run).
 """
 
@@ -55,18 +60,28 @@ def next_batch(batches: list[Batch], state: WorkspaceState) -> Batch | None:
 
 @dataclass(frozen=True)
 class DatasetPlan:
-    target: str | None  # the newest batch any workspace loads in this run
+    target: str | None  # how far a catching-up workspace may go in this run
     first: dict[str, Batch]  # workspace -> its first batch in this run
     catch_up: frozenset[str]  # workspaces that may continue up to the target
+    newest: str | None  # the newest batch of the run's listing (failures count against it)
+    later: tuple[Batch, ...] = ()  # the listing's batches a catching-up workspace may load
 
 
 def plan_dataset(batches: list[Batch], states: list[WorkspaceState]) -> DatasetPlan:
     first = {s.workspace_id: b for s in states if (b := next_batch(batches, s)) is not None}
-    target = max((b.timestamp for b in first.values()), default=None)
     catch_up = frozenset(
         s.workspace_id for s in states if s.failure_streak > 0 and s.workspace_id in first
     )
-    return DatasetPlan(target, first, catch_up)
+    newest = batches[-1].timestamp if batches else None
+    others = [b.timestamp for w, b in first.items() if w not in catch_up]
+    target = max(others) if others else newest if catch_up else None
+    start = min((first[w].timestamp for w in catch_up), default=None)
+    later = tuple(
+        b
+        for b in batches
+        if start is not None and target is not None and start < b.timestamp <= target
+    )
+    return DatasetPlan(target, first, catch_up, newest, later)
 
 
 def continue_after(batches: list[Batch], state: WorkspaceState, target: str | None) -> Batch | None:

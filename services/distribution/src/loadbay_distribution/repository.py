@@ -149,7 +149,11 @@ RECORD_FAILURE = """
 INSERT INTO load_states (workspace_id, dataset, failure_streak, last_failed_ts, last_error)
 VALUES ($1, $2, 1, $3, $4)
 ON CONFLICT (workspace_id, dataset) DO UPDATE
-    SET failure_streak = load_states.failure_streak + 1, last_failed_ts = excluded.last_failed_ts,
+    SET failure_streak = load_states.failure_streak + CASE
+            WHEN load_states.failure_streak = 0 OR load_states.last_failed_ts IS NULL
+              OR excluded.last_failed_ts > load_states.last_failed_ts THEN 1 ELSE 0 END,
+        last_failed_ts = CASE WHEN load_states.failure_streak = 0 THEN excluded.last_failed_ts
+            ELSE greatest(load_states.last_failed_ts, excluded.last_failed_ts) END,
         last_error = excluded.last_error, updated_at = now()
 RETURNING failure_streak
 """

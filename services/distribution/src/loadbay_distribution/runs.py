@@ -108,6 +108,12 @@ async def start_run(
         plan[dataset["name"]] = {
             "target": dataset_plan.target,
             "catch_up": sorted(dataset_plan.catch_up),
+            "newest": dataset_plan.newest,
+            # The listing is taken once: catching up loads from it, never from a new one.
+            "later": [
+                {"timestamp": b.timestamp, "mode": b.mode, "keys": list(b.keys)}
+                for b in dataset_plan.later
+            ],
         }
         grouped: dict[naming.Batch, list[WorkspaceTarget]] = defaultdict(list)
         for workspace_id, batch in dataset_plan.first.items():
@@ -168,9 +174,7 @@ async def _request_load(
     )
 
 
-async def record_outcome(
-    conn: asyncpg.Connection, s3: ObjectStore, done: WorkspaceLoadCompleted
-) -> None:
+async def record_outcome(conn: asyncpg.Connection, done: WorkspaceLoadCompleted) -> None:
     """Apply a finished load to LSTS and failures, continue catch-ups, and end the run when
     nothing is pending."""
     load = await repository.finish_run_load(conn, done.request_id)
@@ -181,6 +185,9 @@ async def record_outcome(
     if run is None or product is None or run["status"] != "running":
         return
     results = {r.workspace_id: r for r in done.results}
+    plan = json.loads(run["plan"]).get(done.dataset, {})
+    # A failure counts against the newest file of the run's listing: once per timestamp.
+    counted = max(done.timestamp, plan.get("newest") or done.timestamp)
     continuing: list[str] = []
     for target in json.loads(load["targets"]):
         result = results.get(target["workspace_id"])
@@ -194,7 +201,7 @@ async def record_outcome(
             continuing.append(target["workspace_id"])
         else:
             await repository.record_failure(
-                conn, target["workspace_id"], done.dataset, done.timestamp, reason or ""
+                conn, target["workspace_id"], done.dataset, counted, reason or ""
             )
         WORKSPACE_LOADS.labels("succeeded" if ok else "failed").inc()
         await repository.insert_result(
@@ -211,45 +218,47 @@ async def record_outcome(
             rows_deleted=result.rows_deleted if result else 0,
             reason=reason,
         )
-    if done.unknown_client_ids:
-        await repository.add_problems(conn, done.run_id, [truncate(
-            f"{', '.join(load['keys'])}: rows for unknown client ids"
-            f" {', '.join(done.unknown_client_ids)} were not loaded"
-        )])  # fmt: skip
-    plan = json.loads(run["plan"]).get(done.dataset, {})
+    # Unknown means unknown to the data product: a client id of a workspace that is not a
+    # target of this load (it loads another file of the dataset in this run) is known.
+    known = {w["client_id"] for w in await repository.list_workspaces(conn, product["id"])}
+    unknown = [c for c in done.unknown_client_ids if c not in known]
+    problem = truncate(
+        f"{', '.join(load['keys'])}: rows for unknown client ids {', '.join(unknown)} were not"
+        " loaded"
+    )
+    if unknown and problem not in run["problems"]:  # once, however many loads read the file
+        await repository.add_problems(conn, done.run_id, [problem])
     catch_up = [w for w in continuing if w in plan.get("catch_up", [])]
     if catch_up:
-        await _continue(conn, s3, product, run, done.dataset, plan.get("target"), catch_up)
+        await _continue(conn, product, run, done.dataset, plan, catch_up)
     if await repository.pending_run_loads(conn, done.run_id) == 0:
         await _finish(conn, product, done.run_id)
 
 
 async def _continue(
     conn: asyncpg.Connection,
-    s3: ObjectStore,
     product: asyncpg.Record,
     run: asyncpg.Record,
     dataset_name: str,
-    target: str | None,
+    plan: dict[str, Any],
     workspace_ids: list[str],
 ) -> None:
+    """Load the next batch of the run's own listing into workspaces catching up."""
     datasets = {d["name"]: d for d in await repository.list_datasets(conn, product["id"])}
     dataset = datasets.get(dataset_name)
     if dataset is None:
         return
-    try:
-        objects = await list_source(s3, product["bucket"], product["prefix"])
-    except SourceUnreadable as exc:
-        await repository.add_problems(conn, run["id"], [f"catching up stopped: {exc}"])
-        return
-    batches, _ = naming.batches(objects, list(datasets))
+    later = [
+        naming.Batch(dataset_name, b["timestamp"], b["mode"], tuple(b["keys"]))
+        for b in plan.get("later", [])
+    ]
     rows = await repository.states(conn, product["id"], dataset_name, dataset["segment"])
     grouped: dict[naming.Batch, list[WorkspaceTarget]] = defaultdict(list)
     for row in rows:
         if row["workspace_id"] not in workspace_ids:
             continue
         state = _state(row)
-        batch = planning.continue_after(batches.get(dataset_name, []), state, target)
+        batch = planning.continue_after(later, state, plan.get("target"))
         if batch is not None:
             grouped[batch].append(_target(row, state.mode_for(batch)))
     for batch, targets in grouped.items():

@@ -8,7 +8,9 @@ and the target workspaces, each with its load mode. The loader:
    ``.csv``, ``.gz``, ``.zip`` (one CSV inside) or ``.parquet`` (turned into CSV by pyarrow,
    batch by batch). The header must name every dataset column; any other column needs a
    documented prefix, and is ignored. A connection point or grain value may not be empty.
-   A file that cannot be loaded fails every target with the reason; nothing changes.
+   A file that cannot be loaded fails every target with the reason; nothing changes. A bad
+   value in rows routed by ``x__client_id`` fails only that client's workspace (staging.py
+   re-checks such a file row by row); ``NULL`` in a non-text column is NULL.
 2. sorts it once by client id into a *batch*: one row per (x__client_id, key), the file's
    last (last row wins), the key being the connection point, else the fact table grain, else
    all attributes (a__, l__, r__, d__; facts ignored). A full load of a dataset with neither
@@ -34,8 +36,6 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
@@ -51,27 +51,18 @@ from loadbay_loader.metrics import (
     WORKSPACE_LOADS,
     WORKSPACE_ROWS,
 )
-from loadbay_loader.streaming import objects
-from loadbay_loader.warehouse import tabular
 from loadbay_loader.warehouse.copy_errors import RowError
-
-# tabular's own header reader, so the header is read exactly as copy_csv will read it.
-from loadbay_loader.warehouse.tabular import _read_header
+from loadbay_loader.workspace import staging as staging_
 from loadbay_loader.workspace import store
-from loadbay_loader.workspace.shape import (
-    SYSTEM_COLUMNS,
-    InvalidRequest,
-    Shape,
-    header_columns,
-)
-from loadbay_loader.workspace.sources import Opener, SourceUnavailable, csv_reader, file_kind
+from loadbay_loader.workspace.shape import InvalidRequest, Shape
+from loadbay_loader.workspace.sources import Opener, SourceUnavailable, file_kind
+from loadbay_loader.workspace.staging import Staged
 from loadbay_platform import outbox
 from loadbay_platform.reasons import truncate
 
 SERVICE = "loader"
 log = logging.getLogger(__name__)
 
-CSV = tabular.CsvOptions()  # ADD v2 source files: comma-separated UTF-8 with a header line
 MAX_UNKNOWN_CLIENT_IDS = 1000  # listed in the event; the log has the total
 # Workspaces never write into PostgreSQL's own schemas or the services' (loadbay_<service>).
 _RESERVED_SCHEMA = re.compile(r"^(pg_|information_schema$|loadbay_)")
@@ -86,20 +77,6 @@ _CONNECTION_LOST = (
 
 class WorkspaceFailure(Exception):
     """This workspace cannot take the load; the others can."""
-
-
-@dataclass
-class Staged:
-    table: str  # the file's rows as read
-    routed: bool  # the file has x__client_id
-    rows: int
-    bytes: int
-    # Built from the staged rows for the targets' modes (see _prepare), ordered by client id.
-    batch: str | None = None  # one row per (client id, key), the file's last
-    all_rows: str | None = None  # every row: full loads of a dataset without a key
-
-    def temp_tables(self) -> list[str]:
-        return [t for t in (self.batch, self.all_rows, self.table) if t]
 
 
 # --------------------------------------------------------------------------- the load
@@ -120,8 +97,7 @@ async def load_into_workspaces(
     staged: Staged | None = None
     try:
         shape = Shape.of(request)
-        async with conn.transaction():  # a savepoint: a file that fails leaves nothing behind
-            staged = await _stage(conn, open_object, request, shape, staging)
+        staged = await staging_.stage_checked(conn, open_object, request, shape, staging)
     except (RowError, SourceUnavailable, InvalidRequest) as exc:
         reason = str(exc)
         log.warning(
@@ -134,7 +110,9 @@ async def load_into_workspaces(
         if staged.routed:
             counts, unknown = await _route(conn, staged, request)
         results = [
-            await _load_workspace(conn, request, shape, staged, counts, target)
+            _failed(target, staged.bad_clients[target.client_id])
+            if target.client_id in staged.bad_clients
+            else await _load_workspace(conn, request, shape, staged, counts, target)
             for target in request.targets
         ]
         await store.drop_temp(conn, *staged.temp_tables())
@@ -180,69 +158,6 @@ async def fail_unhandled(conn: asyncpg.Connection, request: LoadRequested, reaso
     await outbox.enqueue(conn, completed, service=SERVICE, subject=request.dataset)
 
 
-async def _stage(
-    conn: asyncpg.Connection,
-    open_object: Opener,
-    request: LoadRequested,
-    shape: Shape,
-    staging: str,
-) -> Staged:
-    # A connection point or grain identifies a row: an empty one fails the file (line, column).
-    base = [
-        store.StagingColumn(n, shape.types[n], shape.keyed and n in shape.key)
-        for n in shape.columns
-    ]
-    base += [store.StagingColumn(n, t) for n, t in SYSTEM_COLUMNS.items()]
-    await store.create_staging(conn, staging, base)
-    nullable = {c.name: not c.not_null for c in base}
-    routed: bool | None = None
-    first = request.keys[0]
-    rows = size = 0
-    for key in request.keys:
-        async with csv_reader(open_object, key) as reader:
-            chunks = objects.prefetch(reader())
-            try:
-                head, names = await _read_header(chunks, CSV, key)
-                columns, extras = header_columns(names, shape, nullable, key)
-                has_client = any(c.name == store.CLIENT_ID for c in columns)
-                if routed is None:
-                    routed = has_client
-                elif routed != has_client:
-                    raise RowError(
-                        key,
-                        "all parts must have the same columns, and x__client_id is"
-                        f" {'missing here but in' if routed else 'here but not in'} {first}",
-                        line=1,
-                    )
-                for extra in extras:
-                    await store.add_staging_column(conn, staging, extra)
-            except BaseException:  # until copy_csv owns the stream, stop the read-ahead here
-                await objects.aclose(chunks)
-                raise
-            copied = await tabular.copy_csv(
-                conn,
-                "pg_temp",
-                staging,
-                columns,
-                CSV,
-                _chain(head, chunks),
-                file_name=key,
-                reopen=reader,
-            )
-        rows += copied.rows
-        size += copied.bytes
-    return Staged(staging, bool(routed), rows, size)
-
-
-async def _chain(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    try:
-        yield head
-        async for chunk in rest:
-            yield chunk
-    finally:
-        await objects.aclose(rest)
-
-
 async def _prepare(
     conn: asyncpg.Connection, request: LoadRequested, shape: Shape, staged: Staged
 ) -> None:
@@ -286,7 +201,7 @@ async def _route(
     unknown, total = await store.unknown_client_ids(conn, table, clients, MAX_UNKNOWN_CLIENT_IDS)
     if total:
         log.warning(
-            "load %s: %d x__client_id value(s) match no workspace (first: %s)",
+            "load %s: %d x__client_id value(s) match no target of the load (first: %s)",
             request.request_id,
             total,
             ", ".join(unknown[:10]),

@@ -331,3 +331,88 @@ async def _insert_live(
             *_params(routed, client_id),
         )
     )
+
+
+# --------------------------------------------------------------------------- re-checking rows
+# A file whose typed COPY failed on a value is staged again as text (every column ``text``)
+# and checked here value by value, so that a bad row fails only its own client's workspace.
+# Checks are StagingColumns: the declared type, and ``not_null`` for a key column.
+
+
+@dataclass(frozen=True)
+class BadRow:
+    client_id: str | None
+    line: int  # the staging _line
+    column: StagingColumn
+    value: str | None
+    message: str | None  # PostgreSQL's, as COPY would say it; None: an empty key value
+
+
+def _valid(c: StagingColumn) -> str:
+    col, type_ = quote_ident(c.name), SQL_TYPES[c.type]
+    if c.type == "text":
+        return f"({col} IS NOT NULL)" if c.not_null else "true"
+    if c.not_null:
+        return f"({_convert(c, checked=False)} IS NOT NULL AND pg_input_is_valid({col}, '{type_}'))"
+    return f"({col} IS NULL OR {col} IN ('', 'NULL') OR pg_input_is_valid({col}, '{type_}'))"
+
+
+def _convert(c: StagingColumn, *, checked: bool = True) -> str:
+    """The value as its type (``checked``: known valid), or as text, NULL for NULL/empty."""
+    col = quote_ident(c.name)
+    if c.type == "text":
+        return col
+    return f"nullif(nullif({col}, ''), 'NULL')" + (f"::{SQL_TYPES[c.type]}" if checked else "")
+
+
+async def first_bad_rows(
+    conn: asyncpg.Connection,
+    raw: str,
+    checks: Sequence[StagingColumn],
+    *,
+    routed: bool,
+    client_ids: Sequence[str],
+) -> list[BadRow]:
+    """The first invalid row of each target client id (routed), or of the file."""
+    checked = [c for c in checks if _valid(c) != "true"]
+    if not checked:
+        return []
+    bad = [f"WHEN NOT {_valid(c)} THEN" for c in checked]
+    which = " ".join(f"{w} {i}" for i, w in enumerate(bad))
+    value = " ".join(f"{w} {quote_ident(c.name)}" for w, c in zip(bad, checked, strict=True))
+    message = " ".join(  # none for an empty key value
+        f"{w} CASE WHEN {_convert(c, checked=False)} IS NOT NULL THEN"
+        f" (pg_input_error_info({quote_ident(c.name)}, '{SQL_TYPES[c.type]}')).message END"
+        for w, c in zip(bad, checked, strict=True)
+        if c.type != "text"
+    )
+    select = (
+        f"{LINE} AS line, CASE {which} END AS i, CASE {value} END AS value,"
+        f" CASE {message or 'WHEN false THEN NULL'} END AS message"
+    )
+    # Without x__client_id, every row's client id is NULL: one group, the file's first bad row.
+    rows = await conn.fetch(
+        f"SELECT DISTINCT ON ({CLIENT_ID}) {CLIENT_ID} AS client_id, {select}"
+        f" FROM {TEMP}.{quote_ident(raw)} WHERE (NOT $2 OR {CLIENT_ID} = ANY($1::text[]))"
+        f" AND NOT ({' AND '.join(_valid(c) for c in checked)}) ORDER BY {CLIENT_ID}, {LINE}",
+        list(client_ids),
+        routed,
+    )
+    return [
+        BadRow(r["client_id"], r["line"], checked[r["i"]], r["value"], r["message"]) for r in rows
+    ]
+
+
+async def copy_valid_rows(
+    conn: asyncpg.Connection, raw: str, staging: str, checks: Sequence[StagingColumn]
+) -> int:
+    """Copy the valid rows of ``raw`` into the typed ``staging``, converted, in file order
+    (``_line`` kept); in a non-text column, ``NULL`` and an empty value are NULL."""
+    names, valid = [c.name for c in checks], " AND ".join(_valid(c) for c in checks) or "true"
+    return _count(
+        await conn.execute(
+            f"INSERT INTO {TEMP}.{quote_ident(staging)} ({LINE}, {_cols(names)})"
+            f" OVERRIDING SYSTEM VALUE SELECT {LINE}, {', '.join(_convert(c) for c in checks)}"
+            f" FROM {TEMP}.{quote_ident(raw)} WHERE {valid} ORDER BY {LINE}"
+        )
+    )
