@@ -146,11 +146,14 @@ def test_killing_the_dev_stack_leaves_no_server_running(tmp_path: Path) -> None:
     process.wait()
 
     def still_running() -> list[str]:
-        return [
-            " ".join(p.cmdline()[:3])
-            for p in servers
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-        ]
+        alive = []
+        for p in servers:
+            try:
+                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(" ".join(p.cmdline()[:3]))
+            except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                pass  # it ended between two looks: what the test waits for
+        return alive
 
     deadline = time.monotonic() + 30
     while still_running() and time.monotonic() < deadline:

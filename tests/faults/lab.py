@@ -38,7 +38,9 @@ class FaultLab:
         self.s3_proxy: FaultProxy | None = None
         self.smtp_proxy: FaultProxy | None = None
         self.producer: AIOKafkaProducer | None = None
-        self.http = httpx.AsyncClient(timeout=30)
+        # A new connection per request: a kept-alive one that a service closes (idle timeout,
+        # or a kill) as the next request goes out is a ReadError that says nothing of loadbay.
+        self.http = httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
 
     async def start(self) -> None:
         # On this thread (blocking a few seconds): the servers then die with this process
