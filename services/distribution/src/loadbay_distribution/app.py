@@ -8,8 +8,9 @@ from typing import Any
 from fastapi import FastAPI
 
 from loadbay_contracts import Event, FileLanded, WorkspaceLoadCompleted
-from loadbay_distribution import api, scheduler
+from loadbay_distribution import scheduler
 from loadbay_distribution.handlers import Handlers
+from loadbay_distribution.routes import ROUTERS
 from loadbay_distribution.settings import DistributionSettings
 from loadbay_platform.consumer import DeadLetterHook, Handler, RawHandler
 from loadbay_platform.service import Resources
@@ -44,4 +45,5 @@ class DistributionService:
         return [scheduler.run_scheduler(res.pool, res.s3, self.settings.scheduler_interval_s)]
 
     def routes(self, app: FastAPI, res: Resources) -> None:
-        api.add_routes(app, res)
+        for router in ROUTERS:
+            app.include_router(router)
