@@ -214,12 +214,13 @@ class ScenarioRun:
         Message-ID about the run is a problem, and so is a new email about no run of ours."""
         deadline = time.monotonic() + self.email_within_s
         while time.monotonic() < deadline:
-            if self._emails_about(execution_id):
+            if any(execution_id in body for _, _, body in self._emails()):
                 break
             await asyncio.sleep(0.25)
         await asyncio.sleep(1.0)  # room for a duplicate to arrive
-        about = self._emails_about(execution_id)
-        ids = {message_id for message_id, _ in about}
+        emails = self._emails()  # one reading for both checks: mail may still arrive meanwhile
+        about = [message_id for message_id, _, body in emails if execution_id in body]
+        ids = set(about)
         self.resent += len(about) - len(ids)
         problems = []
         if len(ids) != 1:
@@ -229,7 +230,7 @@ class ScenarioRun:
             )
         others = {
             message_id: (subject, body)
-            for message_id, subject, body in self._emails()
+            for message_id, subject, body in emails
             if message_id not in self.message_ids_seen and execution_id not in body
         }
         for subject, body in others.values():
@@ -239,9 +240,6 @@ class ScenarioRun:
         self.message_ids_seen |= ids | set(others)
         self.execution_ids.append(execution_id)
         return problems
-
-    def _emails_about(self, execution_id: str) -> list[tuple[str, str]]:
-        return [(mid, subject) for mid, subject, body in self._emails() if execution_id in body]
 
     def _emails(self) -> list[tuple[str, str, str]]:
         """(Message-ID, subject, text) of every email to the scenario's user."""
