@@ -16,7 +16,7 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from loadbay_loader.graph import api as graph_api
+from loadbay_loader.graph import routes as graph_routes
 from loadbay_loader.settings import LoaderSettings
 from loadbay_platform.auth import mint_token
 from loadbay_platform.http import create_app
@@ -71,7 +71,7 @@ async def loader_with(
     res = platform.running["loader"].resources
     assert res is not None
     app = create_app("loader", res.settings.auth, ready, title="t", description="d")
-    graph_api.add_routes(app, res, settings)
+    graph_routes.install(app, res, settings)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
         base_url="http://neptune",

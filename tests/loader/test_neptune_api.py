@@ -302,7 +302,7 @@ async def test_request_forms_status_errors_and_auth(
 async def test_without_authentication_an_unchanged_script_works(
     platform: Platform, s3: Any, tag: str
 ) -> None:
-    from loadbay_loader.graph import api as graph_api
+    from loadbay_loader.graph import routes as graph_routes
     from loadbay_platform.http import create_app
 
     async def ready() -> None:
@@ -312,7 +312,7 @@ async def test_without_authentication_an_unchanged_script_works(
     assert res is not None
     app = create_app("loader", res.settings.auth, ready, title="t", description="d")
     open_loader = LoaderSettings(neptune_auth=False, readable_sources=[f"s3://{SOURCE_BUCKET}/"])
-    graph_api.add_routes(app, res, open_loader)
+    graph_routes.install(app, res, open_loader)
     put(s3, platform, f"open/{tag}/v.csv", vertices(tag))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://neptune") as client:

@@ -944,7 +944,9 @@ async def test_get_emails_lists_the_callers_emails(pool: asyncpg.Pool) -> None:
     app = create_app(
         "notifier", settings.auth, ready, title=service.title, description=service.description
     )
-    service.routes(app, Resources("notifier", settings, pool, None, None))
+    res = Resources("notifier", settings, pool, None, None)
+    app.state.resources = res  # as the platform's composition root does
+    service.routes(app, res)
 
     def auth(user_id: str) -> dict[str, str]:
         token = mint_token(settings.auth, user_id, f"{user_id}@example.com")

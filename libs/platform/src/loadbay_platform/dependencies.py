@@ -1,8 +1,7 @@
 """What a route asks FastAPI for, besides its parameters: the service's resources and pool.
 
-Routes live in module-level routers (one per resource); they declare what they need with these
-annotations instead of closing over `Resources` in an `add_routes` function. The caller is
-`loadbay_platform.auth.CurrentPrincipal`.
+Routes live in module-level routers (one per resource) and declare what they need with these
+annotations. The caller is `loadbay_platform.auth.CurrentPrincipal`.
 """
 
 from __future__ import annotations

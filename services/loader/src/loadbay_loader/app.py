@@ -9,8 +9,7 @@ from fastapi import FastAPI
 
 from loadbay_contracts import DatasetDeleted, Event, LoadRequested, ReloadRequested
 from loadbay_loader import handlers as handlers_module
-from loadbay_loader.graph import api as graph_api
-from loadbay_loader.graph import load_runner
+from loadbay_loader.graph import load_runner, routes
 from loadbay_loader.handlers import Handlers
 from loadbay_loader.reload import dlz
 from loadbay_loader.settings import LoaderSettings
@@ -61,4 +60,4 @@ class LoaderService:
         ]
 
     def routes(self, app: FastAPI, res: Resources) -> None:
-        graph_api.add_routes(app, res, self.settings)
+        routes.install(app, res, self.settings)

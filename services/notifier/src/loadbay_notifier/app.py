@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import FastAPI
 
 from loadbay_contracts import Event
-from loadbay_notifier import api
 from loadbay_notifier.handlers import handler_map
+from loadbay_notifier.routes import ROUTERS
 from loadbay_notifier.sender import EmailSender
 from loadbay_notifier.settings import NotifierSettings
 from loadbay_platform.consumer import DeadLetterHook, Handler, RawHandler
@@ -50,4 +50,5 @@ class NotifierService:
         return [sender.run()]
 
     def routes(self, app: FastAPI, res: Resources) -> None:
-        api.add_routes(app, res)
+        for router in ROUTERS:
+            app.include_router(router)
