@@ -49,11 +49,12 @@ LIST_DATASETS = "SELECT * FROM datasets WHERE data_product_id = $1 ORDER BY name
 DELETE_DATASET = "DELETE FROM datasets WHERE data_product_id = $1 AND name = $2"
 
 
-async def insert_product(conn: asyncpg.Connection, **f: Any) -> bool:
-    created = await conn.fetchval(
-        INSERT_PRODUCT, f["id"], f["name"], f["bucket"], f["prefix"], f["owner_id"],
-        f["owner_email"],
-    )  # fmt: skip
+async def insert_product(
+    conn: asyncpg.Connection, *, id: str, name: str, bucket: str, prefix: str, owner_id: str,
+    owner_email: str,
+) -> bool:  # fmt: skip
+    """Create a data product; False when one of that name exists already."""
+    created = await conn.fetchval(INSERT_PRODUCT, id, name, bucket, prefix, owner_id, owner_email)
     return created is not None
 
 
@@ -258,11 +259,15 @@ async def pending_run_loads(conn: asyncpg.Connection, run_id: str) -> int:
     return int(await conn.fetchval(PENDING_RUN_LOADS, run_id))
 
 
-async def insert_result(conn: asyncpg.Connection, **f: Any) -> None:
+async def insert_result(
+    conn: asyncpg.Connection, *, run_id: str, workspace_id: str, client_id: str, dataset: str,
+    timestamp: str, file: str, mode: str, status: str, rows_upserted: int, rows_deleted: int,
+    reason: str | None,
+) -> None:  # fmt: skip
+    """A workspace's outcome for one file of a run (once: a redelivered outcome is a no-op)."""
     await conn.execute(
-        INSERT_RESULT, f["run_id"], f["workspace_id"], f["client_id"], f["dataset"],
-        f["timestamp"], f["file"], f["mode"], f["status"], f["rows_upserted"],
-        f["rows_deleted"], f["reason"],
+        INSERT_RESULT, run_id, workspace_id, client_id, dataset, timestamp, file, mode, status,
+        rows_upserted, rows_deleted, reason,
     )  # fmt: skip
 
 
