@@ -16,7 +16,9 @@ from loadbay_ingestion import connections
 from loadbay_ingestion import remote as remote_s3
 from loadbay_ingestion.app import IngestionService
 from loadbay_ingestion.crypto import SecretBox
+from loadbay_ingestion.rows import Connection
 from loadbay_ingestion.settings import DEV_SECRET_KEY, IngestionSettings
+from loadbay_platform.rows import row
 from loadbay_platform.secrets import InsecureConfiguration
 from tests.conftest import User
 from tests.ingestion.conftest import Ingestion, Remote, create_connection
@@ -80,7 +82,9 @@ async def test_a_secret_sealed_with_an_old_key_works_after_rotation_and_is_resea
         )
         # The resealed keys still reach the bucket.
         service = ingestion.service
-        client = remote_s3.remote_client(after, ingestion_settings, rotated, service.policy)
+        client = remote_s3.remote_client(
+            row(Connection, after), ingestion_settings, rotated, service.policy
+        )
         async with client as s3:
             assert (await remote_s3.test_access(s3, bucket))["ok"] is True
         # Idempotent: nothing left to reseal.

@@ -16,6 +16,7 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
 from loadbay_ingestion import dataset_repository, repository
+from loadbay_ingestion.rows import Binding, Connection, Dataset
 from loadbay_platform.auth import Principal
 from loadbay_platform.errors import Conflict, NotFound, Unprocessable
 
@@ -37,13 +38,13 @@ class ScheduleSet(BaseModel):
     cron: str
 
 
-def may_use(dataset: asyncpg.Record, user_id: str) -> bool:
-    return user_id == dataset["owner_id"] or user_id in dataset["authorized_users"]
+def may_use(dataset: Dataset, user_id: str) -> bool:
+    return user_id == dataset.owner_id or user_id in dataset.authorized_users
 
 
 async def usable_dataset(
     conn: asyncpg.Connection, body: BindingCreate, principal: Principal
-) -> asyncpg.Record:
+) -> Dataset:
     """The dataset to bind, if the principal may use it and the binding suits it (422)."""
     domain, name = body.dataset.split("/")
     dataset = await dataset_repository.live_dataset(conn, domain, name)
@@ -52,7 +53,7 @@ async def usable_dataset(
         raise Unprocessable(
             f"no dataset {body.dataset} (create it first; if you just did, retry in a moment)"
         )
-    kind = dataset["dataset_type"]
+    kind = dataset.dataset_type
     if body.dataset_type is not None and body.dataset_type != kind:
         raise Unprocessable(
             f"dataset {body.dataset} is a Reload dataset: each run replaces its rows through"
@@ -62,31 +63,31 @@ async def usable_dataset(
             f"dataset {body.dataset} is an Append dataset: bind it with dataset_type 'append'"
             " (or leave dataset_type out)"
         )  # fmt: skip
-    if body.file_type != dataset["file_type"]:
+    if body.file_type != dataset.file_type:
         raise Unprocessable(
-            f"dataset {body.dataset} takes {dataset['file_type']} files: file_type"
+            f"dataset {body.dataset} takes {dataset.file_type} files: file_type"
             f" {body.file_type!r} would land files the reload service refuses"
         )
     return dataset
 
 
 async def create_binding(
-    conn: asyncpg.Connection, connection: asyncpg.Record, body: BindingCreate,
+    conn: asyncpg.Connection, connection: Connection, body: BindingCreate,
     principal: Principal,
-) -> asyncpg.Record:  # fmt: skip
+) -> Binding:  # fmt: skip
     dataset = await usable_dataset(conn, body, principal)
     binding_id = str(uuid.uuid4())
     created = await repository.insert_binding(
         conn,
         id=binding_id,
-        connection_id=connection["id"],
+        connection_id=connection.id,
         dataset=body.dataset,
-        dataset_type=dataset["dataset_type"],
+        dataset_type=dataset.dataset_type,
         file_type=body.file_type,
         directory_path=body.directory_path,
         user_id=principal.user_id,
         user_email=principal.email,
-        dataset_id=dataset["dataset_id"],
+        dataset_id=dataset.dataset_id,
     )
     if not created:
         raise Conflict(
@@ -100,7 +101,7 @@ async def create_binding(
 
 async def binding_to_unbind(
     conn: asyncpg.Connection, dataset: str, principal: Principal
-) -> asyncpg.Record:
+) -> Binding:
     """What DELETE /bindings/{dataset} removes: a binding on a connection the principal may
     use, or, for the dataset's owner, its enabled binding wherever it is (so that an authorized
     user's binding never blocks the owner)."""
@@ -110,21 +111,19 @@ async def binding_to_unbind(
     except NotFound:
         domain, name = dataset.split("/", 1)
         found = await dataset_repository.live_dataset(conn, domain, name)
-        binding = await repository.enabled_binding(conn, dataset)
-        if found is None or binding is None or found["owner_id"] != principal.user_id:
+        enabled = await repository.enabled_binding(conn, dataset)
+        if found is None or enabled is None or found.owner_id != principal.user_id:
             raise
-        return binding
+        return enabled
 
 
 async def binding_for(
     conn: asyncpg.Connection, dataset: str, principal: Principal
-) -> tuple[asyncpg.Record, asyncpg.Record]:
+) -> tuple[Binding, Connection]:
     """The binding and its connection, if the principal may use the connection (an enabled
     binding first, else the newest disabled one)."""
     binding = await repository.visible_binding(conn, dataset, principal.user_id)
-    connection = (
-        await repository.connection_by_id(conn, binding["connection_id"]) if binding else None
-    )
+    connection = await repository.connection_by_id(conn, binding.connection_id) if binding else None
     if binding is None or connection is None:
         raise NotFound(f"dataset {dataset} is not bound to a connection")
     return binding, connection

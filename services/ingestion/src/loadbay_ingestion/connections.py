@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from loadbay_ingestion import regions, repository
 from loadbay_ingestion.crypto import SecretBox
 from loadbay_ingestion.endpoints import EndpointPolicy, check_endpoint
+from loadbay_ingestion.rows import Connection
 from loadbay_platform.auth import Principal
 from loadbay_platform.errors import ApiError, Conflict, Forbidden, NotFound
 
@@ -99,16 +100,16 @@ async def reseal_secrets(pool: asyncpg.Pool, box: SecretBox) -> int:
     async with pool.acquire() as conn:
         rows = await repository.sealed_secrets(conn)
         for r in rows:
-            sealed = (r["access_key_id_enc"], r["secret_access_key_enc"])
+            sealed = (r.access_key_id_enc, r.secret_access_key_enc)
             if all(box.is_current(token) for token in sealed):
                 continue
             try:
-                key_id = box.reseal(r["access_key_id_enc"])
-                secret = box.reseal(r["secret_access_key_enc"])
+                key_id = box.reseal(r.access_key_id_enc)
+                secret = box.reseal(r.secret_access_key_enc)
             except ValueError:
-                log.warning("connection %s: access keys sealed with an unknown key", r["id"])
+                log.warning("connection %s: access keys sealed with an unknown key", r.id)
                 continue
-            await repository.reseal(conn, r["id"], r["secret_access_key_enc"], key_id, secret)
+            await repository.reseal(conn, r.id, r.secret_access_key_enc, key_id, secret)
             resealed += 1
     if resealed:
         log.info("resealed the access keys of %d connection(s) with the newest key", resealed)
@@ -118,7 +119,7 @@ async def reseal_secrets(pool: asyncpg.Pool, box: SecretBox) -> int:
 async def create_connection(
     conn: asyncpg.Connection, box: SecretBox, body: ConnectionCreate, principal: Principal,
     policy: EndpointPolicy,
-) -> asyncpg.Record:  # fmt: skip
+) -> Connection:  # fmt: skip
     if body.endpoint_url is not None:
         await check_endpoint(body.endpoint_url, policy)
     key_enc, secret_enc = _sealed_keys(
@@ -155,9 +156,7 @@ async def create_connection(
     return found
 
 
-async def connection_for(
-    conn: asyncpg.Connection, name: str, principal: Principal
-) -> asyncpg.Record:
+async def connection_for(conn: asyncpg.Connection, name: str, principal: Principal) -> Connection:
     """The connection if the principal may use it; NotFound otherwise (no existence leak)."""
     found = await repository.visible_connection(conn, name, principal.user_id)
     if found is None:
@@ -165,117 +164,115 @@ async def connection_for(
     return found
 
 
-async def owned_connection(
-    conn: asyncpg.Connection, name: str, principal: Principal
-) -> asyncpg.Record:
+async def owned_connection(conn: asyncpg.Connection, name: str, principal: Principal) -> Connection:
     """The connection, locked, if the principal owns it."""
     found = await connection_for(conn, name, principal)
-    if found["owner_id"] != principal.user_id:
-        raise Forbidden(f"only the owner of connection {name!r} ({found['owner_id']}) changes it")
-    locked = await repository.lock_connection(conn, found["id"])
+    if found.owner_id != principal.user_id:
+        raise Forbidden(f"only the owner of connection {name!r} ({found.owner_id}) changes it")
+    locked = await repository.lock_connection(conn, found.id)
     assert locked is not None
     return locked
 
 
 async def update_connection(
-    conn: asyncpg.Connection, box: SecretBox, current: asyncpg.Record, body: ConnectionUpdate,
+    conn: asyncpg.Connection, box: SecretBox, current: Connection, body: ConnectionUpdate,
     principal: Principal, policy: EndpointPolicy,
 ) -> None:  # fmt: skip
     changes = body.model_dump(exclude_unset=True)
     if changes.get("endpoint_url") is not None:
         await check_endpoint(changes["endpoint_url"], policy)
-    key_enc, secret_enc = current["access_key_id_enc"], current["secret_access_key_enc"]
+    key_enc, secret_enc = current.access_key_id_enc, current.secret_access_key_enc
     if "access_key_id" in changes or "secret_access_key" in changes:
         key_enc, secret_enc = _sealed_keys(
-            box, current["access_type"], body.access_key_id, body.secret_access_key
+            box, current.access_type, body.access_key_id, body.secret_access_key
         )
     await repository.update_connection(
         conn,
-        current["id"],
-        description=changes.get("description", current["description"]) or "",
-        bucket=changes.get("bucket") or current["bucket"],
-        region=changes.get("region") or current["region"],
-        endpoint_url=changes.get("endpoint_url", current["endpoint_url"]),
-        kms_key_arn=changes.get("kms_key_arn", current["kms_key_arn"]),
+        current.id,
+        description=changes.get("description", current.description) or "",
+        bucket=changes.get("bucket") or current.bucket,
+        region=changes.get("region") or current.region,
+        endpoint_url=changes.get("endpoint_url", current.endpoint_url),
+        kms_key_arn=changes.get("kms_key_arn", current.kms_key_arn),
         access_key_id_enc=key_enc,
         secret_access_key_enc=secret_enc,
     )
     if body.authorized_users is not None:
         users = sorted({*body.authorized_users} - {principal.user_id})
-        await repository.set_connection_users(conn, current["id"], users)
+        await repository.set_connection_users(conn, current.id, users)
 
 
-async def delete_connection(conn: asyncpg.Connection, current: asyncpg.Record) -> None:
+async def delete_connection(conn: asyncpg.Connection, current: Connection) -> None:
     # Disabled bindings (of deleted datasets) go with the connection, with their runs.
-    bound = [b for b in await repository.list_bindings(conn, current["id"]) if not b["disabled_at"]]
+    bound = [b for b in await repository.list_bindings(conn, current.id) if not b.disabled_at]
     if bound:
         raise Conflict(
-            f"connection {current['name']!r} is bound to datasets"
-            f" {', '.join(b['dataset'] for b in bound)}: unbind them first"
+            f"connection {current.name!r} is bound to datasets"
+            f" {', '.join(b.dataset for b in bound)}: unbind them first"
         )
-    await repository.delete_disabled_bindings(conn, current["id"])
-    await repository.delete_connection(conn, current["id"])
+    await repository.delete_disabled_bindings(conn, current.id)
+    await repository.delete_connection(conn, current.id)
 
 
 async def upgrade(
-    conn: asyncpg.Connection, current: asyncpg.Record, target: str, principal: Principal
+    conn: asyncpg.Connection, current: Connection, target: str, principal: Principal
 ) -> None:
     """Upgrade to the next version only (1.6 -> 1.7 -> 1.8)."""
-    version = current["version"]
+    version = current.version
     at = VERSIONS.index(version)
     if at == len(VERSIONS) - 1:
-        raise Conflict(f"connection {current['name']!r} is at {version}, the latest version")
+        raise Conflict(f"connection {current.name!r} is at {version}, the latest version")
     if target != VERSIONS[at + 1]:
         raise Conflict(
-            f"connection {current['name']!r} is at {version}: it can only be upgraded to"
+            f"connection {current.name!r} is at {version}: it can only be upgraded to"
             f" the next version, {VERSIONS[at + 1]} (asked: {target})"
         )
-    await repository.set_version(conn, current["id"], target)
+    await repository.set_version(conn, current.id, target)
     await repository.insert_version_change(
-        conn, current["id"], "upgrade", version, target, principal.user_id
+        conn, current.id, "upgrade", version, target, principal.user_id
     )
 
 
 async def downgrade(
-    conn: asyncpg.Connection, current: asyncpg.Record, target: str, principal: Principal
+    conn: asyncpg.Connection, current: Connection, target: str, principal: Principal
 ) -> None:
     """Downgrade only back to a lower version the connection was upgraded from."""
-    version = current["version"]
-    history = await repository.version_history(conn, current["id"])
-    upgraded_from = {h["from_version"] for h in history if h["action"] == "upgrade"}
+    version = current.version
+    history = await repository.version_history(conn, current.id)
+    upgraded_from = {h.from_version for h in history if h.action == "upgrade" and h.from_version}
     if VERSIONS.index(target) >= VERSIONS.index(version) or target not in upgraded_from:
         allowed = sorted(v for v in upgraded_from if VERSIONS.index(v) < VERSIONS.index(version))
         raise Conflict(
-            f"connection {current['name']!r} at {version} cannot be downgraded to {target}:"
+            f"connection {current.name!r} at {version} cannot be downgraded to {target}:"
             " a connection is only downgraded back to a version it was upgraded from"
             f" ({', '.join(allowed) if allowed else 'none'})"
         )
-    await repository.set_version(conn, current["id"], target)
+    await repository.set_version(conn, current.id, target)
     await repository.insert_version_change(
-        conn, current["id"], "downgrade", version, target, principal.user_id
+        conn, current.id, "downgrade", version, target, principal.user_id
     )
 
 
-async def view(conn: asyncpg.Connection, r: asyncpg.Record) -> dict[str, Any]:
+async def view(conn: asyncpg.Connection, r: Connection) -> dict[str, Any]:
     """What the API shows of a connection: never the access keys, sealed or not."""
-    history = await repository.version_history(conn, r["id"])
-    upgraded_from = {h["from_version"] for h in history if h["action"] == "upgrade"}
-    at = VERSIONS.index(r["version"])
+    history = await repository.version_history(conn, r.id)
+    upgraded_from = {h.from_version for h in history if h.action == "upgrade" and h.from_version}
+    at = VERSIONS.index(r.version)
     return {
-        "name": r["name"], "connection_type": r["connection_type"],
-        "description": r["description"], "bucket": r["bucket"],
-        "access_type": r["access_type"], "version": r["version"], "region": r["region"],
-        "endpoint_url": r["endpoint_url"], "kms_key_arn": r["kms_key_arn"],
-        "owner_id": r["owner_id"],
-        "authorized_users": await repository.connection_users(conn, r["id"]),
-        "has_access_keys": r["access_key_id_enc"] is not None,
+        "name": r.name, "connection_type": r.connection_type,
+        "description": r.description, "bucket": r.bucket,
+        "access_type": r.access_type, "version": r.version, "region": r.region,
+        "endpoint_url": r.endpoint_url, "kms_key_arn": r.kms_key_arn,
+        "owner_id": r.owner_id,
+        "authorized_users": await repository.connection_users(conn, r.id),
+        "has_access_keys": r.access_key_id_enc is not None,
         "upgrade_to": VERSIONS[at + 1] if at + 1 < len(VERSIONS) else None,
         "downgrade_to": sorted(v for v in upgraded_from if VERSIONS.index(v) < at),
         "version_history": [
-            {"action": h["action"], "from_version": h["from_version"],
-             "to_version": h["to_version"], "changed_by": h["changed_by"],
-             "changed_at": h["changed_at"].isoformat()}
+            {"action": h.action, "from_version": h.from_version,
+             "to_version": h.to_version, "changed_by": h.changed_by,
+             "changed_at": h.changed_at.isoformat()}
             for h in history
         ],
-        "created_at": r["created_at"].isoformat(), "updated_at": r["updated_at"].isoformat(),
+        "created_at": r.created_at.isoformat(), "updated_at": r.updated_at.isoformat(),
     }  # fmt: skip

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import asyncpg
-from asyncpg import Record
+
+from loadbay_ingestion.rows import Dataset
+from loadbay_platform.rows import row_or_none
 
 UPSERT_DATASET = """
 INSERT INTO datasets (dataset_id, domain, name, dataset_type, file_type, owner_id, owner_email,
@@ -61,9 +63,9 @@ async def delete_dataset(conn: asyncpg.Connection, dataset_id: str, domain: str,
     await conn.execute(DELETE_DATASET, dataset_id, domain, name)
 
 
-async def live_dataset(conn: asyncpg.Connection, domain: str, name: str) -> Record | None:
-    return await conn.fetchrow(LIVE_DATASET, domain, name)
+async def live_dataset(conn: asyncpg.Connection, domain: str, name: str) -> Dataset | None:
+    return row_or_none(Dataset, await conn.fetchrow(LIVE_DATASET, domain, name))
 
 
-async def dataset_by_id(conn: asyncpg.Connection, dataset_id: str) -> Record | None:
-    return await conn.fetchrow(DATASET_BY_ID, dataset_id)
+async def dataset_by_id(conn: asyncpg.Connection, dataset_id: str) -> Dataset | None:
+    return row_or_none(Dataset, await conn.fetchrow(DATASET_BY_ID, dataset_id))

@@ -11,7 +11,6 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
@@ -19,29 +18,32 @@ from botocore.exceptions import BotoCoreError, ClientError
 from loadbay_ingestion.crypto import SecretBox
 from loadbay_ingestion.endpoints import ConnectionGuard, EndpointPolicy, check_endpoint
 from loadbay_ingestion.errors import RemoteAccessError
+from loadbay_ingestion.rows import Connection
 from loadbay_ingestion.settings import IngestionSettings
 from loadbay_platform.s3 import ObjectStore
 
 ARCHIVED = frozenset({"GLACIER", "DEEP_ARCHIVE"})
 
 
-async def check_remote_endpoint(connection: asyncpg.Record, policy: EndpointPolicy) -> None:
+async def check_remote_endpoint(connection: Connection, policy: EndpointPolicy) -> None:
     """Right before any request: the connection's own endpoint (user input) must still be one
     loadbay may reach (DNS may have changed, or the allowed endpoints). AWS endpoints (no
     endpoint_url) and the operator's `remote_endpoint_url` are trusted."""
-    if connection["endpoint_url"]:
-        await check_endpoint(connection["endpoint_url"], policy)
+    if connection.endpoint_url:
+        await check_endpoint(connection.endpoint_url, policy)
 
 
 def remote_client(
-    connection: asyncpg.Record, settings: IngestionSettings, box: SecretBox,
+    connection: Connection, settings: IngestionSettings, box: SecretBox,
     policy: EndpointPolicy,
 ) -> AbstractAsyncContextManager[Any]:  # fmt: skip
     """The remote bucket's S3 client. Call `check_remote_endpoint` first."""
-    if connection["access_type"] == "access_keys":
-        key_id: str | None = box.open(connection["access_key_id_enc"])
-        secret: str | None = box.open(connection["secret_access_key_enc"])
-        endpoint = connection["endpoint_url"]
+    if connection.access_type == "access_keys":
+        # The table's CHECK: an access_keys connection has both sealed keys.
+        assert connection.access_key_id_enc and connection.secret_access_key_enc
+        key_id: str | None = box.open(connection.access_key_id_enc)
+        secret: str | None = box.open(connection.secret_access_key_enc)
+        endpoint = connection.endpoint_url
     else:
         key_id = settings.remote_access_key_id
         secret = (
@@ -49,11 +51,11 @@ def remote_client(
             if settings.remote_secret_access_key
             else None
         )
-        endpoint = connection["endpoint_url"] or settings.remote_endpoint_url
+        endpoint = connection.endpoint_url or settings.remote_endpoint_url
     return get_session().create_client(
         "s3",
         endpoint_url=endpoint,
-        region_name=connection["region"],
+        region_name=connection.region,
         aws_access_key_id=key_id,
         aws_secret_access_key=secret,
         config=AioConfig(
@@ -62,7 +64,7 @@ def remote_client(
             s3={"addressing_style": "path" if endpoint else "auto"},
             # Each address the client connects to is checked as well (DNS rebinding).
             connector_args=(
-                ConnectionGuard(policy).connector_args() if connection["endpoint_url"] else None
+                ConnectionGuard(policy).connector_args() if connection.endpoint_url else None
             ),
         ),
     )

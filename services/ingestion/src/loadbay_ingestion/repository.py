@@ -7,7 +7,17 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
-from asyncpg import Record
+
+from loadbay_ingestion.rows import (
+    Binding,
+    Connection,
+    Run,
+    RunObject,
+    Schedule,
+    SealedSecrets,
+    VersionChange,
+)
+from loadbay_platform.rows import row, row_or_none, rows
 
 # -- connections -------------------------------------------------------------------------------
 
@@ -100,8 +110,8 @@ async def insert_connection(
     return created is not None
 
 
-async def sealed_secrets(conn: asyncpg.Connection) -> list[Record]:
-    return await conn.fetch(SEALED_SECRETS)
+async def sealed_secrets(conn: asyncpg.Connection) -> list[SealedSecrets]:
+    return rows(SealedSecrets, await conn.fetch(SEALED_SECRETS))
 
 
 async def reseal(
@@ -111,20 +121,22 @@ async def reseal(
     await conn.execute(RESEAL, connection_id, old_secret, key_id, secret)
 
 
-async def connection_by_id(conn: asyncpg.Connection, connection_id: str) -> Record | None:
-    return await conn.fetchrow(CONNECTION_BY_ID, connection_id)
+async def connection_by_id(conn: asyncpg.Connection, connection_id: str) -> Connection | None:
+    return row_or_none(Connection, await conn.fetchrow(CONNECTION_BY_ID, connection_id))
 
 
-async def visible_connection(conn: asyncpg.Connection, name: str, user_id: str) -> Record | None:
-    return await conn.fetchrow(VISIBLE_CONNECTION, name, user_id)
+async def visible_connection(
+    conn: asyncpg.Connection, name: str, user_id: str
+) -> Connection | None:
+    return row_or_none(Connection, await conn.fetchrow(VISIBLE_CONNECTION, name, user_id))
 
 
-async def list_connections(conn: asyncpg.Connection, user_id: str) -> list[Record]:
-    return await conn.fetch(LIST_CONNECTIONS, user_id)
+async def list_connections(conn: asyncpg.Connection, user_id: str) -> list[Connection]:
+    return rows(Connection, await conn.fetch(LIST_CONNECTIONS, user_id))
 
 
-async def lock_connection(conn: asyncpg.Connection, connection_id: str) -> Record | None:
-    return await conn.fetchrow(LOCK_CONNECTION, connection_id)
+async def lock_connection(conn: asyncpg.Connection, connection_id: str) -> Connection | None:
+    return row_or_none(Connection, await conn.fetchrow(LOCK_CONNECTION, connection_id))
 
 
 async def update_connection(
@@ -180,8 +192,8 @@ async def insert_version_change(
     )
 
 
-async def version_history(conn: asyncpg.Connection, connection_id: str) -> list[Record]:
-    return await conn.fetch(VERSION_HISTORY, connection_id)
+async def version_history(conn: asyncpg.Connection, connection_id: str) -> list[VersionChange]:
+    return rows(VersionChange, await conn.fetch(VERSION_HISTORY, connection_id))
 
 
 # -- bindings ----------------------------------------------------------------------------------
@@ -245,12 +257,12 @@ async def insert_binding(
     return created is not None
 
 
-async def visible_binding(conn: asyncpg.Connection, dataset: str, user_id: str) -> Record | None:
-    return await conn.fetchrow(VISIBLE_BINDING, dataset, user_id)
+async def visible_binding(conn: asyncpg.Connection, dataset: str, user_id: str) -> Binding | None:
+    return row_or_none(Binding, await conn.fetchrow(VISIBLE_BINDING, dataset, user_id))
 
 
-async def enabled_binding(conn: asyncpg.Connection, dataset: str) -> Record | None:
-    return await conn.fetchrow(ENABLED_BINDING, dataset)
+async def enabled_binding(conn: asyncpg.Connection, dataset: str) -> Binding | None:
+    return row_or_none(Binding, await conn.fetchrow(ENABLED_BINDING, dataset))
 
 
 async def disable_bindings(
@@ -260,12 +272,12 @@ async def disable_bindings(
     return [r["id"] for r in await conn.fetch(DISABLE_BINDINGS, dataset_id, domain, name, reason)]
 
 
-async def binding_by_id(conn: asyncpg.Connection, binding_id: str) -> Record | None:
-    return await conn.fetchrow(BINDING_BY_ID, binding_id)
+async def binding_by_id(conn: asyncpg.Connection, binding_id: str) -> Binding | None:
+    return row_or_none(Binding, await conn.fetchrow(BINDING_BY_ID, binding_id))
 
 
-async def list_bindings(conn: asyncpg.Connection, connection_id: str) -> list[Record]:
-    return await conn.fetch(LIST_BINDINGS, connection_id)
+async def list_bindings(conn: asyncpg.Connection, connection_id: str) -> list[Binding]:
+    return rows(Binding, await conn.fetch(LIST_BINDINGS, connection_id))
 
 
 async def delete_binding(conn: asyncpg.Connection, binding_id: str) -> None:
@@ -303,12 +315,12 @@ async def delete_schedule(conn: asyncpg.Connection, binding_id: str) -> bool:
     return str(await conn.execute(DELETE_SCHEDULE, binding_id)) != "DELETE 0"
 
 
-async def get_schedule(conn: asyncpg.Connection, binding_id: str) -> Record | None:
-    return await conn.fetchrow(GET_SCHEDULE, binding_id)
+async def get_schedule(conn: asyncpg.Connection, binding_id: str) -> Schedule | None:
+    return row_or_none(Schedule, await conn.fetchrow(GET_SCHEDULE, binding_id))
 
 
-async def due_schedules(conn: asyncpg.Connection) -> list[Record]:
-    return await conn.fetch(DUE_SCHEDULES)
+async def due_schedules(conn: asyncpg.Connection) -> list[Schedule]:
+    return rows(Schedule, await conn.fetch(DUE_SCHEDULES))
 
 
 async def advance_schedule(
@@ -378,12 +390,12 @@ async def active_run(conn: asyncpg.Connection, binding_id: str) -> str | None:
     return found
 
 
-async def get_run(conn: asyncpg.Connection, run_id: str) -> Record | None:
-    return await conn.fetchrow(GET_RUN, run_id)
+async def get_run(conn: asyncpg.Connection, run_id: str) -> Run | None:
+    return row_or_none(Run, await conn.fetchrow(GET_RUN, run_id))
 
 
-async def list_runs(conn: asyncpg.Connection, binding_id: str, limit: int) -> list[Record]:
-    return await conn.fetch(LIST_RUNS, binding_id, limit)
+async def list_runs(conn: asyncpg.Connection, binding_id: str, limit: int) -> list[Run]:
+    return rows(Run, await conn.fetch(LIST_RUNS, binding_id, limit))
 
 
 async def lock_slots(conn: asyncpg.Connection) -> None:
@@ -394,19 +406,18 @@ async def count_running(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval(COUNT_RUNNING))
 
 
-async def claim_stale(conn: asyncpg.Connection, worker: str, stale_after_s: float) -> Record | None:
-    return await conn.fetchrow(CLAIM_STALE, worker, stale_after_s)
+async def claim_stale(conn: asyncpg.Connection, worker: str, stale_after_s: float) -> Run | None:
+    return row_or_none(Run, await conn.fetchrow(CLAIM_STALE, worker, stale_after_s))
 
 
-async def claim_queued(conn: asyncpg.Connection, worker: str) -> Record | None:
-    return await conn.fetchrow(CLAIM_QUEUED, worker)
+async def claim_queued(conn: asyncpg.Connection, worker: str) -> Run | None:
+    return row_or_none(Run, await conn.fetchrow(CLAIM_QUEUED, worker))
 
 
 async def fix_run_plan(
     conn: asyncpg.Connection, run_id: str, version: str, skip_lz: bool, upload_date: int
-) -> Record:
-    row: Record = await conn.fetchrow(FIX_RUN_PLAN, run_id, version, skip_lz, upload_date)
-    return row
+) -> Run:
+    return row(Run, await conn.fetchrow(FIX_RUN_PLAN, run_id, version, skip_lz, upload_date))
 
 
 async def heartbeat(conn: asyncpg.Connection, run_ids: Sequence[str], worker: str) -> None:
@@ -423,10 +434,13 @@ async def finish_run(
     skipped: int,
     failed: int,
     bytes_copied: int,
-) -> Record | None:
+) -> Run | None:
     """End a run; None if it had ended already."""
-    return await conn.fetchrow(
-        FINISH_RUN, run_id, status, reason, copied, skipped, failed, bytes_copied
+    return row_or_none(
+        Run,
+        await conn.fetchrow(
+            FINISH_RUN, run_id, status, reason, copied, skipped, failed, bytes_copied
+        ),
     )
 
 
@@ -466,12 +480,12 @@ async def record_objects(conn: asyncpg.Connection, run_id: str, rows: Sequence[O
     await conn.execute(RECORD_OBJECTS, run_id, *columns)
 
 
-async def run_objects(conn: asyncpg.Connection, run_id: str) -> list[Record]:
-    return await conn.fetch(RUN_OBJECTS, run_id)
+async def run_objects(conn: asyncpg.Connection, run_id: str) -> list[RunObject]:
+    return rows(RunObject, await conn.fetch(RUN_OBJECTS, run_id))
 
 
-async def copied_in_run(conn: asyncpg.Connection, run_id: str) -> list[Record]:
-    return await conn.fetch(COPIED_IN_RUN, run_id)
+async def copied_in_run(conn: asyncpg.Connection, run_id: str) -> list[RunObject]:
+    return rows(RunObject, await conn.fetch(COPIED_IN_RUN, run_id))
 
 
 async def ingested_among(

@@ -43,6 +43,7 @@ from loadbay_ingestion.remote import (
     list_objects,
     remote_client,
 )
+from loadbay_ingestion.rows import Binding, Run, RunObject
 from loadbay_ingestion.settings import IngestionSettings
 from loadbay_platform import outbox
 from loadbay_platform.errors import Conflict
@@ -67,16 +68,16 @@ class RunContext:
 
 
 async def queue_run(
-    conn: asyncpg.Connection, binding: asyncpg.Record, trigger: str, triggered_by: str
+    conn: asyncpg.Connection, binding: Binding, trigger: str, triggered_by: str
 ) -> str:
     """Queue a run of `binding`; Conflict while one is queued or running."""
-    if binding["disabled_at"] is not None and trigger != "schedule":
-        raise Conflict(str(binding["disabled_reason"]))
+    if binding.disabled_at is not None and trigger != "schedule":
+        raise Conflict(str(binding.disabled_reason))
     run_id = str(uuid.uuid4())
-    if not await repository.insert_run(conn, run_id, binding["id"], trigger, triggered_by):
-        active = await repository.active_run(conn, binding["id"])
+    if not await repository.insert_run(conn, run_id, binding.id, trigger, triggered_by):
+        active = await repository.active_run(conn, binding.id)
         raise Conflict(
-            f"a run of {binding['dataset']} is queued or running ({active}); runs of one"
+            f"a run of {binding.dataset} is queued or running ({active}); runs of one"
             " dataset never overlap: wait for it to finish"
         )
     RUNS_STARTED.labels(trigger).inc()
@@ -85,24 +86,22 @@ async def queue_run(
 
 async def claim(
     conn: asyncpg.Connection, worker: str, max_running: int, stale_after_s: float
-) -> asyncpg.Record | None:
+) -> Run | None:
     """Take the next run to execute, in the caller's transaction: first a run whose replica
     died (it holds a slot already), else the oldest queued run if a slot is free."""
     await repository.lock_slots(conn)
     stale = await repository.claim_stale(conn, worker, stale_after_s)
     if stale is not None:
-        log.info("resuming run %s left running by a stopped replica", stale["id"])
+        log.info("resuming run %s left running by a stopped replica", stale.id)
         return stale
     if await repository.count_running(conn) >= max_running:
         return None
     return await repository.claim_queued(conn, worker)
 
 
-def batch_prefix(binding: asyncpg.Record, upload_date: int) -> str:
-    return (
-        f"{binding['dataset']}/upload_date={upload_date}/{binding['user_id']}"
-        f"/{binding['file_type']}/"
-    )
+def batch_prefix(binding: Binding, run: Run) -> str:
+    assert run.upload_date is not None, "a run's upload date is fixed before it copies"
+    return f"{binding.dataset}/upload_date={run.upload_date}/{binding.user_id}/{binding.file_type}/"
 
 
 async def execute(ctx: RunContext, run_id: str) -> None:
@@ -123,17 +122,17 @@ async def execute(ctx: RunContext, run_id: str) -> None:
 async def _execute(ctx: RunContext, run_id: str) -> None:
     async with ctx.pool.acquire() as conn:
         run = await repository.get_run(conn, run_id)
-        binding = await repository.binding_by_id(conn, run["binding_id"]) if run else None
+        binding = await repository.binding_by_id(conn, run.binding_id) if run else None
         if run is None or binding is None:
             return  # deleted with its binding
-        connection = await repository.connection_by_id(conn, binding["connection_id"])
+        connection = await repository.connection_by_id(conn, binding.connection_id)
         assert connection is not None
-        version = run["version"] or connection["version"]
+        version = run.version or connection.version
         run = await repository.fix_run_plan(
-            conn, run_id, version, planning.skip_lz(version, binding["dataset_type"]),
+            conn, run_id, version, planning.skip_lz(version, binding.dataset_type),
             int(time.time()),
         )  # fmt: skip
-    problem = regions.opt_in_problem(connection["region"], ctx.settings.enabled_opt_in_regions)
+    problem = regions.opt_in_problem(connection.region, ctx.settings.enabled_opt_in_regions)
     if problem is None:
         async with ctx.pool.acquire() as conn:
             problem = await _binding_problem(conn, binding)
@@ -145,8 +144,8 @@ async def _execute(ctx: RunContext, run_id: str) -> None:
     if problem is not None:
         await _finish(ctx, run_id, failure=problem)
         return
-    prefix = planning.directory_prefix(binding["directory_path"])
-    bucket = connection["bucket"]
+    prefix = planning.directory_prefix(binding.directory_path)
+    bucket = connection.bucket
     try:
         async with remote_client(connection, ctx.settings, ctx.box, ctx.policy) as remote:
             objects = await list_objects(remote, bucket, prefix)
@@ -158,10 +157,10 @@ async def _execute(ctx: RunContext, run_id: str) -> None:
                 return
             async with ctx.pool.acquire() as conn:
                 names = [planning.name_in_dataset(o.key, prefix) for o in objects]
-                ingested = await repository.ingested_among(conn, binding["id"], names)
-                copied = {r["source_key"] for r in await repository.copied_in_run(conn, run_id)}
+                ingested = await repository.ingested_among(conn, binding.id, names)
+                copied = {r.source_key for r in await repository.copied_in_run(conn, run_id)}
             plan = planning.plan_objects(
-                objects, prefix=prefix, file_type=binding["file_type"], version=run["version"],
+                objects, prefix=prefix, file_type=binding.file_type, version=version,
                 ingested=ingested, copied_in_run=copied,
             )  # fmt: skip
             async with ctx.pool.acquire() as conn:
@@ -178,21 +177,19 @@ async def _execute(ctx: RunContext, run_id: str) -> None:
     await _finish(ctx, run_id)
 
 
-async def _binding_problem(conn: asyncpg.Connection, binding: asyncpg.Record) -> str | None:
+async def _binding_problem(conn: asyncpg.Connection, binding: Binding) -> str | None:
     """Why the binding may not ingest now: disabled (its dataset was deleted), or its creator,
     in whose name files land, may no longer use the dataset."""
-    if binding["disabled_at"] is not None:
-        return str(binding["disabled_reason"])
-    if binding["dataset_id"] is None:  # bound before datasets were known here
+    if binding.disabled_at is not None:
+        return str(binding.disabled_reason)
+    if binding.dataset_id is None:  # bound before datasets were known here
         return None
-    dataset = await dataset_repository.dataset_by_id(conn, binding["dataset_id"])
-    if dataset is None or dataset["deleted_at"] is not None:
-        return f"dataset {binding['dataset']} no longer exists"
-    if binding["user_id"] != dataset["owner_id"] and (
-        binding["user_id"] not in dataset["authorized_users"]
-    ):
+    dataset = await dataset_repository.dataset_by_id(conn, binding.dataset_id)
+    if dataset is None or dataset.deleted_at is not None:
+        return f"dataset {binding.dataset} no longer exists"
+    if binding.user_id != dataset.owner_id and (binding.user_id not in dataset.authorized_users):
         return (
-            f"{binding['user_id']}, who bound {binding['dataset']}, is no longer authorized on"
+            f"{binding.user_id}, who bound {binding.dataset}, is no longer authorized on"
             " the dataset: ask its owner to authorize them, or bind it again as an authorized user"
         )
     return None
@@ -208,11 +205,11 @@ def _row(
 
 
 async def _copy_all(
-    ctx: RunContext, remote: Any, run: asyncpg.Record, binding: asyncpg.Record, bucket: str,
+    ctx: RunContext, remote: Any, run: Run, binding: Binding, bucket: str,
     prefix: str, objects: list[RemoteObject],
 ) -> None:  # fmt: skip
-    dest_bucket = ctx.s3_settings.dlz_bucket if run["skip_lz"] else ctx.s3_settings.lz_bucket
-    folder = batch_prefix(binding, run["upload_date"])
+    dest_bucket = ctx.s3_settings.dlz_bucket if run.skip_lz else ctx.s3_settings.lz_bucket
+    folder = batch_prefix(binding, run)
     part_size = ctx.settings.part_size_mib << 20
     gate = asyncio.Semaphore(ctx.settings.copy_concurrency)
 
@@ -234,7 +231,7 @@ async def _copy_all(
                 BYTES_COPIED.inc(o.size)
             # Recorded as each copy completes: a resumed run does not copy it again.
             async with ctx.pool.acquire() as conn:
-                await repository.record_objects(conn, run["id"], [row])
+                await repository.record_objects(conn, run.id, [row])
 
     await asyncio.gather(*(one(o) for o in objects))
 
@@ -243,24 +240,24 @@ async def _finish(ctx: RunContext, run_id: str, failure: str | None = None) -> N
     """End the run in one transaction with its landing and its events."""
     async with ctx.pool.acquire() as conn, conn.transaction():
         run = await repository.get_run(conn, run_id)
-        binding = await repository.binding_by_id(conn, run["binding_id"]) if run else None
-        if run is None or binding is None or run["status"] not in ("queued", "running"):
+        binding = await repository.binding_by_id(conn, run.binding_id) if run else None
+        if run is None or binding is None or run.status not in ("queued", "running"):
             return
-        connection = await repository.connection_by_id(conn, binding["connection_id"])
+        connection = await repository.connection_by_id(conn, binding.connection_id)
         assert connection is not None
-        if binding["disabled_at"] is not None:
+        if binding.disabled_at is not None:
             # Deleted dataset: nothing lands, and its schedule ends with this failed run.
-            failure = failure or str(binding["disabled_reason"])
-            await repository.delete_schedule(conn, binding["id"])
+            failure = failure or str(binding.disabled_reason)
+            await repository.delete_schedule(conn, binding.id)
         rows = await repository.run_objects(conn, run_id)
-        copied = [r for r in rows if r["status"] == "copied"]
-        skipped = [r for r in rows if r["status"] == "skipped"]
-        failed = [r for r in rows if r["status"] == "failed"]
+        copied = [r for r in rows if r.status == "copied"]
+        skipped = [r for r in rows if r.status == "skipped"]
+        failed = [r for r in rows if r.status == "failed"]
         if failure is None and failed:
             failure = (
                 f"{len(failed)} object(s) could not be copied, so nothing was landed (the next"
                 " run copies them again): "
-                + "; ".join(f"{r['source_key']}: {r['reason']}" for r in failed[:20])
+                + "; ".join(f"{r.source_key}: {r.reason}" for r in failed[:20])
             )
         landed = copied if failure is None else []
         if landed:
@@ -270,7 +267,7 @@ async def _finish(ctx: RunContext, run_id: str, failure: str | None = None) -> N
         done = await repository.finish_run(
             conn, run_id, status=status, reason=failure, copied=len(landed),
             skipped=len(skipped), failed=len(failed),
-            bytes_copied=sum(r["size"] for r in landed),
+            bytes_copied=sum(r.size for r in landed),
         )  # fmt: skip
         if done is None:
             return
@@ -278,65 +275,65 @@ async def _finish(ctx: RunContext, run_id: str, failure: str | None = None) -> N
             conn,
             IngestionFinished(
                 run_id=run_id,
-                connection=connection["name"],
-                dataset=binding["dataset"],
-                version=run["version"] or connection["version"],
+                connection=connection.name,
+                dataset=binding.dataset,
+                version=run.version or connection.version,
                 status=status,
                 reason=failure,
-                copied=tuple(r["source_key"] for r in landed),
-                skipped=tuple(f"{r['source_key']}: {r['reason']}" for r in skipped),
-                failed=tuple(f"{r['source_key']}: {r['reason']}" for r in failed),
-                bytes_copied=sum(r["size"] for r in landed),
-                skip_lz=run["skip_lz"],
-                started_at=run["started_at"] or run["queued_at"],
-                finished_at=done["finished_at"],
-                recipients=(Recipient(user_id=binding["user_id"], email=binding["user_email"]),),
+                copied=tuple(r.source_key for r in landed),
+                skipped=tuple(f"{r.source_key}: {r.reason}" for r in skipped),
+                failed=tuple(f"{r.source_key}: {r.reason}" for r in failed),
+                bytes_copied=sum(r.size for r in landed),
+                skip_lz=run.skip_lz,
+                started_at=run.started_at or run.queued_at,
+                finished_at=done.finished_at,
+                recipients=(Recipient(user_id=binding.user_id, email=binding.user_email),),
             ),
             service=SERVICE,
             correlation_id=run_id,
-            subject=binding["dataset"],
+            subject=binding.dataset,
         )
     if failure is not None and copied:
         await _remove_unlanded(ctx, copied)
-    RUNS_FINISHED.labels(status, run["version"] or connection["version"]).inc()
-    log.info("ingestion run %s of %s %s", run_id, binding["dataset"], status,
+    RUNS_FINISHED.labels(status, run.version or connection.version).inc()
+    log.info("ingestion run %s of %s %s", run_id, binding.dataset, status,
              extra={"fields": {"reason": failure}})  # fmt: skip
 
 
 async def _land(
-    ctx: RunContext, conn: asyncpg.Connection, run: asyncpg.Record, binding: asyncpg.Record,
-    copied: list[asyncpg.Record],
+    ctx: RunContext, conn: asyncpg.Connection, run: Run, binding: Binding,
+    copied: list[RunObject],
 ) -> None:  # fmt: skip
     """The `_SUCCESS` marker (LZ only) and a `file.landed` per copy, then one for the marker,
     in the caller's transaction: the reload flow takes the batch as it takes an upload."""
-    bucket = copied[0]["dest_bucket"]
-    success_key = batch_prefix(binding, run["upload_date"]) + SUCCESS_FILE
-    if not run["skip_lz"]:
+    bucket = copied[0].dest_bucket
+    success_key = batch_prefix(binding, run) + SUCCESS_FILE
+    if not run.skip_lz:
         await ctx.s3.put_object(Bucket=bucket, Key=success_key, Body=b"")
     now = datetime.now(UTC)
     for r in copied:
         await outbox.enqueue(
             conn,
-            FileLanded(bucket=r["dest_bucket"], key=r["dest_key"], size=r["size"],
-                       etag=r["dest_etag"], landed_at=now, source="ingestion"),
-            service=SERVICE, correlation_id=run["id"], subject=binding["dataset"],
+            FileLanded(bucket=r.dest_bucket, key=r.dest_key, size=r.size,
+                       etag=r.dest_etag, landed_at=now, source="ingestion"),
+            service=SERVICE, correlation_id=run.id, subject=binding.dataset,
         )  # fmt: skip
     await outbox.enqueue(
         conn,
         FileLanded(bucket=bucket, key=success_key, size=0, etag="", landed_at=now,
                    source="ingestion"),
-        service=SERVICE, correlation_id=run["id"], subject=binding["dataset"],
+        service=SERVICE, correlation_id=run.id, subject=binding.dataset,
     )  # fmt: skip
     await repository.insert_ingested(
-        conn, binding["id"], run["id"], [(r["name"], r["size"], r["etag"]) for r in copied]
+        conn, binding.id, run.id, [(r.name, r.size, r.etag) for r in copied]
     )
 
 
-async def _remove_unlanded(ctx: RunContext, copied: list[asyncpg.Record]) -> None:
+async def _remove_unlanded(ctx: RunContext, copied: list[RunObject]) -> None:
     """Copies of a failed run were not announced: remove them, so that nothing half-ingested
     sits in the LZ (the next run copies them again; they are not in the dataset's ledger)."""
     for r in copied:
         try:
-            await ctx.s3.delete_object(Bucket=r["dest_bucket"], Key=r["dest_key"])
+            await ctx.s3.delete_object(Bucket=r.dest_bucket, Key=r.dest_key)
         except Exception:  # best effort: a leftover copy is never announced
-            log.warning("could not remove %s/%s of a failed run", r["dest_bucket"], r["dest_key"])
+            log.warning("could not remove %s/%s of a failed run", r.dest_bucket, r.dest_key)

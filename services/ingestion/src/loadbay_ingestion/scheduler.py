@@ -30,10 +30,8 @@ async def fire_due(pool: asyncpg.Pool) -> int:
     fired = 0
     async with pool.acquire() as conn, conn.transaction():
         for schedule in await repository.due_schedules(conn):
-            await repository.advance_schedule(
-                conn, schedule["binding_id"], next_time(schedule["cron"])
-            )
-            binding = await repository.binding_by_id(conn, schedule["binding_id"])
+            await repository.advance_schedule(conn, schedule.binding_id, next_time(schedule.cron))
+            binding = await repository.binding_by_id(conn, schedule.binding_id)
             if binding is None:
                 continue
             try:
@@ -41,7 +39,7 @@ async def fire_due(pool: asyncpg.Pool) -> int:
                     await runs.queue_run(conn, binding, "schedule", "schedule")
                 fired += 1
             except Conflict:
-                log.info("schedule of %s skipped: a run is queued or running", binding["dataset"])
+                log.info("schedule of %s skipped: a run is queued or running", binding.dataset)
     return fired
 
 

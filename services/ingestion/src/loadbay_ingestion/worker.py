@@ -60,9 +60,9 @@ class RunWorker:
                 )
             if run is None:
                 break
-            if run["id"] in self._tasks:  # cannot happen while heartbeats flow; be safe
+            if run.id in self._tasks:  # cannot happen while heartbeats flow; be safe
                 continue
-            self._tasks[run["id"]] = asyncio.create_task(self._execute(run["id"]))
+            self._tasks[run.id] = asyncio.create_task(self._execute(run.id))
             started += 1
         return started
 

@@ -35,8 +35,8 @@ async def list_bindings(
     async with pool.acquire() as conn:
         found = await connections.connection_for(conn, name, principal)
         return [
-            binding_view(b, name, await repository.get_schedule(conn, b["id"]))
-            for b in await repository.list_bindings(conn, found["id"])
+            binding_view(b, name, await repository.get_schedule(conn, b.id))
+            for b in await repository.list_bindings(conn, found.id)
         ]
 
 
@@ -46,16 +46,14 @@ async def show_binding(
 ) -> dict[str, Any]:
     async with pool.acquire() as conn:
         binding, found = await bindings.binding_for(conn, f"{domain}/{dataset}", principal)
-        return binding_view(
-            binding, found["name"], await repository.get_schedule(conn, binding["id"])
-        )
+        return binding_view(binding, found.name, await repository.get_schedule(conn, binding.id))
 
 
 @router.delete("/bindings/{domain}/{dataset}", status_code=204, tags=["bindings"])
 async def unbind(domain: str, dataset: str, principal: CurrentPrincipal, pool: DbPool) -> None:
     async with pool.acquire() as conn, conn.transaction():
         binding = await bindings.binding_to_unbind(conn, f"{domain}/{dataset}", principal)
-        await repository.delete_binding(conn, binding["id"])
+        await repository.delete_binding(conn, binding.id)
 
 
 @router.put("/bindings/{domain}/{dataset}/schedule", tags=["schedules"])
@@ -66,7 +64,7 @@ async def set_schedule(
     next_run_at = scheduler.next_time(body.cron)
     async with pool.acquire() as conn, conn.transaction():
         binding, _ = await bindings.binding_for(conn, f"{domain}/{dataset}", principal)
-        await repository.upsert_schedule(conn, binding["id"], body.job_type, body.cron,
+        await repository.upsert_schedule(conn, binding.id, body.job_type, body.cron,
                                          next_run_at)  # fmt: skip
     return {
         "job_type": body.job_type,
@@ -81,5 +79,5 @@ async def delete_schedule(
 ) -> None:
     async with pool.acquire() as conn, conn.transaction():
         binding, _ = await bindings.binding_for(conn, f"{domain}/{dataset}", principal)
-        if not await repository.delete_schedule(conn, binding["id"]):
+        if not await repository.delete_schedule(conn, binding.id):
             raise NotFound(f"dataset {domain}/{dataset} has no schedule")

@@ -43,7 +43,7 @@ async def show_connection(name: str, principal: CurrentPrincipal, pool: DbPool) 
     async with pool.acquire() as conn:
         found = await connections.connection_for(conn, name, principal)
         view = await connections.view(conn, found)
-        view["datasets"] = [b["dataset"] for b in await repository.list_bindings(conn, found["id"])]
+        view["datasets"] = [b.dataset for b in await repository.list_bindings(conn, found.id)]
         return view
 
 
@@ -54,7 +54,7 @@ async def update_connection(
     async with pool.acquire() as conn, conn.transaction():
         current = await connections.owned_connection(conn, name, principal)
         await connections.update_connection(conn, ctx.box, current, body, principal, ctx.policy)
-        found = await repository.connection_by_id(conn, current["id"])
+        found = await repository.connection_by_id(conn, current.id)
         assert found is not None
         return await connections.view(conn, found)
 
@@ -73,10 +73,10 @@ async def test_connection(
     """Whether loadbay can list the bucket and read from it; if not, why."""
     async with pool.acquire() as conn:
         found = await connections.connection_for(conn, name, principal)
-    problem = regions.opt_in_problem(found["region"], ctx.settings.enabled_opt_in_regions)
+    problem = regions.opt_in_problem(found.region, ctx.settings.enabled_opt_in_regions)
     if problem is not None:
         result: dict[str, Any] = {
-            "bucket": found["bucket"], "ok": False, "can_list": False, "can_read": False,
+            "bucket": found.bucket, "ok": False, "can_list": False, "can_read": False,
             "reason": problem,
         }  # fmt: skip
     else:
@@ -86,7 +86,7 @@ async def test_connection(
         except ValueError as exc:  # the stored keys cannot be decrypted
             raise Conflict(str(exc)) from exc
         async with client as remote:
-            result = await test_access(remote, found["bucket"])
+            result = await test_access(remote, found.bucket)
     CONNECTION_TESTS.labels("ok" if result["ok"] else "failed").inc()
     return result
 
@@ -99,7 +99,7 @@ async def upgrade(
     async with pool.acquire() as conn, conn.transaction():
         current = await connections.owned_connection(conn, name, principal)
         await connections.upgrade(conn, current, body.version, principal)
-        found = await repository.connection_by_id(conn, current["id"])
+        found = await repository.connection_by_id(conn, current.id)
         assert found is not None
         return await connections.view(conn, found)
 
@@ -112,7 +112,7 @@ async def downgrade(
     async with pool.acquire() as conn, conn.transaction():
         current = await connections.owned_connection(conn, name, principal)
         await connections.downgrade(conn, current, body.version, principal)
-        found = await repository.connection_by_id(conn, current["id"])
+        found = await repository.connection_by_id(conn, current.id)
         assert found is not None
         return await connections.view(conn, found)
 
@@ -124,9 +124,9 @@ async def bucket_policy(
     """The bucket policy to attach to the remote bucket (bucket_policy connections)."""
     async with pool.acquire() as conn:
         found = await connections.connection_for(conn, name, principal)
-    if found["access_type"] != "bucket_policy":
+    if found.access_type != "bucket_policy":
         raise NotFound(f"connection {name!r} uses access keys: it has no bucket policy")
-    document = policies.bucket_policy(found["bucket"], found["region"], ctx.settings.principal_arn)
+    document = policies.bucket_policy(found.bucket, found.region, ctx.settings.principal_arn)
     return download(document, f"{name}-bucket-policy.json")
 
 
@@ -137,10 +137,10 @@ async def kms_key_policy(
     """The KMS key policy statement for a KMS-encrypted bucket (bucket_policy connections)."""
     async with pool.acquire() as conn:
         found = await connections.connection_for(conn, name, principal)
-    if found["access_type"] != "bucket_policy" or not found["kms_key_arn"]:
+    if found.access_type != "bucket_policy" or not found.kms_key_arn:
         raise NotFound(
             f"connection {name!r} has no KMS key policy: it applies to bucket_policy"
             " connections of a KMS-encrypted bucket (kms_key_arn)"
         )
-    document = policies.kms_key_policy(found["region"], ctx.settings.principal_arn)
+    document = policies.kms_key_policy(found.region, ctx.settings.principal_arn)
     return download(document, f"{name}-kms-key-policy.json")

@@ -38,7 +38,7 @@ async def list_runs(
 ) -> list[dict[str, Any]]:
     async with pool.acquire() as conn:
         binding, _ = await bindings.binding_for(conn, f"{domain}/{dataset}", principal)
-        return [run_view(r) for r in await repository.list_runs(conn, binding["id"], limit)]
+        return [run_view(r) for r in await repository.list_runs(conn, binding.id, limit)]
 
 
 @router.get("/runs/{run_id}", tags=["runs"])
@@ -46,10 +46,10 @@ async def show_run(run_id: str, principal: CurrentPrincipal, pool: DbPool) -> di
     """A run with its copied, skipped and failed objects."""
     async with pool.acquire() as conn:
         run = await repository.get_run(conn, run_id)
-        binding = await repository.binding_by_id(conn, run["binding_id"]) if run else None
+        binding = await repository.binding_by_id(conn, run.binding_id) if run else None
         if run is None or binding is None:
             raise NotFound(f"no run {run_id}")
-        await bindings.binding_for(conn, binding["dataset"], principal)
+        await bindings.binding_for(conn, binding.dataset, principal)
         view = run_view(run, await repository.run_objects(conn, run_id))
-        view["dataset"] = binding["dataset"]
+        view["dataset"] = binding.dataset
         return view
