@@ -1,15 +1,16 @@
 """Typed rows: a repository turns each asyncpg record into a small frozen dataclass, so domain
 code reads attributes (checked by mypy) instead of indexing records by column name.
 
-A `jsonb` column comes from asyncpg as text: declare its field with `json_field()` and the row
-holds the decoded value (rows are `kw_only`, so such a field may come anywhere).
+A `jsonb` column comes from asyncpg as text: declare its field with
+`field(metadata=JSON_COLUMN)` and the row holds the decoded value.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -19,12 +20,7 @@ if TYPE_CHECKING:
 else:
     Row = TypeVar("Row")
 
-_JSON = "loadbay_json"
-
-
-def json_field() -> Any:
-    """A field whose column is `jsonb`: decoded when the row is built."""
-    return dataclasses.field(metadata={_JSON: True})
+JSON_COLUMN: Mapping[str, bool] = MappingProxyType({"loadbay_json": True})
 
 
 def row(cls: type[Row], record: Any) -> Row:
@@ -32,7 +28,7 @@ def row(cls: type[Row], record: Any) -> Row:
     values = {}
     for f in dataclasses.fields(cls):
         value = record[f.name]
-        if f.metadata.get(_JSON) and isinstance(value, str):
+        if f.metadata.get("loadbay_json") and isinstance(value, str):
             value = json.loads(value)
         values[f.name] = value
     return cls(**values)

@@ -29,10 +29,10 @@ class Handlers:
         """A file landing in a data product's source location starts a run (unless one is
         in progress: that run or the next one picks the file up)."""
         for product in await repository.all_products(conn):
-            if event.bucket == product["bucket"] and event.key.startswith(product["prefix"]):
+            if event.bucket == product.bucket and event.key.startswith(product.prefix):
                 try:
                     async with conn.transaction():
                         await runs.start_run(conn, self.res.s3, product, "file-landed", "event")
                 except Conflict:
                     log.info("%s landed while a run of %s is in progress", event.key,
-                             product["name"])  # fmt: skip
+                             product.name)  # fmt: skip

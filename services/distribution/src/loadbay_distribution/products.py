@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from loadbay_contracts import WorkspaceColumn
 from loadbay_distribution import repository
+from loadbay_distribution.rows import Product
 from loadbay_platform.auth import Principal
 from loadbay_platform.errors import ApiError, Conflict, NotFound
 from loadbay_platform.warehouse import workspace_schema
@@ -51,17 +52,17 @@ class DatasetCreate(BaseModel):
     mode: Literal["add"] = "add"
 
 
-async def product_for(conn: asyncpg.Connection, name: str, principal: Principal) -> asyncpg.Record:
+async def product_for(conn: asyncpg.Connection, name: str, principal: Principal) -> Product:
     """The data product, if the principal owns it; others are told it does not exist."""
     product = await repository.product_by_name(conn, name)
-    if product is None or product["owner_id"] != principal.user_id:
+    if product is None or product.owner_id != principal.user_id:
         raise NotFound(f"no data product {name!r} (or it is not yours)")
     return product
 
 
 async def create_product(
     conn: asyncpg.Connection, request: ProductCreate, owner: Principal
-) -> asyncpg.Record:
+) -> Product:
     product_id = str(uuid.uuid4())
     created = await repository.insert_product(
         conn, id=product_id, name=request.name, bucket=request.bucket,
@@ -75,10 +76,10 @@ async def create_product(
     return product
 
 
-async def add_segment(conn: asyncpg.Connection, product: asyncpg.Record, segment: str) -> None:
+async def add_segment(conn: asyncpg.Connection, product: Product, segment: str) -> None:
     if not re.fullmatch(NAME[1:-1], segment):
         raise ApiError(f"segment name {segment!r} must match {NAME}")
-    await repository.insert_segment(conn, product["id"], segment)
+    await repository.insert_segment(conn, product.id, segment)
 
 
 def schema_name(product: str, client_id: str) -> str:
@@ -88,21 +89,21 @@ def schema_name(product: str, client_id: str) -> str:
 
 
 async def add_workspace(
-    conn: asyncpg.Connection, product: asyncpg.Record, request: WorkspaceCreate
+    conn: asyncpg.Connection, product: Product, request: WorkspaceCreate
 ) -> str:
     """Add a client workspace; returns its schema. Conflict if the client id is taken in the
     product, or if its schema is another workspace's: ws_<product>_<client id> is ambiguous
     when names hold underscores (product a_b + client c, product a + client b_c)."""
-    if request.segment not in await repository.list_segments(conn, product["id"]):
-        raise NotFound(f"no segment {request.segment!r} in {product['name']}")
-    schema = schema_name(product["name"], request.client_id)
+    if request.segment not in await repository.list_segments(conn, product.id):
+        raise NotFound(f"no segment {request.segment!r} in {product.name}")
+    schema = schema_name(product.name, request.client_id)
     created = await repository.insert_workspace(
-        conn, str(uuid.uuid4()), product["id"], request.segment, request.client_id, schema,
+        conn, str(uuid.uuid4()), product.id, request.segment, request.client_id, schema,
     )  # fmt: skip
     if created:
         return schema
-    if await repository.workspace_exists(conn, product["id"], request.client_id):
-        raise Conflict(f"client id {request.client_id!r} is taken in {product['name']}")
+    if await repository.workspace_exists(conn, product.id, request.client_id):
+        raise Conflict(f"client id {request.client_id!r} is taken in {product.name}")
     raise Conflict(
         f"the workspace schema {schema} (ws_<data product>_<client id>) is already another"
         " workspace's: names with underscores can spell the same schema (product a_b with"
@@ -110,11 +111,9 @@ async def add_workspace(
     )
 
 
-async def add_dataset(
-    conn: asyncpg.Connection, product: asyncpg.Record, request: DatasetCreate
-) -> None:
-    if request.segment not in await repository.list_segments(conn, product["id"]):
-        raise NotFound(f"no segment {request.segment!r} in {product['name']}")
+async def add_dataset(conn: asyncpg.Connection, product: Product, request: DatasetCreate) -> None:
+    if request.segment not in await repository.list_segments(conn, product.id):
+        raise NotFound(f"no segment {request.segment!r} in {product.name}")
     names = [c.name for c in request.columns]
     if len(set(names)) != len(names):
         raise ApiError(f"duplicate columns in {names}")
@@ -125,8 +124,8 @@ async def add_dataset(
     if bad_grain:
         raise ApiError(f"the grain must name a__ columns of the dataset: {bad_grain}")
     created = await repository.insert_dataset(
-        conn, product["id"], request.name, request.segment,
+        conn, product.id, request.name, request.segment,
         [c.model_dump() for c in request.columns], request.grain,
     )  # fmt: skip
     if not created:
-        raise Conflict(f"dataset {request.name!r} exists in {product['name']}")
+        raise Conflict(f"dataset {request.name!r} exists in {product.name}")

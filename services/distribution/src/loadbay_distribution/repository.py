@@ -8,7 +8,18 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from asyncpg import Record
+
+from loadbay_distribution.rows import (
+    Dataset,
+    LoadState,
+    Product,
+    Run,
+    RunLoad,
+    RunResult,
+    Schedule,
+    Workspace,
+)
+from loadbay_platform.rows import row_or_none, rows
 
 # -- data products and their parts -------------------------------------------------------------
 
@@ -58,24 +69,24 @@ async def insert_product(
     return created is not None
 
 
-async def product_by_name(conn: asyncpg.Connection, name: str) -> Record | None:
-    return await conn.fetchrow(PRODUCT_BY_NAME, name)
+async def product_by_name(conn: asyncpg.Connection, name: str) -> Product | None:
+    return row_or_none(Product, await conn.fetchrow(PRODUCT_BY_NAME, name))
 
 
-async def product_by_id(conn: asyncpg.Connection, product_id: str) -> Record | None:
-    return await conn.fetchrow(PRODUCT_BY_ID, product_id)
+async def product_by_id(conn: asyncpg.Connection, product_id: str) -> Product | None:
+    return row_or_none(Product, await conn.fetchrow(PRODUCT_BY_ID, product_id))
 
 
-async def lock_product(conn: asyncpg.Connection, product_id: str) -> Record | None:
-    return await conn.fetchrow(LOCK_PRODUCT, product_id)
+async def lock_product(conn: asyncpg.Connection, product_id: str) -> Product | None:
+    return row_or_none(Product, await conn.fetchrow(LOCK_PRODUCT, product_id))
 
 
-async def list_products(conn: asyncpg.Connection, owner_id: str) -> list[Record]:
-    return await conn.fetch(LIST_PRODUCTS, owner_id)
+async def list_products(conn: asyncpg.Connection, owner_id: str) -> list[Product]:
+    return rows(Product, await conn.fetch(LIST_PRODUCTS, owner_id))
 
 
-async def all_products(conn: asyncpg.Connection) -> list[Record]:
-    return await conn.fetch(ALL_PRODUCTS)
+async def all_products(conn: asyncpg.Connection) -> list[Product]:
+    return rows(Product, await conn.fetch(ALL_PRODUCTS))
 
 
 async def delete_product(conn: asyncpg.Connection, product_id: str) -> None:
@@ -104,8 +115,8 @@ async def workspace_exists(conn: asyncpg.Connection, product_id: str, client_id:
     return bool(await conn.fetchval(WORKSPACE_EXISTS, product_id, client_id))
 
 
-async def list_workspaces(conn: asyncpg.Connection, product_id: str) -> list[Record]:
-    return await conn.fetch(LIST_WORKSPACES, product_id)
+async def list_workspaces(conn: asyncpg.Connection, product_id: str) -> list[Workspace]:
+    return rows(Workspace, await conn.fetch(LIST_WORKSPACES, product_id))
 
 
 async def delete_workspace(conn: asyncpg.Connection, product_id: str, client_id: str) -> bool:
@@ -122,8 +133,8 @@ async def insert_dataset(
     return created is not None
 
 
-async def list_datasets(conn: asyncpg.Connection, product_id: str) -> list[Record]:
-    return await conn.fetch(LIST_DATASETS, product_id)
+async def list_datasets(conn: asyncpg.Connection, product_id: str) -> list[Dataset]:
+    return rows(Dataset, await conn.fetch(LIST_DATASETS, product_id))
 
 
 async def delete_dataset(conn: asyncpg.Connection, product_id: str, name: str) -> bool:
@@ -162,8 +173,8 @@ RETURNING failure_streak
 
 async def states(
     conn: asyncpg.Connection, product_id: str, dataset: str, segment: str
-) -> list[Record]:
-    return await conn.fetch(STATES, product_id, dataset, segment)
+) -> list[LoadState]:
+    return rows(LoadState, await conn.fetch(STATES, product_id, dataset, segment))
 
 
 async def record_success(
@@ -219,16 +230,16 @@ async def running_run(conn: asyncpg.Connection, product_id: str) -> str | None:
     return found
 
 
-async def get_run(conn: asyncpg.Connection, run_id: str) -> Record | None:
-    return await conn.fetchrow(GET_RUN, run_id)
+async def get_run(conn: asyncpg.Connection, run_id: str) -> Run | None:
+    return row_or_none(Run, await conn.fetchrow(GET_RUN, run_id))
 
 
-async def lock_run(conn: asyncpg.Connection, run_id: str) -> Record | None:
-    return await conn.fetchrow(LOCK_RUN, run_id)
+async def lock_run(conn: asyncpg.Connection, run_id: str) -> Run | None:
+    return row_or_none(Run, await conn.fetchrow(LOCK_RUN, run_id))
 
 
-async def list_runs(conn: asyncpg.Connection, product_id: str, limit: int) -> list[Record]:
-    return await conn.fetch(LIST_RUNS, product_id, limit)
+async def list_runs(conn: asyncpg.Connection, product_id: str, limit: int) -> list[Run]:
+    return rows(Run, await conn.fetch(LIST_RUNS, product_id, limit))
 
 
 async def add_problems(conn: asyncpg.Connection, run_id: str, problems: Sequence[str]) -> None:
@@ -250,9 +261,9 @@ async def insert_run_load(
     )
 
 
-async def finish_run_load(conn: asyncpg.Connection, request_id: str) -> Record | None:
+async def finish_run_load(conn: asyncpg.Connection, request_id: str) -> RunLoad | None:
     """Mark a load done; None if it was done already (a redelivered outcome)."""
-    return await conn.fetchrow(FINISH_RUN_LOAD, request_id)
+    return row_or_none(RunLoad, await conn.fetchrow(FINISH_RUN_LOAD, request_id))
 
 
 async def pending_run_loads(conn: asyncpg.Connection, run_id: str) -> int:
@@ -271,8 +282,8 @@ async def insert_result(
     )  # fmt: skip
 
 
-async def run_results(conn: asyncpg.Connection, run_id: str) -> list[Record]:
-    return await conn.fetch(RUN_RESULTS, run_id)
+async def run_results(conn: asyncpg.Connection, run_id: str) -> list[RunResult]:
+    return rows(RunResult, await conn.fetch(RUN_RESULTS, run_id))
 
 
 # -- schedules ---------------------------------------------------------------------------------
@@ -301,12 +312,12 @@ async def delete_schedule(conn: asyncpg.Connection, product_id: str) -> None:
     await conn.execute(DELETE_SCHEDULE, product_id)
 
 
-async def get_schedule(conn: asyncpg.Connection, product_id: str) -> Record | None:
-    return await conn.fetchrow(GET_SCHEDULE, product_id)
+async def get_schedule(conn: asyncpg.Connection, product_id: str) -> Schedule | None:
+    return row_or_none(Schedule, await conn.fetchrow(GET_SCHEDULE, product_id))
 
 
-async def due_schedules(conn: asyncpg.Connection) -> list[Record]:
-    return await conn.fetch(DUE_SCHEDULES)
+async def due_schedules(conn: asyncpg.Connection) -> list[Schedule]:
+    return rows(Schedule, await conn.fetch(DUE_SCHEDULES))
 
 
 async def advance_schedule(

@@ -9,7 +9,6 @@ failure continue within the run; when no load is pending the run ends and is ann
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections import defaultdict
@@ -29,6 +28,7 @@ from loadbay_contracts import (
 )
 from loadbay_distribution import naming, planning, repository
 from loadbay_distribution.metrics import RUNS_FINISHED, RUNS_STARTED, WORKSPACE_LOADS
+from loadbay_distribution.rows import Dataset, LoadState, Product, Run
 from loadbay_platform import outbox
 from loadbay_platform.errors import Conflict
 from loadbay_platform.reasons import truncate, truncate_all
@@ -60,52 +60,52 @@ async def list_source(s3: ObjectStore, bucket: str, prefix: str) -> list[tuple[s
     return found
 
 
-def _state(r: asyncpg.Record) -> planning.WorkspaceState:
+def _state(r: LoadState) -> planning.WorkspaceState:
     return planning.WorkspaceState(
-        workspace_id=r["workspace_id"],
-        created_at=r["created_at"],
-        lsts=r["lsts"],
-        failure_streak=r["failure_streak"],
-        last_failed_ts=r["last_failed_ts"],
+        workspace_id=r.workspace_id,
+        created_at=r.created_at,
+        lsts=r.lsts,
+        failure_streak=r.failure_streak,
+        last_failed_ts=r.last_failed_ts,
     )
 
 
 async def start_run(
     conn: asyncpg.Connection,
     s3: ObjectStore,
-    product: asyncpg.Record,
+    product: Product,
     trigger: str,
     triggered_by: str,
 ) -> str:
     """Start a run of `product`; Conflict if one is running."""
-    await repository.lock_product(conn, product["id"])
-    running = await repository.running_run(conn, product["id"])
+    await repository.lock_product(conn, product.id)
+    running = await repository.running_run(conn, product.id)
     if running is not None:
         raise Conflict(
-            f"a run of {product['name']} is in progress ({running}); runs of one data product"
+            f"a run of {product.name} is in progress ({running}); runs of one data product"
             " never overlap: wait for it to finish"
         )
-    datasets = await repository.list_datasets(conn, product["id"])
+    datasets = await repository.list_datasets(conn, product.id)
     run_id = str(uuid.uuid4())
     try:
-        objects = await list_source(s3, product["bucket"], product["prefix"])
+        objects = await list_source(s3, product.bucket, product.prefix)
     except SourceUnreadable as exc:
         # A failed run with the reason (and its email), never an error of the caller.
-        await repository.insert_run(conn, run_id, product["id"], trigger, triggered_by, {},
+        await repository.insert_run(conn, run_id, product.id, trigger, triggered_by, {},
                                     [truncate(str(exc))])  # fmt: skip
         RUNS_STARTED.labels(trigger).inc()
         await _finish(conn, product, run_id, failed=True)
         return run_id
-    batches, problems = naming.batches(objects, [d["name"] for d in datasets])
+    batches, problems = naming.batches(objects, [d.name for d in datasets])
     plan: dict[str, Any] = {}
-    loads: list[tuple[asyncpg.Record, naming.Batch, list[WorkspaceTarget]]] = []
+    loads: list[tuple[Dataset, naming.Batch, list[WorkspaceTarget]]] = []
     for dataset in datasets:
-        rows = await repository.states(conn, product["id"], dataset["name"], dataset["segment"])
-        by_id = {r["workspace_id"]: r for r in rows}
+        rows = await repository.states(conn, product.id, dataset.name, dataset.segment)
+        by_id = {r.workspace_id: r for r in rows}
         dataset_plan = planning.plan_dataset(
-            batches.get(dataset["name"], []), [_state(r) for r in rows]
+            batches.get(dataset.name, []), [_state(r) for r in rows]
         )
-        plan[dataset["name"]] = {
+        plan[dataset.name] = {
             "target": dataset_plan.target,
             "catch_up": sorted(dataset_plan.catch_up),
             "newest": dataset_plan.newest,
@@ -121,7 +121,7 @@ async def start_run(
             grouped[batch].append(_target(row, _state(row).mode_for(batch)))
         loads += [(dataset, batch, targets) for batch, targets in grouped.items()]
     await repository.insert_run(
-        conn, run_id, product["id"], trigger, triggered_by, plan,
+        conn, run_id, product.id, trigger, triggered_by, plan,
         truncate_all([str(p) for p in problems]),
     )  # fmt: skip
     for dataset, batch, targets in loads:
@@ -132,27 +132,27 @@ async def start_run(
     return run_id
 
 
-def _target(row: asyncpg.Record, mode: str) -> WorkspaceTarget:
+def _target(row: LoadState, mode: str) -> WorkspaceTarget:
     return WorkspaceTarget(
-        workspace_id=row["workspace_id"],
-        client_id=row["client_id"],
-        schema_name=row["schema_name"],
+        workspace_id=row.workspace_id,
+        client_id=row.client_id,
+        schema_name=row.schema_name,
         mode=mode,
     )
 
 
 async def _request_load(
     conn: asyncpg.Connection,
-    product: asyncpg.Record,
+    product: Product,
     run_id: str,
-    dataset: asyncpg.Record,
+    dataset: Dataset,
     batch: naming.Batch,
     targets: list[WorkspaceTarget],
 ) -> None:
     request_id = str(uuid.uuid4())
-    columns = json.loads(dataset["columns"])
+    columns = dataset.columns
     await repository.insert_run_load(
-        conn, request_id, run_id, dataset["name"], batch.timestamp, batch.keys,
+        conn, request_id, run_id, dataset.name, batch.timestamp, batch.keys,
         [t.model_dump() for t in targets],
     )  # fmt: skip
     await outbox.enqueue(
@@ -160,17 +160,17 @@ async def _request_load(
         LoadRequested(
             request_id=request_id,
             run_id=run_id,
-            data_product_id=product["id"],
-            dataset=dataset["name"],
+            data_product_id=product.id,
+            dataset=dataset.name,
             columns=tuple(WorkspaceColumn(**c) for c in columns),
-            grain=tuple(dataset["grain"]),
-            bucket=product["bucket"],
+            grain=tuple(dataset.grain),
+            bucket=product.bucket,
             keys=batch.keys,
             timestamp=batch.timestamp,
             targets=tuple(targets),
         ),
         service=SERVICE,
-        subject=f"{product['name']}/{dataset['name']}",
+        subject=f"{product.name}/{dataset.name}",
     )
 
 
@@ -182,14 +182,14 @@ async def record_outcome(conn: asyncpg.Connection, done: WorkspaceLoadCompleted)
         return  # already applied
     run = await repository.lock_run(conn, done.run_id)
     product = await repository.product_by_id(conn, done.data_product_id)
-    if run is None or product is None or run["status"] != "running":
+    if run is None or product is None or run.status != "running":
         return
     results = {r.workspace_id: r for r in done.results}
-    plan = json.loads(run["plan"]).get(done.dataset, {})
+    plan = run.plan.get(done.dataset, {})
     # A failure counts against the newest file of the run's listing: once per timestamp.
     counted = max(done.timestamp, plan.get("newest") or done.timestamp)
     continuing: list[str] = []
-    for target in json.loads(load["targets"]):
+    for target in load.targets:
         result = results.get(target["workspace_id"])
         ok = result is not None and result.status == "succeeded"
         reason = None if ok else (result.reason if result else "the loader reported no result")
@@ -211,7 +211,7 @@ async def record_outcome(conn: asyncpg.Connection, done: WorkspaceLoadCompleted)
             client_id=target["client_id"],
             dataset=done.dataset,
             timestamp=done.timestamp,
-            file=", ".join(load["keys"]),
+            file=", ".join(load.keys),
             mode=target["mode"],
             status="succeeded" if ok else "failed",
             rows_upserted=result.rows_upserted if result else 0,
@@ -220,13 +220,12 @@ async def record_outcome(conn: asyncpg.Connection, done: WorkspaceLoadCompleted)
         )
     # Unknown means unknown to the data product: a client id of a workspace that is not a
     # target of this load (it loads another file of the dataset in this run) is known.
-    known = {w["client_id"] for w in await repository.list_workspaces(conn, product["id"])}
+    known = {w.client_id for w in await repository.list_workspaces(conn, product.id)}
     unknown = [c for c in done.unknown_client_ids if c not in known]
     problem = truncate(
-        f"{', '.join(load['keys'])}: rows for unknown client ids {', '.join(unknown)} were not"
-        " loaded"
+        f"{', '.join(load.keys)}: rows for unknown client ids {', '.join(unknown)} were not loaded"
     )
-    if unknown and problem not in run["problems"]:  # once, however many loads read the file
+    if unknown and problem not in run.problems:  # once, however many loads read the file
         await repository.add_problems(conn, done.run_id, [problem])
     catch_up = [w for w in continuing if w in plan.get("catch_up", [])]
     if catch_up:
@@ -237,14 +236,14 @@ async def record_outcome(conn: asyncpg.Connection, done: WorkspaceLoadCompleted)
 
 async def _continue(
     conn: asyncpg.Connection,
-    product: asyncpg.Record,
-    run: asyncpg.Record,
+    product: Product,
+    run: Run,
     dataset_name: str,
     plan: dict[str, Any],
     workspace_ids: list[str],
 ) -> None:
     """Load the next batch of the run's own listing into workspaces catching up."""
-    datasets = {d["name"]: d for d in await repository.list_datasets(conn, product["id"])}
+    datasets = {d.name: d for d in await repository.list_datasets(conn, product.id)}
     dataset = datasets.get(dataset_name)
     if dataset is None:
         return
@@ -252,54 +251,54 @@ async def _continue(
         naming.Batch(dataset_name, b["timestamp"], b["mode"], tuple(b["keys"]))
         for b in plan.get("later", [])
     ]
-    rows = await repository.states(conn, product["id"], dataset_name, dataset["segment"])
+    rows = await repository.states(conn, product.id, dataset_name, dataset.segment)
     grouped: dict[naming.Batch, list[WorkspaceTarget]] = defaultdict(list)
     for row in rows:
-        if row["workspace_id"] not in workspace_ids:
+        if row.workspace_id not in workspace_ids:
             continue
         state = _state(row)
         batch = planning.continue_after(later, state, plan.get("target"))
         if batch is not None:
             grouped[batch].append(_target(row, state.mode_for(batch)))
     for batch, targets in grouped.items():
-        await _request_load(conn, product, run["id"], dataset, batch, targets)
+        await _request_load(conn, product, run.id, dataset, batch, targets)
 
 
 async def _finish(
-    conn: asyncpg.Connection, product: asyncpg.Record, run_id: str, *, failed: bool = False
+    conn: asyncpg.Connection, product: Product, run_id: str, *, failed: bool = False
 ) -> None:
     run = await repository.get_run(conn, run_id)
     assert run is not None
     results = await repository.run_results(conn, run_id)
-    failed_loads = [r for r in results if r["status"] == "failed"]
-    succeeded = [r for r in results if r["status"] == "succeeded"]
+    failed_loads = [r for r in results if r.status == "failed"]
+    succeeded = [r for r in results if r.status == "succeeded"]
     status = "failed" if failed else "succeeded"
     if failed_loads:
         status = "partially_failed" if succeeded else "failed"
     needs_recovery = []
-    for workspace in await repository.list_workspaces(conn, product["id"]):
-        for dataset, state in json.loads(workspace["states"]).items():
+    for workspace in await repository.list_workspaces(conn, product.id):
+        for dataset, state in workspace.states.items():
             if state["failure_streak"] >= planning.MAX_FAILURES:
-                needs_recovery.append(f"{workspace['client_id']}/{dataset}")
+                needs_recovery.append(f"{workspace.client_id}/{dataset}")
     finished_at = datetime.now(UTC)
     await repository.finish_run(conn, run_id, status, finished_at)
     await outbox.enqueue(
         conn,
         DistributionFinished(
             run_id=run_id,
-            data_product_id=product["id"],
-            data_product=product["name"],
+            data_product_id=product.id,
+            data_product=product.name,
             status=status,
             loads=len(results),
-            failures=tuple(f"{r['client_id']}/{r['dataset']}: {r['reason']}" for r in failed_loads),
+            failures=tuple(f"{r.client_id}/{r.dataset}: {r.reason}" for r in failed_loads),
             needs_recovery=tuple(needs_recovery),
-            problems=tuple(run["problems"]),
-            started_at=run["started_at"],
+            problems=tuple(run.problems),
+            started_at=run.started_at,
             finished_at=finished_at,
-            recipients=(Recipient(user_id=product["owner_id"], email=product["owner_email"]),),
+            recipients=(Recipient(user_id=product.owner_id, email=product.owner_email),),
         ),
         service=SERVICE,
-        subject=product["name"],
+        subject=product.name,
     )
     RUNS_FINISHED.labels(status).inc()
-    log.info("distribution run %s of %s %s", run_id, product["name"], status)
+    log.info("distribution run %s of %s %s", run_id, product.name, status)

@@ -29,9 +29,9 @@ async def fire_due(pool: asyncpg.Pool, s3: ObjectStore) -> int:
     fired = 0
     async with pool.acquire() as conn, conn.transaction():
         for schedule in await repository.due_schedules(conn):
-            product = await repository.product_by_id(conn, schedule["data_product_id"])
+            product = await repository.product_by_id(conn, schedule.data_product_id)
             await repository.advance_schedule(
-                conn, schedule["data_product_id"], next_time(schedule["cron"])
+                conn, schedule.data_product_id, next_time(schedule.cron)
             )
             if product is None:
                 continue
@@ -40,7 +40,7 @@ async def fire_due(pool: asyncpg.Pool, s3: ObjectStore) -> int:
                     await runs.start_run(conn, s3, product, "schedule", "schedule")
                 fired += 1
             except Conflict:
-                log.info("schedule of %s skipped: a run is in progress", product["name"])
+                log.info("schedule of %s skipped: a run is in progress", product.name)
     return fired
 
 

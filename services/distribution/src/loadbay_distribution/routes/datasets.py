@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter
@@ -37,9 +36,9 @@ async def list_datasets(
 ) -> list[dict[str, Any]]:
     async with pool.acquire() as conn:
         product = await products.product_for(conn, name, principal)
-        rows = await repository.list_datasets(conn, product["id"])
-    return [{"name": d["name"], "segment": d["segment"], "grain": list(d["grain"]),
-             "columns": json.loads(d["columns"])} for d in rows]  # fmt: skip
+        rows = await repository.list_datasets(conn, product.id)
+    return [{"name": d.name, "segment": d.segment, "grain": list(d.grain),
+             "columns": d.columns} for d in rows]  # fmt: skip
 
 
 @router.delete("/data-products/{name}/datasets/{dataset}", status_code=204, tags=["datasets"])
@@ -48,5 +47,5 @@ async def delete_dataset(
 ) -> None:
     async with pool.acquire() as conn, conn.transaction():
         product = await products.product_for(conn, name, principal)
-        if not await repository.delete_dataset(conn, product["id"], dataset):
+        if not await repository.delete_dataset(conn, product.id, dataset):
             raise NotFound(f"no dataset {dataset!r} in {name}")

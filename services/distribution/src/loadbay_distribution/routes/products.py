@@ -27,14 +27,14 @@ async def create_product(
 ) -> dict[str, Any]:
     async with pool.acquire() as conn, conn.transaction():
         product = await products.create_product(conn, body, principal)
-        return product_view(product, await repository.list_segments(conn, product["id"]))
+        return product_view(product, await repository.list_segments(conn, product.id))
 
 
 @router.get("/data-products", tags=["data products"])
 async def list_products(principal: CurrentPrincipal, pool: DbPool) -> list[dict[str, Any]]:
     async with pool.acquire() as conn:
         return [
-            product_view(p, await repository.list_segments(conn, p["id"]))
+            product_view(p, await repository.list_segments(conn, p.id))
             for p in await repository.list_products(conn, principal.user_id)
         ]
 
@@ -45,10 +45,10 @@ async def show_product(
 ) -> dict[str, Any]:
     async with pool.acquire() as conn:
         product = await products.product_for(conn, name, principal)
-        view = product_view(product, await repository.list_segments(conn, product["id"]))
-        schedule = await repository.get_schedule(conn, product["id"])
+        view = product_view(product, await repository.list_segments(conn, product.id))
+        schedule = await repository.get_schedule(conn, product.id)
         view["schedule"] = (
-            {"cron": schedule["cron"], "next_run_at": schedule["next_run_at"].isoformat()}
+            {"cron": schedule.cron, "next_run_at": schedule.next_run_at.isoformat()}
             if schedule else None
         )  # fmt: skip
         return view
@@ -58,7 +58,7 @@ async def show_product(
 async def delete_product(name: ProductName, principal: CurrentPrincipal, pool: DbPool) -> None:
     async with pool.acquire() as conn, conn.transaction():
         product = await products.product_for(conn, name, principal)
-        await repository.delete_product(conn, product["id"])
+        await repository.delete_product(conn, product.id)
 
 
 @router.post("/data-products/{name}/segments", status_code=201, tags=["data products"])

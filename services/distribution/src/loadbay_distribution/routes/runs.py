@@ -40,7 +40,7 @@ async def list_runs(
 ) -> list[dict[str, Any]]:
     async with pool.acquire() as conn:
         product = await products.product_for(conn, name, principal)
-        return [run_view(r) for r in await repository.list_runs(conn, product["id"], limit)]
+        return [run_view(r) for r in await repository.list_runs(conn, product.id, limit)]
 
 
 @router.get("/runs/{run_id}", tags=["runs"])
@@ -48,8 +48,8 @@ async def show_run(run_id: RunId, principal: CurrentPrincipal, pool: DbPool) -> 
     """A run with its per-workspace, per-dataset results."""
     async with pool.acquire() as conn:
         run = await repository.get_run(conn, run_id)
-        product = await repository.product_by_id(conn, run["data_product_id"]) if run else None
-        if run is None or product is None or product["owner_id"] != principal.user_id:
+        product = await repository.product_by_id(conn, run.data_product_id) if run else None
+        if run is None or product is None or product.owner_id != principal.user_id:
             raise NotFound(f"no run {run_id}")
         return run_view(run, await repository.run_results(conn, run_id))
 
@@ -62,7 +62,7 @@ async def set_schedule(
     next_run_at = scheduler.next_time(body.cron)
     async with pool.acquire() as conn, conn.transaction():
         product = await products.product_for(conn, name, principal)
-        await repository.upsert_schedule(conn, product["id"], body.cron, next_run_at)
+        await repository.upsert_schedule(conn, product.id, body.cron, next_run_at)
     return {"cron": body.cron, "next_run_at": next_run_at.isoformat()}
 
 
@@ -70,4 +70,4 @@ async def set_schedule(
 async def delete_schedule(name: ProductName, principal: CurrentPrincipal, pool: DbPool) -> None:
     async with pool.acquire() as conn, conn.transaction():
         product = await products.product_for(conn, name, principal)
-        await repository.delete_schedule(conn, product["id"])
+        await repository.delete_schedule(conn, product.id)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import asyncpg
 from fastapi import Path
 from pydantic import BaseModel, Field
 
@@ -13,6 +12,7 @@ from loadbay_distribution.products import (
     DATASET_NAME,
     NAME,
 )
+from loadbay_distribution.rows import Product, Run, RunResult
 
 # Path parameters are checked before they reach the database: a NUL or a huge value is a 422.
 ProductName = Annotated[str, Path(pattern=NAME, description="The data product's name")]
@@ -29,24 +29,26 @@ class SegmentCreate(BaseModel):
     name: str = Field(pattern=NAME)
 
 
-def product_view(r: asyncpg.Record, segments: list[str]) -> dict[str, Any]:
+def product_view(r: Product, segments: list[str]) -> dict[str, Any]:
     return {
-        "id": r["id"], "name": r["name"], "bucket": r["bucket"], "prefix": r["prefix"],
-        "owner_id": r["owner_id"], "segments": segments, "created_at": r["created_at"].isoformat(),
+        "id": r.id, "name": r.name, "bucket": r.bucket, "prefix": r.prefix,
+        "owner_id": r.owner_id, "segments": segments, "created_at": r.created_at.isoformat(),
     }  # fmt: skip
 
 
-def run_view(r: asyncpg.Record, results: list[asyncpg.Record] | None = None) -> dict[str, Any]:
+def run_view(r: Run, results: list[RunResult] | None = None) -> dict[str, Any]:
     view: dict[str, Any] = {
-        "id": r["id"], "status": r["status"], "trigger": r["trigger"],
-        "triggered_by": r["triggered_by"], "problems": list(r["problems"]),
-        "started_at": r["started_at"].isoformat(),
-        "finished_at": r["finished_at"].isoformat() if r["finished_at"] else None,
+        "id": r.id, "status": r.status, "trigger": r.trigger,
+        "triggered_by": r.triggered_by, "problems": list(r.problems),
+        "started_at": r.started_at.isoformat(),
+        "finished_at": r.finished_at.isoformat() if r.finished_at else None,
     }  # fmt: skip
     if results is not None:
         view["results"] = [
-            {k: x[k] for k in ("client_id", "dataset", "timestamp", "file", "mode", "status",
-                               "rows_upserted", "rows_deleted", "reason")}
+            {"client_id": x.client_id, "dataset": x.dataset, "timestamp": x.timestamp,
+             "file": x.file, "mode": x.mode, "status": x.status,
+             "rows_upserted": x.rows_upserted, "rows_deleted": x.rows_deleted,
+             "reason": x.reason}
             for x in results
         ]  # fmt: skip
     return view

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter
@@ -38,14 +37,14 @@ async def list_workspaces(
 ) -> list[dict[str, Any]]:
     async with pool.acquire() as conn:
         product = await products.product_for(conn, name, principal)
-        rows = await repository.list_workspaces(conn, product["id"])
+        rows = await repository.list_workspaces(conn, product.id)
     return [
         {
-            "client_id": w["client_id"], "segment": w["segment"], "schema": w["schema_name"],
-            "created_at": w["created_at"].isoformat(),
+            "client_id": w.client_id, "segment": w.segment, "schema": w.schema_name,
+            "created_at": w.created_at.isoformat(),
             "datasets": {
                 d: {**s, "needs_recovery": s["failure_streak"] >= 3}
-                for d, s in json.loads(w["states"]).items()
+                for d, s in w.states.items()
             },
         }
         for w in rows
@@ -59,5 +58,5 @@ async def delete_workspace(
 ) -> None:
     async with pool.acquire() as conn, conn.transaction():
         product = await products.product_for(conn, name, principal)
-        if not await repository.delete_workspace(conn, product["id"], client_id):
+        if not await repository.delete_workspace(conn, product.id, client_id):
             raise NotFound(f"no workspace {client_id!r} in {name}")
