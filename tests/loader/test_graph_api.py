@@ -174,8 +174,8 @@ async def test_error_texts_are_made_storable(pool: asyncpg.Pool) -> None:
             conn, load_id, "PARSING_ERROR", "bad <\ud800> and \x00 here", "s3://b/\udcff", 7
         )
         (row,) = await loads_store.errors_page(conn, load_id, 0, 10)
-    assert row["error_message"] == "bad <\\ud800> and \\x00 here"
-    assert row["file_name"] == "s3://b/\\udcff"
+    assert row.error_message == "bad <\\ud800> and \\x00 here"
+    assert row.file_name == "s3://b/\\udcff"
 
 
 # --------------------------------------------------------------------------- fast reset

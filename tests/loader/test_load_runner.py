@@ -101,5 +101,5 @@ async def test_the_error_log_keeps_the_first_errors_and_counts_the_rest(
         await errors.flush(conn)  # nothing new: nothing written, nothing counted twice
         kept = await loads_store.errors_page(conn, load_id, 0, 100)
         count = await conn.fetchval("SELECT error_count FROM graph_loads WHERE id = $1", load_id)
-    assert [e["record_num"] for e in kept] == [1, 2, 3, 4, 5]
+    assert [e.record_num for e in kept] == [1, 2, 3, 4, 5]
     assert count == 9

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import asyncpg
 from botocore.exceptions import BotoCoreError, ClientError
@@ -37,6 +35,7 @@ from loadbay_loader.graph.feeds import (
     FeedLoader,
     FeedResult,
 )
+from loadbay_loader.graph.load_rows import Feed, GraphLoad
 from loadbay_loader.graph.load_watch import ErrorLog, LoadWatch
 from loadbay_loader.graph.loads import finish_load
 from loadbay_loader.graph.request import LoadRequest, parse_bool, threads_for
@@ -142,47 +141,47 @@ class Worker:
         most = self.settings.max_restarts
         async with self.pool.acquire() as conn:
             for load in await jobs.crash_looping(conn, most):
-                where = f" while loading {load['uri']}" if load["uri"] else ""
+                where = f" while loading {load.uri}" if load.uri else ""
                 message = (
-                    f"the loader stopped {load['run_number']} times while running this load"
+                    f"the loader stopped {load.run_number} times while running this load"
                     f"{where} (LOADBAY_LOADER_MAX_RESTARTS={most}): it is failed, not resumed"
                     " again; check the file against the loader's limits and logs"
                 )
-                log.error("load %s: %s", load["id"], message)
+                log.error("load %s: %s", load.id, message)
                 async with conn.transaction():
-                    await jobs.fail_interrupted_feeds(conn, load["id"])
+                    await jobs.fail_interrupted_feeds(conn, load.id)
                     await jobs.add_error(
-                        conn, load["id"], "INTERNAL_ERROR", message, load["uri"] or "", 0
+                        conn, load.id, "INTERNAL_ERROR", message, load.uri or "", 0
                     )
-                    await finish_load(conn, load["id"], "LOAD_FAILED")
+                    await finish_load(conn, load.id, "LOAD_FAILED")
 
     async def run_next(self) -> bool:
         """Settle what the queue's head allows: cancel, fail on dependencies, or run one."""
         async with self.pool.acquire() as conn:
             waiting = await jobs.waiting_loads(conn)
             for job in waiting:
-                if job["cancel_requested"]:
+                if job.cancel_requested:
                     async with conn.transaction():
-                        await finish_load(conn, job["id"], "LOAD_CANCELLED_BY_USER")
+                        await finish_load(conn, job.id, "LOAD_CANCELLED_BY_USER")
                     return True
-                deps = await jobs.statuses_of(conn, job["dependencies"])
+                deps = await jobs.statuses_of(conn, job.dependencies)
                 if any(
-                    deps.get(d) not in (*jobs.ACTIVE, "LOAD_COMPLETED") for d in job["dependencies"]
+                    deps.get(d) not in (*jobs.ACTIVE, "LOAD_COMPLETED") for d in job.dependencies
                 ):
                     async with conn.transaction():
                         await finish_load(
-                            conn, job["id"], "LOAD_FAILED_BECAUSE_DEPENDENCY_NOT_SATISFIED"
+                            conn, job.id, "LOAD_FAILED_BECAUSE_DEPENDENCY_NOT_SATISFIED"
                         )
                     return True  # its dependents are settled on the next pass
-                if all(deps.get(d) == "LOAD_COMPLETED" for d in job["dependencies"]):
+                if all(deps.get(d) == "LOAD_COMPLETED" for d in job.dependencies):
                     break
             else:
                 return False
         await self.run_load(job)
         return True
 
-    async def run_load(self, job: Any) -> None:
-        load_id = job["id"]
+    async def run_load(self, job: GraphLoad) -> None:
+        load_id = job.id
         async with self.pool.acquire() as conn:
             await jobs.start_load(conn, load_id)
         watch = LoadWatch(self.pool, load_id)
@@ -192,13 +191,13 @@ class Worker:
         except Exception as exc:  # the load ends with a reason, never stays "in progress"
             log.exception("load %s failed unexpectedly", load_id)
             await watch.errors.add(
-                FeedError("INTERNAL_ERROR", f"{type(exc).__name__}: {exc}", job["source"], 0)
+                FeedError("INTERNAL_ERROR", f"{type(exc).__name__}: {exc}", job.source, 0)
             )
             status = "LOAD_UNEXPECTED_ERROR"
         async with self.pool.acquire() as conn, conn.transaction():
             await watch.errors.flush(conn)
             await finish_load(conn, load_id, status)
-        log.info("load %s of %s finished: %s", load_id, job["source"], status)
+        log.info("load %s of %s finished: %s", load_id, job.source, status)
 
     def feeds_at_once(self, parallelism: str) -> int:
         """Neptune's parallelism, capped so the feeds and the load's own two connections fit
@@ -206,8 +205,8 @@ class Worker:
         room = max(1, self.pool.get_max_size() - RESERVED_CONNECTIONS)
         return min(threads_for(parallelism, self.vcpus), room)
 
-    async def _run_feeds(self, job: Any, watch: LoadWatch) -> str:
-        load_id = job["id"]
+    async def _run_feeds(self, job: GraphLoad, watch: LoadWatch) -> str:
+        load_id = job.id
         async with self.pool.acquire() as conn:
             planned = await jobs.feeds(conn, load_id)
         if not planned:
@@ -220,21 +219,21 @@ class Worker:
             etags = {uri: etag for uri, _, etag in plan}
         else:  # a load resumed after a restart: its feeds are planned already
             etags = dict(await self._list(job))
-        todo = [f for f in planned if f["status"] in ("LOAD_NOT_STARTED", "LOAD_IN_PROGRESS")]
+        todo = [f for f in planned if f.status in ("LOAD_NOT_STARTED", "LOAD_IN_PROGRESS")]
         started = time.perf_counter()
-        semaphore = asyncio.Semaphore(self.feeds_at_once(job["parallelism"]))
+        semaphore = asyncio.Semaphore(self.feeds_at_once(job.parallelism))
 
-        async def run(feed: Any) -> str:
+        async def run(feed: Feed) -> str:
             async with semaphore:
                 if watch.stop.is_set():
                     return "LOAD_NOT_STARTED"
-                status = await self._run_feed(job, feed["uri"], etags.get(feed["uri"], ""), watch)
-                if status != "LOAD_COMPLETED" and job["fail_on_error"]:
+                status = await self._run_feed(job, feed.uri, etags.get(feed.uri, ""), watch)
+                if status != "LOAD_COMPLETED" and job.fail_on_error:
                     watch.stop.set()
                 return status
 
         for kind in ("vertex", "edge", "rdf"):  # every vertex file before any edge file
-            group = [f for f in todo if f["kind"] == kind]
+            group = [f for f in todo if f.kind == kind]
             finished = await self._until_cancelled(load_id, watch, asyncio.gather(*map(run, group)))
             if not finished:
                 watch.stop.set()
@@ -246,7 +245,7 @@ class Worker:
             if await jobs.is_cancel_requested(conn, load_id):
                 return "LOAD_CANCELLED_BY_USER"
             feeds = await jobs.feeds(conn, load_id)
-        if all(f["status"] == "LOAD_COMPLETED" for f in feeds):
+        if all(f.status == "LOAD_COMPLETED" for f in feeds):
             return "LOAD_COMPLETED"
         return "LOAD_FAILED"
 
@@ -276,21 +275,21 @@ class Worker:
     async def _mark_interrupted_feeds(self, load_id: str) -> None:
         async with self.pool.acquire() as conn:
             for feed in await jobs.feeds(conn, load_id):
-                if feed["status"] == "LOAD_IN_PROGRESS":
+                if feed.status == "LOAD_IN_PROGRESS":
                     await jobs.finish_feed(
-                        conn, load_id, feed["uri"], "LOAD_CANCELLED_BY_USER", 0.0, FeedCounts()
+                        conn, load_id, feed.uri, "LOAD_CANCELLED_BY_USER", 0.0, FeedCounts()
                     )
 
-    async def _plan(self, job: Any, errors: ErrorLog) -> list[tuple[str, str, str]] | None:
+    async def _plan(self, job: GraphLoad, errors: ErrorLog) -> list[tuple[str, str, str]] | None:
         """The feeds to load, as (uri, kind, etag), vertex files first; None if the load
         must not run (RESUME without a previous load)."""
         objects = await self._list(job)
-        source = job["source"]
-        if job["mode"] in ("RESUME", "AUTO"):
+        source = job.source
+        if job.mode in ("RESUME", "AUTO"):
             async with self.pool.acquire() as conn:
-                previous = await jobs.has_previous_load(conn, source, job["id"])
+                previous = await jobs.has_previous_load(conn, source, job.id)
                 done = await jobs.loaded_files(conn, source)
-            if job["mode"] == "RESUME" and not previous:
+            if job.mode == "RESUME" and not previous:
                 await errors.add(FeedError(
                     "INTERNAL_ERROR",
                     f"RESUME found no previous load from {source}; use mode NEW or AUTO",
@@ -301,24 +300,24 @@ class Worker:
         plan: list[tuple[str, str, str]] = []
         for uri, etag in objects:
             kind = "rdf"
-            if job["format"] in ("csv", "opencypher"):
-                kind = "vertex" if job["edge_only_load"] else await self._kind(job, uri)
+            if job.format in ("csv", "opencypher"):
+                kind = "vertex" if job.edge_only_load else await self._kind(job, uri)
             plan.append((uri, kind, etag))
-        if not job["edge_only_load"]:
+        if not job.edge_only_load:
             plan.sort(key=lambda p: p[1] == "edge")  # stable: listing order within a kind
         return plan
 
-    async def _list(self, job: Any) -> list[tuple[str, str]]:
+    async def _list(self, job: GraphLoad) -> list[tuple[str, str]]:
         found: list[tuple[str, str]] = []
         paginator = self.s3.get_paginator("list_objects_v2")
-        async for page in paginator.paginate(Bucket=job["bucket"], Prefix=job["prefix"]):
+        async for page in paginator.paginate(Bucket=job.bucket, Prefix=job.prefix):
             for obj in page.get("Contents", []):
                 if not obj["Key"].endswith("/"):
-                    uri = f"s3://{job['bucket']}/{obj['Key']}"
+                    uri = f"s3://{job.bucket}/{obj['Key']}"
                     found.append((uri, obj["ETag"].strip('"')))
         return found
 
-    async def _kind(self, job: Any, uri: str) -> str:
+    async def _kind(self, job: GraphLoad, uri: str) -> str:
         """vertex or edge, from the file's header line."""
         header = b""
         stream = self._chunks(uri)()
@@ -332,7 +331,7 @@ class Worker:
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
         line = header.split(b"\n", 1)[0].decode("utf-8", "replace").lstrip("\ufeff").strip()
-        return csv_feed.feed_kind(line, job["format"])
+        return csv_feed.feed_kind(line, job.format)
 
     def _chunks(self, uri: str) -> Callable[[], AsyncIterator[bytes]]:
         bucket, key = uri.removeprefix("s3://").split("/", 1)
@@ -344,17 +343,17 @@ class Worker:
 
     async def _run_feed(
         self,
-        job: Any,
+        job: GraphLoad,
         uri: str,
         etag: str,
         watch: LoadWatch,
     ) -> str:
-        load_id = job["id"]
+        load_id = job.id
         async with self.pool.acquire() as conn:
             await jobs.start_feed(conn, load_id, uri)
         started = time.perf_counter()
         request = _request_of(job)
-        loader = FEED_LOADERS[job["format"]]
+        loader = FEED_LOADERS[job.format]
         result = FeedResult()
         try:
             result = await loader(
@@ -388,28 +387,26 @@ class Worker:
             await jobs.finish_feed(conn, load_id, uri, status, seconds, result.counts)
             await jobs.add_totals(conn, load_id, 0.0, result.counts)
             if status == "LOAD_COMPLETED":
-                await jobs.remember_file(conn, job["source"], uri, etag, load_id)
+                await jobs.remember_file(conn, job.source, uri, etag, load_id)
         return status
 
 
-def _request_of(job: Any) -> LoadRequest:
-    parser = job["parser_configuration"]
-    if isinstance(parser, str):
-        parser = json.loads(parser)
+def _request_of(job: GraphLoad) -> LoadRequest:
+    parser = job.parser_configuration
     return LoadRequest(
-        source=job["source"],
-        bucket=job["bucket"],
-        prefix=job["prefix"],
-        format=job["format"],
-        iam_role_arn=job["iam_role_arn"],
-        region=job["region"],
-        mode=job["mode"],
-        fail_on_error=job["fail_on_error"],
-        parallelism=job["parallelism"],
+        source=job.source,
+        bucket=job.bucket,
+        prefix=job.prefix,
+        format=job.format,
+        iam_role_arn=job.iam_role_arn,
+        region=job.region,
+        mode=job.mode,
+        fail_on_error=job.fail_on_error,
+        parallelism=job.parallelism,
         named_graph_uri=parser.get("namedGraphUri") or DEFAULT_NAMED_GRAPH,
         base_uri=parser.get("baseUri") or DEFAULT_BASE_URI,
         allow_empty_strings=parse_bool("allowEmptyStrings", parser.get("allowEmptyStrings"), False),
-        update_single_cardinality_properties=job["update_single_cardinality"],
-        user_provided_edge_ids=job["user_provided_edge_ids"],
-        edge_only_load=job["edge_only_load"],
+        update_single_cardinality_properties=job.update_single_cardinality,
+        user_provided_edge_ids=job.user_provided_edge_ids,
+        edge_only_load=job.edge_only_load,
     )

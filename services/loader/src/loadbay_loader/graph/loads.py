@@ -22,6 +22,7 @@ from loadbay_loader.graph.errors import (
     LoadUrlAccessDenied,
     S3Problem,
 )
+from loadbay_loader.graph.load_rows import Counts
 from loadbay_loader.graph.request import LoadRequest
 from loadbay_loader.settings import LoaderSettings
 from loadbay_platform import outbox
@@ -129,28 +130,27 @@ async def finish_load(conn: asyncpg.Connection, load_id: str, status: str) -> No
     """Give a load its terminal status and tell whoever asked for it (graph.load.finished)."""
     await jobs.set_status(conn, load_id, status, terminal=True)
     row = await jobs.get_load(conn, load_id)
-    if row is None or not row["requested_by_email"]:
+    if row is None or not row.requested_by_email:
         return  # no recipient: the API ran without authentication
     first = await jobs.errors_page(conn, load_id, 0, 5)
     await outbox.enqueue(
         conn,
         GraphLoadFinished(
             load_id=load_id,
-            source=row["source"],
-            format=row["format"],
+            source=row.source,
+            format=row.format,
             status=status,
-            total_records=row["total_records"],
-            total_duplicates=row["total_duplicates"],
-            parsing_errors=row["parsing_errors"],
-            datatype_mismatch_errors=row["datatype_mismatch_errors"],
-            insert_errors=row["insert_errors"],
+            total_records=row.total_records,
+            total_duplicates=row.total_duplicates,
+            parsing_errors=row.parsing_errors,
+            datatype_mismatch_errors=row.datatype_mismatch_errors,
+            insert_errors=row.insert_errors,
             first_errors=tuple(
-                f"{e['error_code']} {e['file_name']}#{e['record_num']}: {e['error_message']}"
-                for e in first
+                f"{e.error_code} {e.file_name}#{e.record_num}: {e.error_message}" for e in first
             ),
-            started_at=row["start_time"],
-            finished_at=row["finished_at"] or datetime.now(UTC),
-            recipients=(Recipient(user_id=row["requested_by"], email=row["requested_by_email"]),),
+            started_at=row.start_time,
+            finished_at=row.finished_at or datetime.now(UTC),
+            recipients=(Recipient(user_id=row.requested_by, email=row.requested_by_email),),
         ),
         service=SERVICE,
     )
@@ -159,20 +159,20 @@ async def finish_load(conn: asyncpg.Connection, load_id: str, status: str) -> No
 # -- status ------------------------------------------------------------------------------------
 
 
-def _status_fields(row: Any, uri: str, run_number: int, retry_number: int) -> dict[str, Any]:
-    start = row["start_time"]
+def _status_fields(row: Counts, uri: str, run_number: int, retry_number: int) -> dict[str, Any]:
+    start = row.start_time
     return {
         "fullUri": uri,
         "runNumber": run_number,
         "retryNumber": retry_number,
-        "status": row["status"],
-        "totalTimeSpent": round(row["total_time_spent"]),
+        "status": row.status,
+        "totalTimeSpent": round(row.total_time_spent),
         "startTime": int(start.timestamp()) if start else 0,
-        "totalRecords": row["total_records"],
-        "totalDuplicates": row["total_duplicates"],
-        "parsingErrors": row["parsing_errors"],
-        "datatypeMismatchErrors": row["datatype_mismatch_errors"],
-        "insertErrors": row["insert_errors"],
+        "totalRecords": row.total_records,
+        "totalDuplicates": row.total_duplicates,
+        "parsingErrors": row.parsing_errors,
+        "datatypeMismatchErrors": row.datatype_mismatch_errors,
+        "insertErrors": row.insert_errors,
     }
 
 
@@ -183,20 +183,20 @@ async def status_payload(
         row = await jobs.get_load(conn, load_id)
         if row is None:
             raise LoadIdNotFound(f"The load with id = {load_id} does not exist")
-        runs = (row["run_number"], row["retry_number"])
-        overall = _status_fields(row, row["source"], *runs)
+        runs = (row.run_number, row.retry_number)
+        overall = _status_fields(row, row.source, *runs)
         feeds = await jobs.feeds(conn, load_id)
         payload: dict[str, Any] = {
             "feedCount": [
-                {r["status"]: r["n"]} for r in await jobs.feed_status_counts(conn, load_id)
+                {status: n} for status, n in (await jobs.feed_status_counts(conn, load_id)).items()
             ],
             "overallStatus": overall,
         }
         if details:
             payload["failedFeeds"] = [
-                _status_fields(f, f["uri"], *runs)
+                _status_fields(f, f.uri, *runs)
                 for f in feeds
-                if f["status"] not in ("LOAD_COMPLETED", "LOAD_NOT_STARTED", "LOAD_IN_PROGRESS")
+                if f.status not in ("LOAD_COMPLETED", "LOAD_NOT_STARTED", "LOAD_IN_PROGRESS")
             ]
         if errors:
             offset = (page - 1) * per_page
@@ -207,10 +207,10 @@ async def status_payload(
                 "loadId": load_id,
                 "errorLogs": [
                     {
-                        "errorCode": e["error_code"],
-                        "errorMessage": e["error_message"],
-                        "fileName": e["file_name"],
-                        "recordNum": e["record_num"],
+                        "errorCode": e.error_code,
+                        "errorMessage": e.error_message,
+                        "fileName": e.file_name,
+                        "recordNum": e.record_num,
                     }
                     for e in logs
                 ],
@@ -232,5 +232,4 @@ async def requester_of(pool: asyncpg.Pool, load_id: str) -> str | None:
         found = await jobs.get_requester(conn, load_id)
     if found is None:
         raise LoadIdNotFound(f"The load with id = {load_id} does not exist")
-    requested_by: str | None = found["requested_by"]
-    return requested_by
+    return found.requested_by

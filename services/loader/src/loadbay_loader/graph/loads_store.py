@@ -8,10 +8,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-from asyncpg import Record
 
+from loadbay_loader.graph.load_rows import (
+    CrashLooping,
+    Feed,
+    GraphLoad,
+    LoadError,
+    Requester,
+)
 from loadbay_loader.graph.request import LoadRequest
 from loadbay_loader.graph.storable import storable
+from loadbay_platform.rows import row_or_none, rows
 
 HISTORY_LIMIT = 1024  # Neptune keeps the latest 1,024 loads
 ERRORS_PER_LOAD = 10_000  # and the last 10,000 errors of each
@@ -158,16 +165,17 @@ async def count_by_status(conn: asyncpg.Connection, statuses: Sequence[str]) -> 
     return {r["status"]: r["n"] for r in await conn.fetch(COUNT_BY_STATUS, list(statuses))}
 
 
-async def get_load(conn: asyncpg.Connection, load_id: str) -> Record | None:
-    return await conn.fetchrow(GET_LOAD, load_id)
+async def get_load(conn: asyncpg.Connection, load_id: str) -> GraphLoad | None:
+    return row_or_none(GraphLoad, await conn.fetchrow(GET_LOAD, load_id))
 
 
 async def statuses_of(conn: asyncpg.Connection, load_ids: Sequence[str]) -> dict[str, str]:
     return {r["id"]: r["status"] for r in await conn.fetch(LOADS_BY_IDS, list(load_ids))}
 
 
-async def get_requester(conn: asyncpg.Connection, load_id: str) -> Record | None:
-    return await conn.fetchrow(GET_REQUESTER, load_id)
+async def get_requester(conn: asyncpg.Connection, load_id: str) -> Requester | None:
+    """Who started a load; None if there is no such load."""
+    return row_or_none(Requester, await conn.fetchrow(GET_REQUESTER, load_id))
 
 
 async def list_load_ids(
@@ -177,8 +185,8 @@ async def list_load_ids(
     return [r["id"] for r in await conn.fetch(LIST_IDS, limit, include_queued, requested_by)]
 
 
-async def waiting_loads(conn: asyncpg.Connection) -> list[Record]:
-    return await conn.fetch(WAITING_LOADS, list(WAITING))
+async def waiting_loads(conn: asyncpg.Connection) -> list[GraphLoad]:
+    return rows(GraphLoad, await conn.fetch(WAITING_LOADS, list(WAITING)))
 
 
 async def set_status(
@@ -210,10 +218,9 @@ async def recover_interrupted(conn: asyncpg.Connection, max_runs: int) -> list[s
     return ids
 
 
-async def crash_looping(conn: asyncpg.Connection, max_runs: int) -> list[Record]:
-    """Loads left running by a dead process for the `max_runs`-th time: (id, run_number, uri
-    of the feed that was running, or None)."""
-    return await conn.fetch(CRASH_LOOPING, max_runs)
+async def crash_looping(conn: asyncpg.Connection, max_runs: int) -> list[CrashLooping]:
+    """Loads left running by a dead process for the `max_runs`-th time."""
+    return rows(CrashLooping, await conn.fetch(CRASH_LOOPING, max_runs))
 
 
 async def fail_interrupted_feeds(conn: asyncpg.Connection, load_id: str) -> None:
@@ -240,8 +247,8 @@ async def insert_feeds(
     )
 
 
-async def feeds(conn: asyncpg.Connection, load_id: str) -> list[Record]:
-    return await conn.fetch(FEEDS, load_id)
+async def feeds(conn: asyncpg.Connection, load_id: str) -> list[Feed]:
+    return rows(Feed, await conn.fetch(FEEDS, load_id))
 
 
 async def start_feed(conn: asyncpg.Connection, load_id: str, uri: str) -> None:
@@ -258,8 +265,9 @@ async def finish_feed(
     )  # fmt: skip
 
 
-async def feed_status_counts(conn: asyncpg.Connection, load_id: str) -> list[Record]:
-    return await conn.fetch(FEED_STATUS_COUNTS, load_id)
+async def feed_status_counts(conn: asyncpg.Connection, load_id: str) -> dict[str, int]:
+    """How many of the load's feeds have each status, by status."""
+    return {r["status"]: r["n"] for r in await conn.fetch(FEED_STATUS_COUNTS, load_id)}
 
 
 async def add_error(
@@ -291,8 +299,8 @@ async def count_more_errors(conn: asyncpg.Connection, load_id: str, count: int) 
 
 async def errors_page(
     conn: asyncpg.Connection, load_id: str, offset: int, limit: int
-) -> list[Record]:
-    return await conn.fetch(ERRORS_PAGE, load_id, offset, limit)
+) -> list[LoadError]:
+    return rows(LoadError, await conn.fetch(ERRORS_PAGE, load_id, offset, limit))
 
 
 async def count_errors(conn: asyncpg.Connection, load_id: str) -> int:
