@@ -28,6 +28,7 @@ from collections.abc import Mapping
 
 import asyncpg
 from pydantic import ValidationError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from loadbay_contracts import Envelope, Event
 from loadbay_platform import logs
@@ -35,6 +36,7 @@ from loadbay_platform.consumer import MAX_OUTAGE_BACKOFF_S, DeadLetterHook, Hand
 from loadbay_platform.errors import TerminalError
 from loadbay_platform.metrics import HANDLER_SECONDS, WORK_JOBS, WORK_QUEUED
 from loadbay_platform.outages import DATABASE_ERRORS, is_outage, stop_if_cancelled
+from loadbay_platform.retries import backoff, log_retry
 from loadbay_platform.settings import WorkSettings
 from loadbay_platform.waker import Waker
 
@@ -123,22 +125,31 @@ class WorkQueue:
             await waker.close()
 
     async def _worker(self, waker: Waker) -> None:
-        delay = self.retry_backoff_s
         while True:
-            try:
-                if await self.run_next():
-                    waker.wake()  # the job may have been holding up the next one of its group
-                else:
-                    await waker.wait(self.settings.poll_interval_s)
-                delay = self.retry_backoff_s
-            except Exception as exc:  # a worker never ends on its own: it logs and goes on
-                stop_if_cancelled(exc)
-                if isinstance(exc, DATABASE_ERRORS):
-                    log.warning("work queue of %s: %r; retrying in %.1fs", self.service, exc, delay)
-                else:
-                    log.exception("work queue of %s failed; retrying in %.1fs", self.service, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_OUTAGE_BACKOFF_S)
+            # A worker never ends on its own: a failure is logged and waited out, and the wait
+            # starts again from retry_backoff_s once a claim goes through.
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(_not_cancelled),
+                wait=backoff(self.retry_backoff_s, MAX_OUTAGE_BACKOFF_S),
+                before_sleep=self._log_worker_failure,
+                reraise=True,
+            ):
+                with attempt:
+                    ran = await self.run_next()
+            if ran:
+                waker.wake()  # the job may have been holding up the next one of its group
+            else:
+                await waker.wait(self.settings.poll_interval_s)
+
+    def _log_worker_failure(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        delay = state.upcoming_sleep
+        if isinstance(exc, DATABASE_ERRORS):
+            log.warning("work queue of %s: %r; retrying in %.1fs", self.service, exc, delay)
+        else:
+            log.error(
+                "work queue of %s failed; retrying in %.1fs", self.service, delay, exc_info=exc
+            )
 
     async def run_next(self) -> bool:
         """Claim the next job and run it to a durable end; False when there is none."""
@@ -175,9 +186,8 @@ class WorkQueue:
     async def _run(self, job_id: int, envelope: Envelope, event: Event, handler: Handler) -> None:
         """Hold the job (its row lock) and run the handler until it succeeds or is given up,
         all in one transaction; an outage ends the transaction and is waited out."""
-        outages = 0
-        while True:
-            try:
+        async for attempt in self._through_outages():
+            with attempt:
                 async with (
                     self.pool.acquire() as conn,
                     conn.transaction(),
@@ -191,53 +201,56 @@ class WorkQueue:
                 WORK_JOBS.labels(
                     self.service, envelope.type, "given_up" if reason else "done"
                 ).inc()
-                return
-            except Exception as exc:
-                stop_if_cancelled(exc)
-                if not is_outage(exc):
-                    raise
-                outages += 1
-                delay = min(self.retry_backoff_s * 2 ** min(outages, 10), MAX_OUTAGE_BACKOFF_S)
-                log.warning("infrastructure unavailable (%r); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
+
+    def _through_outages(self) -> AsyncRetrying:
+        """Retry while a dependency is unavailable, for as long as it takes; anything else
+        propagates."""
+        return AsyncRetrying(
+            retry=retry_if_exception(_outage),
+            wait=backoff(self.retry_backoff_s, MAX_OUTAGE_BACKOFF_S),
+            before_sleep=log_retry(log, lambda _: "infrastructure unavailable"),
+            reraise=True,
+        )
 
     async def _attempts(
         self, conn: asyncpg.Connection, envelope: Envelope, event: Event, handler: Handler
     ) -> str | None:
         """Run the handler, each attempt in a savepoint, up to `max_retries` times; None when
         it succeeded, else why it was given up. Outages propagate (waited out by the caller)."""
-        failures = 0
-        while True:
-            started = time.perf_counter()
-            try:
-                async with conn.transaction():
-                    await handler(conn, envelope, event)
-            except TerminalError as exc:
-                return str(exc)
-            except Exception as exc:
-                stop_if_cancelled(exc)
-                if is_outage(exc):
-                    raise
-                failures += 1
-                if failures >= self.max_retries:
-                    log.exception("giving up on %s after %d attempts", envelope.type, failures)
-                    return f"{type(exc).__name__}: {exc}"
-                log.warning("%s failed (attempt %d): %r", envelope.type, failures, exc)
-                await asyncio.sleep(self.retry_backoff_s * 2 ** (failures - 1))
-                continue
-            HANDLER_SECONDS.labels(self.service, envelope.type).observe(
-                time.perf_counter() - started
-            )
-            return None
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_retries),
+            retry=retry_if_exception(_handler_failure),
+            wait=backoff(self.retry_backoff_s, MAX_OUTAGE_BACKOFF_S),
+            before_sleep=log_retry(
+                log, lambda state: f"{envelope.type} failed (attempt {state.attempt_number})"
+            ),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    started = time.perf_counter()
+                    async with conn.transaction():
+                        await handler(conn, envelope, event)
+                    HANDLER_SECONDS.labels(self.service, envelope.type).observe(
+                        time.perf_counter() - started
+                    )
+        except TerminalError as exc:
+            return str(exc)
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            log.exception("giving up on %s after %d attempts", envelope.type, self.max_retries)
+            return f"{type(exc).__name__}: {exc}"
+        return None
 
     async def _give_up(
         self, job_id: int, envelope: Envelope, event: Event | None, reason: str
     ) -> None:
         """Drop the job without running it, recording the failed outcome in the same
         transaction."""
-        delay = self.retry_backoff_s
-        while True:
-            try:
+        async for attempt in self._through_outages():
+            with attempt:
                 async with (
                     self.pool.acquire() as conn,
                     conn.transaction(),
@@ -250,14 +263,6 @@ class WorkQueue:
                         log.error("dropped %s %s: %s", envelope.type, envelope.id, reason)
                     await conn.execute(FINISH, job_id)
                 WORK_JOBS.labels(self.service, envelope.type, "given_up").inc()
-                return
-            except Exception as exc:
-                stop_if_cancelled(exc)
-                if not is_outage(exc):
-                    raise
-                log.warning("infrastructure unavailable (%r); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_OUTAGE_BACKOFF_S)
 
     async def _record_failure(
         self, conn: asyncpg.Connection, envelope: Envelope, event: Event, reason: str
@@ -276,3 +281,21 @@ class WorkQueue:
                 raise
             # A hook that cannot run must not keep the job (and its group) for ever.
             log.exception("the dead-letter hook of %s failed", envelope.type)
+
+
+def _not_cancelled(exc: BaseException) -> bool:
+    """Retry any error, unless the task is being cancelled (see stop_if_cancelled)."""
+    if not isinstance(exc, Exception):
+        return False
+    stop_if_cancelled(exc)
+    return True
+
+
+def _outage(exc: BaseException) -> bool:
+    return _not_cancelled(exc) and is_outage(exc)
+
+
+def _handler_failure(exc: BaseException) -> bool:
+    """A handler's failure is retried; a terminal one or an outage (waited out by the caller)
+    is not."""
+    return _not_cancelled(exc) and not is_outage(exc) and not isinstance(exc, TerminalError)

@@ -22,6 +22,7 @@ from typing import Any
 import aiosmtplib
 import asyncpg
 from asyncpg import Record
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_before_delay
 
 from loadbay_notifier import repository
 from loadbay_notifier.metrics import EMAILS_FAILED, EMAILS_PENDING, EMAILS_SENT, SEND_ATTEMPTS
@@ -29,6 +30,7 @@ from loadbay_notifier.settings import NotifierSettings
 from loadbay_platform import logs
 from loadbay_platform.errors import TerminalError
 from loadbay_platform.outages import DATABASE_ERRORS
+from loadbay_platform.retries import backoff, log_retry
 from loadbay_platform.settings import SmtpSettings
 from loadbay_platform.waker import Waker
 
@@ -226,20 +228,16 @@ class EmailSender:
     ) -> None:
         # Losing this write after a send means sending again once the lease runs out, so a
         # database blip is waited out, within a quarter of the lease (the send had half).
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.claim_lease_s / 4
-        pause = 0.2
-        while True:
-            try:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(DATABASE_ERRORS),
+            stop=stop_before_delay(self.settings.claim_lease_s / 4),
+            wait=backoff(0.2, 5.0),
+            before_sleep=log_retry(log, lambda _: f"email {email_id}: cannot record the outcome"),
+            reraise=True,
+        ):
+            with attempt:
                 async with self.pool.acquire(timeout=self.acquire_timeout_s) as conn:
                     await write(conn, email_id, *args)
-                return
-            except DATABASE_ERRORS as exc:
-                if loop.time() + pause > deadline:
-                    raise
-                log.warning("email %s: cannot record the outcome yet: %s", email_id, exc)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 5.0)
 
     def retry_delay(self, attempts: int) -> float:
         """Wait after the `attempts`-th failed attempt: base, doubling, capped."""
