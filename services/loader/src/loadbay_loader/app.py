@@ -22,8 +22,9 @@ class LoaderService:
     name = "loader"
     title = "loadbay loader"
     description = (
-        "Streams files from object storage into the warehouse, and runs the"
-        " Neptune-compatible bulk loader (/loader) into the graph store."
+        "Streams files from object storage into the warehouse (reload datasets and client"
+        " workspaces), and runs the Neptune-compatible bulk loader (/loader) into the graph"
+        " and quad stores."
     )
     migrations_package = "loadbay_loader"
 

@@ -21,8 +21,9 @@ class ReloadService:
     name = "reload"
     title = "loadbay reload"
     description = (
-        "Reload datasets: land files in the landing zone, process them, and each run replaces"
-        " the dataset's rows atomically."
+        "Reload and Append datasets: land files in the landing zone and process them; a run of"
+        " a Reload dataset replaces its rows atomically, a run of an Append dataset adds each"
+        " file's rows once."
     )
     migrations_package = "loadbay_reload"
 

@@ -117,30 +117,27 @@ async def downgrade(
         return await connections.view(conn, found)
 
 
-@router.get("/connections/{name}/bucket-policy", tags=["connections"])
-async def bucket_policy(
-    name: str, principal: CurrentPrincipal, pool: DbPool, ctx: Context
-) -> JSONResponse:
-    """The bucket policy to attach to the remote bucket (bucket_policy connections)."""
-    async with pool.acquire() as conn:
-        found = await connections.connection_for(conn, name, principal)
-    if found.access_type != "bucket_policy":
-        raise NotFound(f"connection {name!r} uses access keys: it has no bucket policy")
-    document = policies.bucket_policy(found.bucket, found.region, ctx.settings.principal_arn)
-    return download(document, f"{name}-bucket-policy.json")
+def _add_policy_route(document: policies.PolicyDocument) -> None:
+    async def policy(
+        name: str, principal: CurrentPrincipal, pool: DbPool, ctx: Context
+    ) -> JSONResponse:
+        async with pool.acquire() as conn:
+            found = await connections.connection_for(conn, name, principal)
+        missing = document.missing(found)
+        if missing is not None:
+            raise NotFound(f"connection {name!r} {missing}")
+        body = document.build(found, ctx.settings.principal_arn)
+        return download(body, f"{name}-{document.path}.json")
+
+    router.add_api_route(
+        f"/connections/{{name}}/{document.path}",
+        policy,
+        methods=["GET"],
+        tags=["connections"],
+        name=document.path.replace("-", "_"),
+        description=document.description,
+    )
 
 
-@router.get("/connections/{name}/kms-key-policy", tags=["connections"])
-async def kms_key_policy(
-    name: str, principal: CurrentPrincipal, pool: DbPool, ctx: Context
-) -> JSONResponse:
-    """The KMS key policy statement for a KMS-encrypted bucket (bucket_policy connections)."""
-    async with pool.acquire() as conn:
-        found = await connections.connection_for(conn, name, principal)
-    if found.access_type != "bucket_policy" or not found.kms_key_arn:
-        raise NotFound(
-            f"connection {name!r} has no KMS key policy: it applies to bucket_policy"
-            " connections of a KMS-encrypted bucket (kms_key_arn)"
-        )
-    document = policies.kms_key_policy(found.region, ctx.settings.principal_arn)
-    return download(document, f"{name}-kms-key-policy.json")
+for _document in policies.DOCUMENTS:
+    _add_policy_route(_document)
