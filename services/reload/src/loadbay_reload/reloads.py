@@ -38,6 +38,7 @@ from loadbay_reload.metrics import (
     RELOADS_STARTED,
 )
 from loadbay_reload.rejects import Reject
+from loadbay_reload.rows import LandedFile
 
 SERVICE = "reload"
 log = logging.getLogger(__name__)
@@ -194,7 +195,7 @@ async def _register_unannounced(
 async def start_reload(
     conn: asyncpg.Connection,
     dataset: Dataset,
-    files: Sequence[asyncpg.Record],
+    files: Sequence[LandedFile],
     *,
     trigger: str,
     user: Principal,
@@ -206,11 +207,11 @@ async def start_reload(
     running = await repository.running_execution_id(conn, dataset.id)
     if running is not None:
         raise ReloadRunning(dataset.domain, dataset.name, running)
-    not_pending = [f["name"] for f in files if f["status"] != "pending"]
+    not_pending = [f.name for f in files if f.status != "pending"]
     if not_pending:
         raise FilesNotSelectable(f"only pending files can be processed; not pending: {not_pending}")
     execution_id = str(uuid.uuid4())
-    file_ids = [f["id"] for f in files]
+    file_ids = [f.id for f in files]
     await repository.insert_execution(
         conn,
         execution_id=execution_id,
@@ -228,8 +229,7 @@ async def start_reload(
             execution_id=execution_id,
             dataset=dataset.spec(),
             files=tuple(
-                FileRef(bucket=f["bucket"], key=f["key"], etag=f["etag"], size=f["size"])
-                for f in files
+                FileRef(bucket=f.bucket, key=f.key, etag=f.etag, size=f.size) for f in files
             ),
             dlz_bucket=dlz_bucket,
             dlz_prefix=f"{dataset.domain}/{dataset.name}/",
@@ -247,12 +247,12 @@ async def start_reload(
 async def finish_reload(conn: asyncpg.Connection, completed: LoadCompleted) -> None:
     """Record the loader's outcome on the execution and its files, and announce it."""
     execution = await repository.lock_execution(conn, completed.request_id)
-    if execution is None or execution["status"] != "running":
+    if execution is None or execution.status != "running":
         log.info(
             "load.completed for execution %s that is not running; ignored", completed.request_id
         )
         return
-    dataset = await find_dataset(conn, execution["domain"], execution["dataset_name"])
+    dataset = await find_dataset(conn, execution.domain, execution.dataset_name)
     if dataset is None:
         return
     reason: str | None = None
@@ -292,13 +292,13 @@ async def finish_reload(conn: asyncpg.Connection, completed: LoadCompleted) -> N
             dataset_name=dataset.name,
             status=completed.status,
             reason=reason,
-            files=tuple(execution["files"]),
+            files=tuple(execution.files),
             rows=completed.rows,
             bytes=completed.bytes,
-            started_at=execution["started_at"],
+            started_at=execution.started_at,
             finished_at=completed.finished_at,
-            triggered_by=execution["triggered_by"],
-            recipients=dataset.recipients(execution["triggered_by"]),
+            triggered_by=execution.triggered_by,
+            recipients=dataset.recipients(execution.triggered_by),
         ),
         service=SERVICE,
         subject=f"{dataset.domain}/{dataset.name}",

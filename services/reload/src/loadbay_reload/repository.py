@@ -10,6 +10,9 @@ from typing import Any
 import asyncpg
 from asyncpg import Record
 
+from loadbay_platform.rows import row_or_none, rows
+from loadbay_reload.rows import Execution, LandedFile
+
 # -- datasets ----------------------------------------------------------------------------------
 
 INSERT_DATASET = """
@@ -169,24 +172,24 @@ async def upsert_landed_file(
 
 async def list_files(
     conn: asyncpg.Connection, dataset_id: str, status: str | None = None
-) -> list[Record]:
-    return await conn.fetch(LIST_FILES, dataset_id, status)
+) -> list[LandedFile]:
+    return rows(LandedFile, await conn.fetch(LIST_FILES, dataset_id, status))
 
 
-async def file_by_key(conn: asyncpg.Connection, bucket: str, key: str) -> Record | None:
-    return await conn.fetchrow(FILE_BY_KEY, bucket, key)
+async def file_by_key(conn: asyncpg.Connection, bucket: str, key: str) -> LandedFile | None:
+    return row_or_none(LandedFile, await conn.fetchrow(FILE_BY_KEY, bucket, key))
 
 
 async def files_by_ids(
     conn: asyncpg.Connection, dataset_id: str, file_ids: Sequence[int]
-) -> list[Record]:
-    return await conn.fetch(FILES_BY_IDS, dataset_id, list(file_ids))
+) -> list[LandedFile]:
+    return rows(LandedFile, await conn.fetch(FILES_BY_IDS, dataset_id, list(file_ids)))
 
 
 async def pending_files_in_batch(
     conn: asyncpg.Connection, dataset_id: str, batch: str
-) -> list[Record]:
-    return await conn.fetch(PENDING_IN_BATCH, dataset_id, batch)
+) -> list[LandedFile]:
+    return rows(LandedFile, await conn.fetch(PENDING_IN_BATCH, dataset_id, batch))
 
 
 async def keys_in_batch(conn: asyncpg.Connection, dataset_id: str, batch: str) -> set[str]:
@@ -289,18 +292,18 @@ async def insert_execution(
     await conn.execute(INSERT_EXECUTION_FILES, execution_id, list(file_ids))
 
 
-async def get_execution(conn: asyncpg.Connection, execution_id: str) -> Record | None:
-    return await conn.fetchrow(GET_EXECUTION, execution_id)
+async def get_execution(conn: asyncpg.Connection, execution_id: str) -> Execution | None:
+    return row_or_none(Execution, await conn.fetchrow(GET_EXECUTION, execution_id))
 
 
-async def lock_execution(conn: asyncpg.Connection, execution_id: str) -> Record | None:
-    return await conn.fetchrow(LOCK_EXECUTION, execution_id)
+async def lock_execution(conn: asyncpg.Connection, execution_id: str) -> Execution | None:
+    return row_or_none(Execution, await conn.fetchrow(LOCK_EXECUTION, execution_id))
 
 
 async def list_executions(
     conn: asyncpg.Connection, dataset_id: str, limit: int = 100
-) -> list[Record]:
-    return await conn.fetch(LIST_EXECUTIONS, dataset_id, limit)
+) -> list[Execution]:
+    return rows(Execution, await conn.fetch(LIST_EXECUTIONS, dataset_id, limit))
 
 
 async def finish_execution(

@@ -43,7 +43,7 @@ async def show_execution(
     async with pool.acquire() as conn:
         row = await repository.get_execution(conn, execution_id)
         if row is not None:
-            await datasets.get_dataset(conn, row["domain"], row["dataset_name"], principal)
+            await datasets.get_dataset(conn, row.domain, row.dataset_name, principal)
     if row is None:
         raise ExecutionNotFound(execution_id)
     return execution_view(row)

@@ -27,6 +27,7 @@ from loadbay_reload.routes.views import (
     file_view,
     load_dataset,
 )
+from loadbay_reload.rows import LandedFile
 
 router = APIRouter(prefix="/datasets/{domain}/{name}", tags=["files"])
 
@@ -94,8 +95,9 @@ async def process_files(
     principal: CurrentPrincipal,
     res: ServiceResources,
 ) -> ProcessAccepted:
-    """Process Files: reload the dataset from the chosen pending files (all if none named).
-    409 while a reload of the dataset runs."""
+    """Process Files: load the chosen pending files (all if none named) into the dataset,
+    replacing its rows (Reload) or adding theirs (Append). 409 while a run of the dataset is in
+    progress."""
     dataset = await load_dataset(res.pool, domain, name, principal)
     async with res.pool.acquire() as conn, conn.transaction():
         files = await _select(conn, dataset, selection)
@@ -112,7 +114,7 @@ async def process_files(
         except ApiError:
             RELOADS_REJECTED.labels("api").inc()
             raise
-    return ProcessAccepted(execution_id=execution_id, files=[f["key"] for f in files])
+    return ProcessAccepted(execution_id=execution_id, files=[f.key for f in files])
 
 
 @router.post("/files/delete")
@@ -130,14 +132,14 @@ async def delete_files(
     async with res.pool.acquire() as conn, conn.transaction():
         files = await _select(conn, dataset, selection)
         for f in files:
-            await res.s3.delete_object(Bucket=f["bucket"], Key=f["key"])
-        await repository.delete_files(conn, [f["id"] for f in files])
+            await res.s3.delete_object(Bucket=f.bucket, Key=f.key)
+        await repository.delete_files(conn, [f.id for f in files])
     return [file_view(f) for f in files]
 
 
 async def _select(
     conn: asyncpg.Connection, dataset: Dataset, selection: FileSelection
-) -> list[asyncpg.Record]:
+) -> list[LandedFile]:
     """The selected files, all pending; a clear error for unknown or non-pending ones."""
     if selection.file_ids is None:
         files = await repository.list_files(conn, dataset.id, "pending")
@@ -145,10 +147,10 @@ async def _select(
             raise FilesNotSelectable(f"{dataset.domain}/{dataset.name} has no pending files")
         return files
     files = await repository.files_by_ids(conn, dataset.id, selection.file_ids)
-    missing = sorted(set(selection.file_ids) - {f["id"] for f in files})
+    missing = sorted(set(selection.file_ids) - {f.id for f in files})
     if missing:
         raise FilesNotSelectable(f"no files {missing} in {dataset.domain}/{dataset.name}")
-    busy = [f"{f['name']} ({f['status']})" for f in files if f["status"] != "pending"]
+    busy = [f"{f.name} ({f.status})" for f in files if f.status != "pending"]
     if busy:
         raise FilesNotSelectable(
             f"only pending files can be processed or deleted; these are not: {', '.join(busy)}"

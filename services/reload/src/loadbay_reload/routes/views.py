@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -14,6 +13,7 @@ from loadbay_contracts.datasets import IDENTIFIER
 from loadbay_platform.auth import Principal
 from loadbay_reload import datasets
 from loadbay_reload.datasets import Dataset
+from loadbay_reload.rows import Execution, LandedFile
 
 # Path parameters are checked before they reach the database: a NUL or a 10 MB name is a 422.
 Domain = Annotated[str, Path(pattern=IDENTIFIER.pattern, description="The dataset's domain")]
@@ -69,28 +69,28 @@ class ProcessAccepted(BaseModel):
     files: list[str]
 
 
-def file_view(r: asyncpg.Record) -> FileView:
-    return FileView(**{k: r[k] for k in FileView.model_fields})
+def file_view(r: LandedFile) -> FileView:
+    return FileView.model_validate(r, from_attributes=True)
 
 
-def execution_view(r: asyncpg.Record) -> ExecutionView:
-    finished = r["finished_at"]
+def execution_view(r: Execution) -> ExecutionView:
+    finished = r.finished_at
     return ExecutionView(
-        id=r["id"],
-        dataset=f"{r['domain']}/{r['dataset_name']}",
-        status=r["status"],
-        trigger=r["trigger"],
-        triggered_by=r["triggered_by"],
-        batch=r["batch"],
-        reason=r["reason"],
-        error=json.loads(r["error"]) if r["error"] else None,
-        files=list(r["files"]),
-        file_count=r["file_count"],
-        rows=r["rows"],
-        bytes=r["bytes"],
-        started_at=r["started_at"],
+        id=r.id,
+        dataset=f"{r.domain}/{r.dataset_name}",
+        status=r.status,
+        trigger=r.trigger,
+        triggered_by=r.triggered_by,
+        batch=r.batch,
+        reason=r.reason,
+        error=r.error,
+        files=list(r.files),
+        file_count=r.file_count,
+        rows=r.rows,
+        bytes=r.bytes,
+        started_at=r.started_at,
         finished_at=finished,
-        duration_s=(finished - r["started_at"]).total_seconds() if finished else None,
+        duration_s=(finished - r.started_at).total_seconds() if finished else None,
     )
 
 
