@@ -50,6 +50,7 @@ from loadbay_notifier.handlers import (
     on_reload_finished,
     on_reload_rejected,
 )
+from loadbay_notifier.rows import Email
 from loadbay_notifier.sender import EmailSender, message_id
 from loadbay_notifier.settings import NotifierSettings
 from loadbay_notifier.templates import (
@@ -335,7 +336,7 @@ async def handle(pool: asyncpg.Pool, envelope: Envelope, event: Any, handler: An
         await handler(conn, envelope, event)
 
 
-async def email_row(pool: asyncpg.Pool, event_id: str) -> asyncpg.Record | None:
+async def email_row(pool: asyncpg.Pool, event_id: str) -> Email | None:
     async with pool.acquire() as conn:
         return await repository.get_email_by_event(conn, event_id)
 
@@ -385,8 +386,8 @@ async def test_a_failed_reload_sends_one_email_to_every_recipient_with_the_reaso
     assert escaped(REASON) in bodies["text/html"]  # as Jinja2 escapes it
     assert "<b>" not in bodies["text/html"]  # the value is shown, not interpreted
     assert "back in pending" in bodies["text/html"]
-    assert (row["status"], row["attempts"], row["last_error"]) == ("sent", 1, None)
-    assert row["recipients"] == ["alice@example.com", "bob@example.com"]
+    assert (row.status, row.attempts, row.last_error) == ("sent", 1, None)
+    assert row.recipients == ["alice@example.com", "bob@example.com"]
 
 
 async def test_the_same_event_handled_twice_sends_one_email(
@@ -431,19 +432,19 @@ async def test_an_email_is_delivered_once_the_relay_comes_back(
     async with running_sender(pool, smtp.port):
         await handle(pool, envelope, event, on_reload_finished)
 
-        async def retried() -> asyncpg.Record | None:
+        async def retried() -> Email | None:
             row = await email_row(pool, envelope.id)
-            return row if row is not None and row["attempts"] >= 2 else None
+            return row if row is not None and row.attempts >= 2 else None
 
         row = await eventually(retried)
-        assert row["status"] == "pending"
-        assert "connect" in row["last_error"].lower()
+        assert row.status == "pending"
+        assert "connect" in row.last_error.lower()
 
         await smtp.start()
         row = await eventually(lambda: _with_status(pool, envelope.id, "sent"))
         await asyncio.sleep(0.3)
 
-    assert row["attempts"] > 1
+    assert row.attempts > 1
     messages = smtp.messages()
     assert len(messages) == 1
     assert messages[0]["X-Loadbay-Event-Id"] == envelope.id
@@ -463,8 +464,8 @@ async def test_an_email_is_given_up_after_max_attempts(pool: asyncpg.Pool, smtp:
         await handle(pool, envelope, event, on_reload_finished)
         row = await eventually(lambda: _with_status(pool, envelope.id, "failed"))
 
-    assert row["attempts"] == 2
-    assert "gave up after 2 attempts" in row["last_error"]
+    assert row.attempts == 2
+    assert "gave up after 2 attempts" in row.last_error
     assert failed_total() == before + 1
 
 
@@ -561,7 +562,7 @@ async def test_a_distribution_run_needing_recovery_is_emailed_with_the_recovery_
     assert escaped(f"ws-2/orders: {REASON}") in page
     assert "<b>" not in page
     assert "<ol>" in page
-    assert (row["event_type"], row["attempts"]) == ("distribution.finished", 1)
+    assert (row.event_type, row.attempts) == ("distribution.finished", 1)
 
 
 def test_the_recovery_steps_are_the_seeds() -> None:
@@ -700,7 +701,7 @@ async def test_a_failed_ingestion_run_is_emailed_with_the_reason_first(
         assert "42.0 s" in body
         assert "2026-11-21T07:00:00+00:00" in body
     assert "Skip LZ:         yes" in text
-    assert (row["event_type"], row["attempts"]) == ("ingestion.finished", 1)
+    assert (row.event_type, row.attempts) == ("ingestion.finished", 1)
 
 
 def test_a_successful_ingestion_run_counts_copied_and_skipped_objects() -> None:
@@ -810,7 +811,7 @@ async def test_a_failed_graph_load_is_emailed_with_what_stays_and_where_the_erro
         assert "2026-11-21T08:00:00+00:00" in body
     assert "Datatype mismatch errors: 1\n" in text
     assert "Status:                   LOAD_FAILED\n" in text
-    assert (row["event_type"], row["attempts"]) == ("graph.load.finished", 1)
+    assert (row.event_type, row.attempts) == ("graph.load.finished", 1)
 
 
 def test_a_completed_graph_load_reports_neptunes_counters() -> None:
@@ -970,9 +971,9 @@ async def test_get_emails_lists_the_callers_emails(pool: asyncpg.Pool) -> None:
     assert too_many.status_code == 422
 
 
-async def _with_status(pool: asyncpg.Pool, event_id: str, status: str) -> asyncpg.Record | None:
+async def _with_status(pool: asyncpg.Pool, event_id: str, status: str) -> Email | None:
     row = await email_row(pool, event_id)
-    return row if row is not None and row["status"] == status else None
+    return row if row is not None and row.status == status else None
 
 
 async def test_a_restarted_sender_retries_its_own_cut_off_sends_at_once(
@@ -1003,9 +1004,9 @@ async def test_a_restarted_sender_retries_its_own_cut_off_sends_at_once(
         await asyncio.sleep(0.3)
         other = await email_row(pool, theirs_env.id)
 
-    assert row["attempts"] == 2
+    assert row.attempts == 2
     # Another replica's claim is left to its own restart or its lease.
-    assert other is not None and other["status"] == "pending"
+    assert other is not None and other.status == "pending"
     assert [m["X-Loadbay-Event-Id"] for m in smtp.messages()] == [mine_env.id]
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import asyncpg
-from asyncpg import Record
+
+from loadbay_notifier.rows import ClaimedEmail, Email
+from loadbay_platform.rows import row_or_none, rows
 
 # Sent (on commit) when an email is recorded, so the sender wakes at once.
 NEW_EMAIL_CHANNEL = "loadbay_notifier_emails"
@@ -100,10 +102,10 @@ async def notify_new_email(conn: asyncpg.Connection) -> None:
 
 async def claim_due_emails(
     conn: asyncpg.Connection, limit: int, lease_s: float, sender_id: str
-) -> list[Record]:
+) -> list[ClaimedEmail]:
     """Take up to `limit` due emails for one attempt each: counts the attempt and makes the
     email not due again for `lease_s`, so other senders skip it meanwhile."""
-    return await conn.fetch(CLAIM_DUE, limit, lease_s, sender_id)
+    return rows(ClaimedEmail, await conn.fetch(CLAIM_DUE, limit, lease_s, sender_id))
 
 
 async def reclaim_own_claims(conn: asyncpg.Connection, sender_id: str) -> int:
@@ -136,10 +138,10 @@ async def seconds_until_next_due(conn: asyncpg.Connection) -> float | None:
     return await conn.fetchval(SECONDS_UNTIL_NEXT_DUE)
 
 
-async def list_emails_to(conn: asyncpg.Connection, address: str, limit: int) -> list[Record]:
+async def list_emails_to(conn: asyncpg.Connection, address: str, limit: int) -> list[Email]:
     """The most recent emails addressed to `address`, newest first."""
-    return await conn.fetch(LIST_EMAILS_TO, address, limit)
+    return rows(Email, await conn.fetch(LIST_EMAILS_TO, address, limit))
 
 
-async def get_email_by_event(conn: asyncpg.Connection, event_id: str) -> Record | None:
-    return await conn.fetchrow(GET_EMAIL_BY_EVENT, event_id)
+async def get_email_by_event(conn: asyncpg.Connection, event_id: str) -> Email | None:
+    return row_or_none(Email, await conn.fetchrow(GET_EMAIL_BY_EVENT, event_id))

@@ -21,11 +21,11 @@ from typing import Any
 
 import aiosmtplib
 import asyncpg
-from asyncpg import Record
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_before_delay
 
 from loadbay_notifier import repository
 from loadbay_notifier.metrics import EMAILS_FAILED, EMAILS_PENDING, EMAILS_SENT, SEND_ATTEMPTS
+from loadbay_notifier.rows import ClaimedEmail
 from loadbay_notifier.settings import NotifierSettings
 from loadbay_platform import logs
 from loadbay_platform.errors import TerminalError
@@ -111,8 +111,8 @@ class EmailSender:
                 "email sender %s: retrying %d sends cut off by a restart", self.sender_id, count
             )
 
-    async def _attempt(self, row: Record) -> None:
-        token = logs.correlation_id.set(row["correlation_id"])
+    async def _attempt(self, row: ClaimedEmail) -> None:
+        token = logs.correlation_id.set(row.correlation_id)
         try:
             try:
                 note = await self._send(row)
@@ -121,20 +121,20 @@ class EmailSender:
             except Exception as exc:  # the relay, the network or a bug: all worth a retry
                 await self._retry_or_give_up(row, exc)
             else:
-                await self._write_outcome(repository.mark_sent, row["id"], note)
+                await self._write_outcome(repository.mark_sent, row.id, note)
                 SEND_ATTEMPTS.labels("sent").inc()
-                EMAILS_SENT.labels(row["event_type"]).inc()
+                EMAILS_SENT.labels(row.event_type).inc()
                 log.info(
                     "sent email %s for event %s to %d recipients (attempt %d)",
-                    row["id"],
-                    row["event_id"],
-                    len(row["recipients"]),
-                    row["attempts"],
+                    row.id,
+                    row.event_id,
+                    len(row.recipients),
+                    row.attempts,
                 )
         finally:
             logs.correlation_id.reset(token)
 
-    async def _send(self, row: Record) -> str | None:
+    async def _send(self, row: ClaimedEmail) -> str | None:
         """Hand the email to the relay; returns a note on recipients it refused, if any."""
         try:
             message = self.build_message(row)
@@ -146,7 +146,7 @@ class EmailSender:
                 aiosmtplib.send(
                     message,
                     sender=self._envelope_sender,
-                    recipients=list(row["recipients"]),
+                    recipients=list(row.recipients),
                     hostname=smtp.host,
                     port=smtp.port,
                     username=smtp.username,
@@ -173,53 +173,53 @@ class EmailSender:
             f"{address} ({response.code} {response.message})"
             for address, response in refused.items()
         )
-        log.warning("email %s: %s", row["id"], note)
+        log.warning("email %s: %s", row.id, note)
         return note
 
-    def build_message(self, row: Record) -> EmailMessage:
+    def build_message(self, row: ClaimedEmail) -> EmailMessage:
         """One message to all recipients, multipart/alternative (text, then HTML)."""
         message = EmailMessage()
         message["From"] = self.smtp.sender
-        message["To"] = ", ".join(row["recipients"])
-        message["Subject"] = row["subject"]
-        message["Date"] = format_datetime(row["created_at"])
-        message["Message-ID"] = message_id(row["event_id"], self._msgid_domain)
-        message["X-Loadbay-Event-Id"] = row["event_id"]
-        message["X-Loadbay-Correlation-Id"] = row["correlation_id"]
-        message["X-Loadbay-Event-Type"] = row["event_type"]
+        message["To"] = ", ".join(row.recipients)
+        message["Subject"] = row.subject
+        message["Date"] = format_datetime(row.created_at)
+        message["Message-ID"] = message_id(row.event_id, self._msgid_domain)
+        message["X-Loadbay-Event-Id"] = row.event_id
+        message["X-Loadbay-Correlation-Id"] = row.correlation_id
+        message["X-Loadbay-Event-Type"] = row.event_type
         # RFC 3834: a machine wrote this; vacation responders should stay quiet.
         message["Auto-Submitted"] = "auto-generated"
-        message.set_content(row["body_text"])
-        message.add_alternative(row["body_html"], subtype="html")
+        message.set_content(row.body_text)
+        message.add_alternative(row.body_html, subtype="html")
         return message
 
-    async def _retry_or_give_up(self, row: Record, exc: Exception) -> None:
+    async def _retry_or_give_up(self, row: ClaimedEmail, exc: Exception) -> None:
         error = _describe(exc)
-        attempts = row["attempts"]
+        attempts = row.attempts
         if attempts >= self.settings.max_attempts:
             await self._give_up(row, f"{error} (gave up after {attempts} attempts)")
             return
         delay = self.retry_delay(attempts)
-        await self._write_outcome(repository.schedule_retry, row["id"], error, delay)
+        await self._write_outcome(repository.schedule_retry, row.id, error, delay)
         SEND_ATTEMPTS.labels("retried").inc()
         log.warning(
             "email %s for event %s not sent (attempt %d), retrying in %.1f s: %s",
-            row["id"],
-            row["event_id"],
+            row.id,
+            row.event_id,
             attempts,
             delay,
             error,
         )
 
-    async def _give_up(self, row: Record, error: str) -> None:
-        await self._write_outcome(repository.mark_failed, row["id"], error)
+    async def _give_up(self, row: ClaimedEmail, error: str) -> None:
+        await self._write_outcome(repository.mark_failed, row.id, error)
         SEND_ATTEMPTS.labels("failed").inc()
-        EMAILS_FAILED.labels(row["event_type"]).inc()
+        EMAILS_FAILED.labels(row.event_type).inc()
         log.error(
             "gave up on email %s for event %s to %s: %s",
-            row["id"],
-            row["event_id"],
-            ", ".join(row["recipients"]),
+            row.id,
+            row.event_id,
+            ", ".join(row.recipients),
             error,
         )
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-import asyncpg
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from loadbay_notifier import repository
+from loadbay_notifier.rows import Email
 from loadbay_platform.auth import CurrentPrincipal
 from loadbay_platform.dependencies import ServiceResources
 
@@ -31,8 +31,8 @@ class EmailView(BaseModel):
     created_at: datetime
 
 
-def email_view(r: asyncpg.Record) -> EmailView:
-    view = EmailView(**{k: r[k] for k in EmailView.model_fields})
+def email_view(r: Email) -> EmailView:
+    view = EmailView.model_validate(r, from_attributes=True)
     if view.status != "pending":  # only a pending email has a next attempt
         view.next_attempt_at = None
     return view
