@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -315,7 +316,7 @@ async def finish_execution(
     error: dict[str, Any] | None,
     rows: int,
     bytes_: int,
-    finished_at: Any,
+    finished_at: datetime,
 ) -> None:
     await conn.execute(
         FINISH_EXECUTION,

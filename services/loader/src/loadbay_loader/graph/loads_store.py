@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 import asyncpg
 
+from loadbay_loader.graph.feeds import FeedCounts
 from loadbay_loader.graph.load_rows import (
     CrashLooping,
     Feed,
@@ -227,7 +227,9 @@ async def fail_interrupted_feeds(conn: asyncpg.Connection, load_id: str) -> None
     await conn.execute(FAIL_INTERRUPTED_FEEDS, load_id)
 
 
-async def add_totals(conn: asyncpg.Connection, load_id: str, seconds: float, counts: Any) -> None:
+async def add_totals(
+    conn: asyncpg.Connection, load_id: str, seconds: float, counts: FeedCounts
+) -> None:
     await conn.execute(
         ADD_TOTALS, load_id, seconds, counts.total_records, counts.total_duplicates,
         counts.parsing_errors, counts.datatype_mismatch_errors, counts.insert_errors,
@@ -256,7 +258,12 @@ async def start_feed(conn: asyncpg.Connection, load_id: str, uri: str) -> None:
 
 
 async def finish_feed(
-    conn: asyncpg.Connection, load_id: str, uri: str, status: str, seconds: float, counts: Any
+    conn: asyncpg.Connection,
+    load_id: str,
+    uri: str,
+    status: str,
+    seconds: float,
+    counts: FeedCounts,
 ) -> None:
     await conn.execute(
         FINISH_FEED, load_id, uri, status, seconds, counts.total_records,
