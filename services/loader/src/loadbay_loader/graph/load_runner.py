@@ -35,10 +35,10 @@ from loadbay_loader.graph.feeds import (
     FeedLoader,
     FeedResult,
 )
-from loadbay_loader.graph.load_rows import Feed, GraphLoad
 from loadbay_loader.graph.load_watch import ErrorLog, LoadWatch
 from loadbay_loader.graph.loads import finish_load
 from loadbay_loader.graph.request import LoadRequest, parse_bool, threads_for
+from loadbay_loader.graph.rows import Feed, GraphLoad
 from loadbay_loader.settings import LoaderSettings
 from loadbay_loader.streaming import objects
 from loadbay_loader.streaming.compression import decompressed

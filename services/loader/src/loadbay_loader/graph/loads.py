@@ -22,8 +22,8 @@ from loadbay_loader.graph.errors import (
     LoadUrlAccessDenied,
     S3Problem,
 )
-from loadbay_loader.graph.load_rows import Counts
 from loadbay_loader.graph.request import LoadRequest
+from loadbay_loader.graph.rows import Counts
 from loadbay_loader.settings import LoaderSettings
 from loadbay_platform import outbox
 from loadbay_platform.auth import Principal

@@ -9,14 +9,14 @@ from collections.abc import Sequence
 import asyncpg
 
 from loadbay_loader.graph.feeds import FeedCounts
-from loadbay_loader.graph.load_rows import (
+from loadbay_loader.graph.request import LoadRequest
+from loadbay_loader.graph.rows import (
     CrashLooping,
     Feed,
     GraphLoad,
     LoadError,
     Requester,
 )
-from loadbay_loader.graph.request import LoadRequest
 from loadbay_loader.graph.storable import storable
 from loadbay_platform.rows import row_or_none, rows
 

@@ -1,4 +1,4 @@
-"""Bulk-load jobs as loads_store returns them: a load, its feeds, its logged errors."""
+"""The bulk loader's rows, as loads_store returns them: a load, its feeds, its logged errors."""
 
 from __future__ import annotations
 
