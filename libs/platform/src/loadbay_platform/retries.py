@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from tenacity import RetryCallState, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, wait_exponential_jitter
 from tenacity.wait import wait_base
 
 
@@ -18,6 +18,14 @@ def backoff(initial_s: float, max_s: float) -> wait_base:
     """Waits of `initial_s`, then doubling up to `max_s`, each plus up to `initial_s` at
     random."""
     return wait_exponential_jitter(multiplier=initial_s, max=max_s, jitter=initial_s)
+
+
+def delay_after(wait: wait_base, attempts: int) -> float:
+    """The wait `wait` gives after the `attempts`-th failure, for a retry that is scheduled
+    (a row's next attempt time) rather than slept."""
+    state = RetryCallState(Retrying(), None, (), {})
+    state.attempt_number = attempts
+    return float(wait(state))
 
 
 def log_retry(

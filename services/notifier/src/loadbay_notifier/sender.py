@@ -30,7 +30,7 @@ from loadbay_notifier.settings import NotifierSettings
 from loadbay_platform import logs
 from loadbay_platform.errors import TerminalError
 from loadbay_platform.outages import DATABASE_ERRORS
-from loadbay_platform.retries import backoff, log_retry
+from loadbay_platform.retries import backoff, delay_after, log_retry
 from loadbay_platform.settings import SmtpSettings
 from loadbay_platform.waker import Waker
 
@@ -240,9 +240,10 @@ class EmailSender:
                     await write(conn, email_id, *args)
 
     def retry_delay(self, attempts: int) -> float:
-        """Wait after the `attempts`-th failed attempt: base, doubling, capped."""
+        """Wait after the `attempts`-th failed attempt: base, doubling, capped, with jitter (a
+        relay back after an outage is not sent every waiting email at once)."""
         s = self.settings
-        return min(s.retry_base_s * 2.0 ** min(attempts - 1, 62), s.retry_max_s)
+        return delay_after(backoff(s.retry_base_s, s.retry_max_s), attempts)
 
     async def _seconds_until_next_due(self) -> float:
         async with self.pool.acquire(timeout=self.acquire_timeout_s) as conn:

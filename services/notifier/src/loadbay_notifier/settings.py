@@ -14,8 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class NotifierSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOADBAY_NOTIFIER_", extra="ignore")
 
-    # Failed sends are retried after retry_base_s, doubling each time up to retry_max_s; the
-    # defaults (1 s to 5 min, 20 attempts) ride out a mail relay outage of about an hour.
+    # Failed sends are retried after retry_base_s, doubling each time up to retry_max_s, plus
+    # up to retry_base_s at random; the defaults (1 s to 5 min, 20 attempts) ride out a mail
+    # relay outage of about an hour.
     retry_base_s: float = Field(default=1.0, gt=0)
     retry_max_s: float = Field(default=300.0, gt=0)
     max_attempts: int = Field(default=20, ge=1)
