@@ -7,8 +7,8 @@ in the sender loop, so a slow or absent mail relay never holds up (or rolls back
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 
@@ -34,37 +34,35 @@ from loadbay_notifier.templates import (
 log = logging.getLogger(__name__)
 
 
-async def on_reload_finished(
-    conn: asyncpg.Connection, envelope: Envelope, event: ReloadFinished
-) -> None:
-    await record_email(conn, envelope, event.recipients, render_reload_finished(event))
+class Outcome(Protocol):
+    """An outcome event: it names who is told of it."""
+
+    @property
+    def recipients(self) -> tuple[Recipient, ...]: ...
 
 
-async def on_reload_rejected(
-    conn: asyncpg.Connection, envelope: Envelope, event: ReloadRejected
-) -> None:
-    await record_email(conn, envelope, event.recipients, render_reload_rejected(event))
+OutcomeT = TypeVar("OutcomeT", bound=Outcome)
 
 
-async def on_distribution_finished(
-    conn: asyncpg.Connection, envelope: Envelope, event: DistributionFinished
-) -> None:
-    # Every run gets its email, a fully successful one too: an email for every outcome.
-    await record_email(conn, envelope, event.recipients, render_distribution_finished(event))
+def emailing(
+    render: Callable[[OutcomeT], RenderedEmail],
+) -> Callable[[asyncpg.Connection, Envelope, OutcomeT], Awaitable[None]]:
+    """The handler of an outcome event: record the email `render` writes for it. Every
+    outcome gets its email, a fully successful run or load too."""
+
+    async def on_outcome(conn: asyncpg.Connection, envelope: Envelope, event: OutcomeT) -> None:
+        await record_email(conn, envelope, event.recipients, render(event))
+
+    # Named after the event (on_reload_finished, ...) in tracebacks and subscriber listings.
+    on_outcome.__name__ = on_outcome.__qualname__ = render.__name__.replace("render_", "on_", 1)
+    return on_outcome
 
 
-async def on_ingestion_finished(
-    conn: asyncpg.Connection, envelope: Envelope, event: IngestionFinished
-) -> None:
-    # Every run gets its email, a fully successful one too.
-    await record_email(conn, envelope, event.recipients, render_ingestion_finished(event))
-
-
-async def on_graph_load_finished(
-    conn: asyncpg.Connection, envelope: Envelope, event: GraphLoadFinished
-) -> None:
-    # Every load gets its email, a completed one too.
-    await record_email(conn, envelope, event.recipients, render_graph_load_finished(event))
+on_reload_finished = emailing(render_reload_finished)
+on_reload_rejected = emailing(render_reload_rejected)
+on_distribution_finished = emailing(render_distribution_finished)
+on_ingestion_finished = emailing(render_ingestion_finished)
+on_graph_load_finished = emailing(render_graph_load_finished)
 
 
 async def record_email(
