@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
@@ -12,7 +14,8 @@ from loadbay_ingestion.connections import ConnectionCreate, ConnectionUpdate, Ve
 from loadbay_ingestion.metrics import CONNECTION_TESTS
 from loadbay_ingestion.remote import check_remote_endpoint, remote_client, test_access
 from loadbay_ingestion.routes.views import Context, download
-from loadbay_platform.auth import CurrentPrincipal
+from loadbay_ingestion.rows import Connection
+from loadbay_platform.auth import CurrentPrincipal, Principal
 from loadbay_platform.dependencies import DbPool
 from loadbay_platform.errors import Conflict, NotFound
 
@@ -96,12 +99,7 @@ async def upgrade(
     name: str, body: VersionChange, principal: CurrentPrincipal, pool: DbPool
 ) -> dict[str, Any]:
     """Upgrade to the next version (1.6 -> 1.7 -> 1.8)."""
-    async with pool.acquire() as conn, conn.transaction():
-        current = await connections.owned_connection(conn, name, principal)
-        await connections.upgrade(conn, current, body.version, principal)
-        found = await repository.connection_by_id(conn, current.id)
-        assert found is not None
-        return await connections.view(conn, found)
+    return await _change_version(pool, name, body, principal, connections.upgrade)
 
 
 @router.post("/connections/{name}/downgrade", tags=["connections"])
@@ -109,9 +107,19 @@ async def downgrade(
     name: str, body: VersionChange, principal: CurrentPrincipal, pool: DbPool
 ) -> dict[str, Any]:
     """Downgrade back to a version the connection was upgraded from."""
+    return await _change_version(pool, name, body, principal, connections.downgrade)
+
+
+async def _change_version(
+    pool: asyncpg.Pool,
+    name: str,
+    body: VersionChange,
+    principal: Principal,
+    change: Callable[[asyncpg.Connection, Connection, str, Principal], Awaitable[None]],
+) -> dict[str, Any]:
     async with pool.acquire() as conn, conn.transaction():
         current = await connections.owned_connection(conn, name, principal)
-        await connections.downgrade(conn, current, body.version, principal)
+        await change(conn, current, body.version, principal)
         found = await repository.connection_by_id(conn, current.id)
         assert found is not None
         return await connections.view(conn, found)
