@@ -126,8 +126,9 @@ class WorkQueue:
 
     async def _worker(self, waker: Waker) -> None:
         while True:
-            # A worker never ends on its own: a failure is logged and waited out, and the wait
-            # starts again from retry_backoff_s once a claim goes through.
+            # A worker never ends on its own: a failure (of a claim, or of the wait, whose
+            # LISTEN needs the database) is logged and waited out, and the wait starts again
+            # from retry_backoff_s once a round goes through.
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(_not_cancelled),
                 wait=backoff(self.retry_backoff_s, MAX_OUTAGE_BACKOFF_S),
@@ -135,11 +136,10 @@ class WorkQueue:
                 reraise=True,
             ):
                 with attempt:
-                    ran = await self.run_next()
-            if ran:
-                waker.wake()  # the job may have been holding up the next one of its group
-            else:
-                await waker.wait(self.settings.poll_interval_s)
+                    if await self.run_next():
+                        waker.wake()  # the job may have been holding up the next of its group
+                    else:
+                        await waker.wait(self.settings.poll_interval_s)
 
     def _log_worker_failure(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
