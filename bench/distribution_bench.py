@@ -14,10 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
+import asyncpg
 import httpx
 from _common import peak_rss, raw_copy_seconds, s3_client
 from boto3.s3.transfer import TransferConfig
@@ -47,10 +49,34 @@ def generate(path: Path, rows: int, workspaces: int) -> None:
             )
 
 
+async def _log_statements(url: str) -> None:
+    """Before the services connect: their sessions log statements and slow plans."""
+    conn = await asyncpg.connect(url)
+    try:
+        for setting in (
+            "log_min_duration_statement = 0",
+            "session_preload_libraries = 'auto_explain'",
+            "auto_explain.log_min_duration = 100",
+            "auto_explain.log_analyze = on",
+            "auto_explain.log_nested_statements = on",
+            "log_line_prefix = '%m [%p] '",
+        ):
+            await conn.execute(f"ALTER SYSTEM SET {setting}")
+        await conn.execute("SELECT pg_reload_conf()")
+    finally:
+        await conn.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--workspaces", type=int, default=100)
+    parser.add_argument(
+        "--pg-log",
+        type=Path,
+        help="profile: log every statement's duration, and the plans of those over 100 ms"
+        " (auto_explain), and copy the server's log here (slows the run down)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="loadbay-dist-bench-") as tmp:
         work = Path(tmp)
@@ -62,6 +88,8 @@ def main() -> None:
             info = stack.info
             s3 = s3_client(info)
             s3.create_bucket(Bucket="bench-source")
+            if args.pg_log:
+                asyncio.run(_log_statements(info.postgres_url))
             services = ServiceProcesses(info, work / "logs", {})
             urls = services.start(("loader", "notifier", "distribution"))
             try:
@@ -92,6 +120,8 @@ def main() -> None:
                 ))  # fmt: skip
             finally:
                 services.stop()
+                if args.pg_log:
+                    shutil.copy(work / "stack" / "logs" / "postgres.log", args.pg_log)
     loaded = sum(r["rows_upserted"] for r in run["results"])
     failed = [r for r in run["results"] if r["status"] != "succeeded"]
     print(f"run {run['status']}: {len(run['results'])} workspace loads, {len(failed)} failed,"
