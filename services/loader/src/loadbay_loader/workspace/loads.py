@@ -106,16 +106,16 @@ async def load_into_workspaces(
         )
         results = [_failed(t, reason) for t in request.targets]
     else:
-        counts: dict[str, int] = {}
+        with_rows: set[str] = set()
         if staged.routed:
-            counts, unknown = await _route(conn, staged, request)
+            with_rows, unknown = await _route(conn, staged, request)
         key = shape.key if shape.keyed else ()
         schemas = [t.schema_name for t in request.targets]
         existing = await store.existing_tables(conn, schemas, request.dataset, key)
         results = [
             _failed(target, staged.bad_clients[target.client_id])
             if target.client_id in staged.bad_clients
-            else await _load_workspace(conn, request, shape, staged, counts, existing, target)
+            else await _load_workspace(conn, request, shape, staged, with_rows, existing, target)
             for target in request.targets
         ]
         await staging_store.drop_temp(conn, *staged.temp_tables())
@@ -193,11 +193,11 @@ async def _rows(
 
 async def _route(
     conn: asyncpg.Connection, staged: Staged, request: LoadRequested
-) -> tuple[dict[str, int], list[str]]:
+) -> tuple[set[str], list[str]]:
     """Which targets have rows in the file, and which client ids match no target."""
     clients = sorted({t.client_id for t in request.targets})
     table = staged.table
-    counts = await staging_store.client_row_counts(conn, table, clients)
+    with_rows = await staging_store.clients_with_rows(conn, table, clients)
     unknown, total = await staging_store.unknown_client_ids(
         conn, table, clients, MAX_UNKNOWN_CLIENT_IDS
     )
@@ -210,7 +210,7 @@ async def _route(
         )
     if await staging_store.rows_without_client_id(conn, table):
         log.warning("load %s: rows without an x__client_id go to no workspace", request.request_id)
-    return counts, unknown
+    return with_rows, unknown
 
 
 async def _load_workspace(
@@ -218,12 +218,12 @@ async def _load_workspace(
     request: LoadRequested,
     shape: Shape,
     staged: Staged,
-    counts: dict[str, int],
+    with_rows: set[str],
     existing: dict[str, store.Existing],
     target: WorkspaceTarget,
 ) -> WorkspaceLoadResult:
     schema, table = target.schema_name, request.dataset
-    if staged.routed and not counts.get(target.client_id):
+    if staged.routed and target.client_id not in with_rows:
         # Nothing for this client in the file: leave its data as it is.
         WORKSPACE_LOADS.labels(target.mode, "untouched").inc()
         return WorkspaceLoadResult(workspace_id=target.workspace_id, status="succeeded")
@@ -233,11 +233,14 @@ async def _load_workspace(
         rows = await _rows(conn, shape, staged, target, table)
         async with conn.transaction():  # a savepoint: a failure undoes this workspace only
             new = await _ensure_table(conn, schema, table, shape, existing.get(schema))
-            if target.mode == "full":
+            full = target.mode == "full"
+            if full:
                 upserted, deleted = await store.rewrite(
                     conn, schema, table, shape.columns, rows, empty=new
                 )
-            else:
+            if new and shape.keyed:  # after a full load's rows: one sorted build (see store)
+                await store.add_unique_index(conn, schema, table, shape.key)
+            if not full:
                 upserted, deleted = await store.merge(
                     conn, schema, table, shape.columns, rows, shape.key, by_key=shape.keyed
                 )
@@ -263,12 +266,12 @@ async def _ensure_table(
     conn: asyncpg.Connection, schema: str, table: str, shape: Shape, existing: store.Existing | None
 ) -> bool:
     """Claim the table, and create it or bring it to the dataset's columns (and the key's
-    unique index). True if it is new (and so empty)."""
+    unique index). True if it is new (and so empty, and without its unique index yet)."""
     columns = [StagingColumn(n, shape.types[n]) for n in shape.columns]
     key = shape.key if shape.keyed else ()
     await store.claim(conn, schema, table)
     if existing is None or not existing.columns:
-        await store.create_table(conn, schema, table, columns, key)
+        await store.create_table(conn, schema, table, columns)
         return True
     have = existing.columns
     wrong = [
