@@ -54,7 +54,7 @@ async def _log_statements(url: str) -> None:
     conn = await asyncpg.connect(url)
     try:
         for setting in (
-            "log_min_duration_statement = 0",
+            "log_min_duration_statement = 1",
             "session_preload_libraries = 'auto_explain'",
             "auto_explain.log_min_duration = 100",
             "auto_explain.log_analyze = on",
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument(
         "--pg-log",
         type=Path,
-        help="profile: log every statement's duration, and the plans of those over 100 ms"
+        help="profile: log the statements that take 1 ms or more, and the plans of those over 100 ms"
         " (auto_explain), and copy the server's log here (slows the run down)",
     )
     args = parser.parse_args()

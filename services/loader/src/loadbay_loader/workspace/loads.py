@@ -99,6 +99,7 @@ async def load_into_workspaces(
     try:
         shape = Shape.of(request)
         staged = await staging_.stage_checked(conn, open_object, request, shape, staging)
+        staged.seconds = time.perf_counter() - clock
     except (RowError, SourceUnavailable, InvalidRequest) as exc:
         reason = str(exc)
         log.warning(
@@ -232,15 +233,13 @@ async def _load_workspace(
             raise WorkspaceFailure(f"{schema}: schema name is reserved for the platform")
         rows = await _rows(conn, shape, staged, target, table)
         async with conn.transaction():  # a savepoint: a failure undoes this workspace only
-            new = await _ensure_table(conn, schema, table, shape, existing.get(schema))
-            full = target.mode == "full"
-            if full:
+            if target.mode == "full":
+                new = await _ensure_table(conn, schema, table, shape, existing.get(schema))
                 upserted, deleted = await store.rewrite(
                     conn, schema, table, shape.columns, rows, empty=new
                 )
-            if new and shape.keyed:  # after a full load's rows: one sorted build (see store)
-                await store.add_unique_index(conn, schema, table, shape.key)
-            if not full:
+            else:
+                await _ensure_table(conn, schema, table, shape, existing.get(schema), index=True)
                 upserted, deleted = await store.merge(
                     conn, schema, table, shape.columns, rows, shape.key, by_key=shape.keyed
                 )
@@ -263,15 +262,25 @@ async def _load_workspace(
 
 
 async def _ensure_table(
-    conn: asyncpg.Connection, schema: str, table: str, shape: Shape, existing: store.Existing | None
+    conn: asyncpg.Connection,
+    schema: str,
+    table: str,
+    shape: Shape,
+    existing: store.Existing | None,
+    *,
+    index: bool = False,
 ) -> bool:
-    """Claim the table, and create it or bring it to the dataset's columns (and the key's
-    unique index). True if it is new (and so empty, and without its unique index yet)."""
+    """Claim the table, and create it or bring it to the dataset's columns. True if it is new
+    (and so empty). With ``index``, the unique index on the connection point or grain that an
+    incremental load's upsert needs: a full load needs none, so a table that only full loads
+    have written gets it at its first incremental load, built from its rows at once."""
     columns = [StagingColumn(n, shape.types[n]) for n in shape.columns]
-    key = shape.key if shape.keyed else ()
+    key = shape.key if shape.keyed and index else ()
     await store.claim(conn, schema, table)
     if existing is None or not existing.columns:
         await store.create_table(conn, schema, table, columns)
+        if key:
+            await store.add_unique_index(conn, schema, table, key)
         return True
     have = existing.columns
     wrong = [
@@ -331,7 +340,7 @@ def _observe(
         BYTES_LOADED.labels(file_type).inc(staged.bytes)
     log.info(
         "load %s of %s (%s, %d file(s)) into %d workspace(s): %d failed, %d rows upserted,"
-        " %d deleted, %.1fs",
+        " %d deleted, %.1fs (staging %.1fs)",
         request.request_id,
         request.dataset,
         request.timestamp,
@@ -341,4 +350,5 @@ def _observe(
         upserted,
         deleted,
         seconds,
+        staged.seconds if staged else 0.0,
     )

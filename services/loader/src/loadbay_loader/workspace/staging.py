@@ -41,6 +41,7 @@ class Staged:
     routed: bool  # the file has x__client_id
     rows: int
     bytes: int
+    seconds: float = 0.0  # reading the file into the staging (and re-checking it)
     # (key, first _line of that part): to turn a staging _line into a file and line.
     parts: list[tuple[str, int]] = field(default_factory=list)
     # Client id -> why its workspace fails (a bad value in its rows).

@@ -83,9 +83,7 @@ async def claim(conn: asyncpg.Connection, schema: str, table: str) -> None:
 async def create_table(
     conn: asyncpg.Connection, schema: str, table: str, columns: Sequence[StagingColumn]
 ) -> None:
-    """Schema and table, in one round trip. (Its key's unique index is built once the first
-    rows are in: `add_unique_index`; a sorted build costs far less than the same rows
-    inserted into the index one by one.)"""
+    """Schema and table, in one round trip. (The key's unique index: `add_unique_index`.)"""
     body = ", ".join(f"{quote_ident(c.name)} {SQL_TYPES[c.type]}" for c in columns)
     await conn.execute(
         f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)};"
@@ -105,7 +103,8 @@ async def add_column(
 async def add_unique_index(
     conn: asyncpg.Connection, schema: str, table: str, key: Sequence[str]
 ) -> None:
-    """The unique index on the key (fails if the rows already break it)."""
+    """The unique index on the key (fails if the rows already break it). Built on a table's
+    rows at once, it costs far less than the same rows inserted into it one by one."""
     await conn.execute(
         f"CREATE UNIQUE INDEX IF NOT EXISTS {quote_ident(key_index_name(table, key))}"
         f" ON {_table(schema, table)} ({cols(key)})"
