@@ -6,28 +6,30 @@ and the target workspaces, each with its load mode. The loader:
 1. streams the file once into a session-local staging table by COPY (tabular.copy_csv:
    PostgreSQL types and checks every value; a bad one names file, line, column and value):
    ``.csv``, ``.gz``, ``.zip`` (one CSV inside) or ``.parquet`` (turned into CSV by pyarrow,
-   batch by batch). The header must name every dataset column; any other column needs a
-   documented prefix, and is ignored. A connection point or grain value may not be empty.
-   A file that cannot be loaded fails every target with the reason; nothing changes. A bad
-   value in rows routed by ``x__client_id`` fails only that client's workspace (staging.py
-   re-checks such a file row by row); ``NULL`` in a non-text column is NULL.
-2. sorts it once by client id into a *batch*: one row per (x__client_id, key), the file's
-   last (last row wins), the key being the connection point, else the fact table grain, else
-   all attributes (a__, l__, r__, d__; facts ignored). A full load of a dataset with neither
-   connection point nor grain takes every row instead (there is no key to collapse on).
-3. per target workspace, in a savepoint of its own (a workspace that fails undoes only its
-   own changes), creates ``<schema_name>.<dataset>`` if needed (unique index on the
-   connection point or grain), then
+   batch by batch). The staging is partitioned by the targets' client ids, so each workspace
+   reads only its partition. The header must name every dataset column; any other column
+   needs a documented prefix, and is ignored. A connection point or grain value may not be
+   empty. A file that cannot be loaded fails every target with the reason; nothing changes.
+   A bad value in rows routed by ``x__client_id`` fails only that client's workspace
+   (staging.py re-checks such a file row by row); ``NULL`` in a non-text column is NULL.
+2. per target workspace, in a savepoint of its own (a workspace that fails undoes only its
+   own changes), creates ``<schema_name>.<dataset>`` if needed, takes its rows (one per key,
+   the file's last: last row wins; the key being the connection point, else the fact table
+   grain, else all attributes (a__, l__, r__, d__; facts ignored); a full load of a dataset
+   with neither connection point nor grain takes every row), then
    - ``full``: deletes every row and inserts the live rows (x__deleted false or empty);
-   - ``inc``: deletes the rows matching a row of the batch and inserts the live ones: the
-     x__deleted rows delete, the others upsert.
+   - ``inc``: in one statement, the x__deleted rows delete their matches and the others
+     upsert (``INSERT ... ON CONFLICT`` on the key's unique index, which the first
+     incremental load builds; without connection point or grain: a live row replaces the
+     rows with its attributes).
    Rows of a file with an ``x__client_id`` column go to the workspace of that client id; a
-   workspace with no rows in such a file is not touched (and succeeds with 0/0).
-4. emits one ``workspace.load.completed`` with a result per target through the outbox, in
+   workspace with no rows in such a file is not touched (and succeeds with 0/0). A file
+   without one goes to every target: its rows are collapsed per key once for all of them.
+3. emits one ``workspace.load.completed`` with a result per target through the outbox, in
    the consumer's transaction: results and effects commit together, exactly once.
 
 Python reads only the header line; the rows go from object storage to COPY, and from staging
-to the workspaces in set-based SQL (store.py).
+to the workspaces in set-based SQL (staging_store.py, store.py).
 """
 
 from __future__ import annotations
