@@ -95,10 +95,13 @@ async def create_staging(
     partitions: Sequence[Sequence[str]] = (),
 ) -> None:
     """``partitions``: groups of client ids, a LIST partition each, and the default one.
-    (``bigserial``, not an identity column: PostgreSQL < 17 refuses those on partitions.)"""
+    (``bigserial``, not an identity column: PostgreSQL < 17 refuses those on partitions.)
+    The client id is the first column: a workspace's scan of its partition tests it in every
+    row, and reading it does not step over the variable-length columns (~25% of the scan)."""
+    ordered = sorted(columns, key=lambda c: c.name != CLIENT_ID)  # stable: the rest in order
     body = ", ".join(
         f"{quote_ident(c.name)} {SQL_TYPES[c.type]}{' NOT NULL' if c.not_null else ''}"
-        for c in columns
+        for c in ordered
     )
     parent = f"CREATE TEMP TABLE {quote_ident(table)} ({LINE} bigserial, {body})"
     if not partitions:
