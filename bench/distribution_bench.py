@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import shutil
 import tempfile
@@ -164,7 +165,7 @@ def main() -> None:
                     inc_raw = asyncio.run(raw_copy_seconds(info.postgres_url, inc, columns_sql))
                 # The loader's own account of each load: its time, and how long staging took.
                 loads = [
-                    line.split("workspace(s): ", 1)[-1]
+                    json.loads(line)["message"].split("workspace(s): ", 1)[-1]
                     for line in (work / "logs" / "loader.log").read_text().splitlines()
                     if " rows upserted," in line
                 ]
