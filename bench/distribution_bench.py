@@ -4,7 +4,9 @@ over them by x__client_id, through a real run; and a raw COPY of the same file.
 Starts the embedded stack and the distribution, loader and notifier services as separate
 processes (as `make run` does). Prints the run's wall time (API start -> run finished), the
 rows/s it reached, the rows/s of a raw COPY of the same file into one plain table, their ratio,
-and the loader process's peak RSS.
+the loader process's peak RSS and the loader's own account of each load. `--inc-rows N` then
+runs an incremental file of N rows (updates, deletes, new keys) against its own raw COPY;
+`--pg-log FILE` profiles the server's statements (see bench/README.md).
 
     .venv/bin/python bench/distribution_bench.py --rows 1000000 --workspaces 100
 """
