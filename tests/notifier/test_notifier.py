@@ -930,6 +930,15 @@ async def test_migrations_build_the_emails_table_once(pool: asyncpg.Pool) -> Non
     }
 
 
+async def test_an_idle_sender_waits_its_poll_interval(pool: asyncpg.Pool) -> None:
+    """With no email pending there is nothing due: the sender sleeps the whole interval (a 0
+    here had it query the database without pause while idle)."""
+    async with pool.acquire() as conn:
+        assert await repository.seconds_until_next_due(conn) is None
+    sender = EmailSender(pool, SmtpSettings(), NotifierSettings(poll_interval_s=0.7))
+    assert await sender._seconds_until_next_due() == 0.7
+
+
 async def test_get_emails_lists_the_callers_emails(pool: asyncpg.Pool) -> None:
     event = reload_failed()
     envelope = wrap(event)
