@@ -61,6 +61,7 @@ from loadbay_notifier.templates import (
     render_reload_finished,
 )
 from loadbay_platform.auth import mint_token
+from loadbay_platform.broker import create_broker
 from loadbay_platform.consumer import Consumer
 from loadbay_platform.db import close_pool, create_pool, migrate
 from loadbay_platform.http import create_app
@@ -399,7 +400,7 @@ async def test_the_same_event_handled_twice_sends_one_email(
     consumer = Consumer(
         service="notifier",
         pool=pool,
-        producer=None,  # only dead letters would need it
+        broker=create_broker(KafkaSettings()),  # never connected: only dead letters need it
         kafka=KafkaSettings(),
         handlers=handler_map(),
     )
