@@ -524,7 +524,7 @@ async def test_a_distribution_run_needing_recovery_is_emailed_with_the_recovery_
     consumer = Consumer(
         service="notifier",
         pool=pool,
-        producer=None,
+        broker=create_broker(KafkaSettings()),  # never connected: only dead letters need it
         kafka=KafkaSettings(),
         handlers=handler_map(),
     )
@@ -660,7 +660,7 @@ async def test_a_failed_ingestion_run_is_emailed_with_the_reason_first(
     consumer = Consumer(
         service="notifier",
         pool=pool,
-        producer=None,
+        broker=create_broker(KafkaSettings()),  # never connected: only dead letters need it
         kafka=KafkaSettings(),
         handlers=handler_map(),
     )
@@ -775,7 +775,7 @@ async def test_a_failed_graph_load_is_emailed_with_what_stays_and_where_the_erro
     consumer = Consumer(
         service="notifier",
         pool=pool,
-        producer=None,
+        broker=create_broker(KafkaSettings()),  # never connected: only dead letters need it
         kafka=KafkaSettings(),
         handlers=handler_map(),
     )
