@@ -48,9 +48,7 @@ def record(envelope: Envelope, topic: str) -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord(topic, 0, 1, 0, 0, b"k", value, None, 1, len(value), [])
 
 
-def consumer(
-    pool: asyncpg.Pool, broker: KafkaBroker, settings: PlatformSettings
-) -> Consumer:
+def consumer(pool: asyncpg.Pool, broker: KafkaBroker, settings: PlatformSettings) -> Consumer:
     return Consumer(
         service="loader",
         pool=pool,

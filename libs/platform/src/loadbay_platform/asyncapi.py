@@ -34,12 +34,14 @@ class S3EventNotification(BaseModel):
 
 def envelope_of(cls: type[Event]) -> type[BaseModel]:
     """The envelope carrying `cls`: its `type` and `schemaversion` fixed, `data` typed."""
-    model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    fixed_type: Any = Literal[cls.TYPE]
+    fixed_version: Any = Literal[cls.VERSION]
+    model: type[BaseModel] = create_model(
         f"{cls.__name__}Envelope",
         __base__=Envelope,
         __doc__=f"The CloudEvents envelope of {cls.TYPE} {cls.VERSION}.",
-        type=(Literal[cls.TYPE], ...),  # type: ignore[valid-type]
-        schemaversion=(Literal[cls.VERSION], ...),  # type: ignore[valid-type]
+        type=(fixed_type, ...),
+        schemaversion=(fixed_version, ...),
         data=(cls, ...),
     )
     return model

@@ -32,7 +32,9 @@ def security(kafka: KafkaSettings) -> BaseSecurity | None:
         return None
     if protocol == "SSL":
         return BaseSecurity(ssl_context=ssl.create_default_context(), use_ssl=True)
-    raise ValueError(f"LOADBAY_KAFKA__SECURITY_PROTOCOL={kafka.security_protocol!r}: use PLAINTEXT or SSL")
+    raise ValueError(
+        f"LOADBAY_KAFKA__SECURITY_PROTOCOL={kafka.security_protocol!r}: use PLAINTEXT or SSL"
+    )
 
 
 def create_broker(kafka: KafkaSettings, *, client_id: str = "loadbay") -> KafkaBroker:
@@ -45,7 +47,9 @@ def create_broker(kafka: KafkaSettings, *, client_id: str = "loadbay") -> KafkaB
         # Topics are created by `ensure_topics` with the configured partition count, before
         # the broker starts; faststream would create them with the broker's default.
         allow_auto_create_topics=False,
-        # One line per message would be most of a busy service's log: debug only.
+        # Through loadbay's log setup (faststream's default prints its own lines to stdout),
+        # and one line per message would be most of a busy service's log: debug only.
+        logger=log,
         log_level=logging.DEBUG,
         # Handlers are short; a stopping service waits this long for the one in progress.
         graceful_timeout=10.0,

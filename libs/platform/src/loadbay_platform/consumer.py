@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 import stamina
@@ -51,13 +51,17 @@ RawHandler = Callable[[asyncpg.Connection, bytes], Awaitable[None]]
 # where the event asked for work someone waits on, it records a failed outcome, so that every
 # execution reaches a terminal state even when its request could not be handled.
 DeadLetterHook = Callable[[asyncpg.Connection, Envelope, Any, str], Awaitable[None]]
-Record = ConsumerRecord[bytes, bytes]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
 RECORD_HANDLED = (
     "INSERT INTO inbox (event_id, consumer, topic) VALUES ($1, $2, $3)"
     " ON CONFLICT DO NOTHING RETURNING true"
 )
 LOOP = "the event consumer"
+
+
+def outage_only(exc: BaseException) -> bool:
+    return isinstance(exc, Exception) and is_outage(exc)
 
 
 class Consumer:
@@ -107,7 +111,7 @@ class Consumer:
 
     async def on_message(self, message: KafkaMessage) -> None:
         """faststream's handler: a durable outcome for the record, then its offset."""
-        record: Record = message.raw_message  # type: ignore[assignment]  # not a batch
+        record: Record = message.raw_message  # one record: this is not a batch subscriber
         await self.process(record)
         try:
             await message.ack()
@@ -213,14 +217,16 @@ class Consumer:
         return outcome, None
 
     def _retrying(self, on: Callable[[BaseException], bool]) -> AsyncIterator[stamina.Attempt]:
-        return aiter(stamina.retry_context(
-            on=on,
-            attempts=None,
-            timeout=None,
-            wait_initial=self.retry_backoff_s,
-            wait_jitter=self.retry_backoff_s,
-            wait_max=MAX_OUTAGE_BACKOFF_S,
-        ))
+        return aiter(
+            stamina.retry_context(
+                on=on,
+                attempts=None,
+                timeout=None,
+                wait_initial=self.retry_backoff_s,
+                wait_jitter=self.retry_backoff_s,
+                wait_max=MAX_OUTAGE_BACKOFF_S,
+            )
+        )
 
     async def _guarded(self, attempt: Callable[[], Awaitable[str]]) -> str:
         """One attempt, counted as a turn of the loop (a long outage is not a stall)."""
@@ -251,7 +257,7 @@ class Consumer:
             return "handled"
 
         try:
-            async for each in self._retrying(lambda exc: isinstance(exc, Exception) and is_outage(exc)):
+            async for each in self._retrying(outage_only):
                 with each:
                     await self._guarded(run_hook)
         except Exception:
@@ -315,9 +321,7 @@ class Consumer:
             reason,
             extra={"fields": {"topic": record.topic, "offset": record.offset}},
         )
-        headers = {
-            name: value.decode(errors="replace") for name, value in record.headers or ()
-        } | {
+        headers = {name: value.decode(errors="replace") for name, value in record.headers or ()} | {
             "loadbay-error": reason.encode()[:4000].decode(errors="ignore"),
             "loadbay-consumer": self.group_id,
             "loadbay-original-partition": str(record.partition),
