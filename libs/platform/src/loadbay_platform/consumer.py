@@ -26,7 +26,7 @@ from typing import Any, TypeAlias
 import asyncpg
 import stamina
 from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from pydantic import ValidationError
@@ -118,6 +118,8 @@ class Consumer:
         except (CommitFailedError, IllegalStateError) as exc:
             # The effect is durable; the partition's new owner finds it in the inbox.
             log.warning("%s:%s moved to another replica (%r)", record.topic, record.partition, exc)
+        except KafkaError as exc:  # the next commit covers this offset too; a redelivery is a no-op
+            log.warning("offset of %s:%s not committed (%r)", record.topic, record.partition, exc)
         self._report_lag(record)
 
     async def run(self) -> None:
