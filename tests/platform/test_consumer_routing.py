@@ -17,7 +17,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage, TestKafkaBroker
 
 from loadbay_contracts import Envelope, FileLanded, dead_letter_topic
 from loadbay_platform.broker import create_broker
-from loadbay_platform.consumer import Consumer
+from loadbay_platform.consumer import Consumer, raw_body
 from loadbay_platform.settings import KafkaSettings
 
 TOPIC = FileLanded.topic()
@@ -54,7 +54,8 @@ async def routed() -> AsyncIterator[tuple[KafkaBroker, DeadLetters]]:
     )
     dead = DeadLetters()
 
-    @broker.subscriber(dead_letter_topic(TOPIC), group_id="dlq-reader")
+    # As it came: a dead letter keeps its headers, "content-type: application/json" included.
+    @broker.subscriber(dead_letter_topic(TOPIC), group_id="dlq-reader", decoder=raw_body)
     async def dead_letter(message: KafkaMessage) -> None:
         dead.found.append((message.body, dict(message.headers)))
 
@@ -96,6 +97,15 @@ async def test_what_cannot_be_decoded_or_is_unknown_is_dead_lettered(
     assert reasons[2] == "bad schemaversion 'one'"
     assert reasons[3].startswith("invalid file.landed data")
     assert len(reasons) == 4
+
+
+async def test_a_value_that_claims_json_and_is_not_is_dead_lettered(
+    routed: tuple[KafkaBroker, DeadLetters],
+) -> None:
+    broker, dead = routed
+    await broker.publish(b"{not json", TOPIC, headers={"content-type": "application/json"})
+    (reason,) = dead.reasons()
+    assert reason.startswith("not a CloudEvents envelope")
 
 
 async def test_the_asyncapi_document_is_version_3_with_every_topic() -> None:

@@ -18,6 +18,7 @@ them would multiply the idle cost; the typed handlers are chosen by the envelope
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -29,6 +30,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.message import StreamMessage
 from pydantic import ValidationError
 
 from loadbay_contracts import Envelope, Event, dead_letter_topic
@@ -58,6 +60,30 @@ RECORD_HANDLED = (
     " ON CONFLICT DO NOTHING RETURNING true"
 )
 LOOP = "the event consumer"
+
+
+async def tolerant_headers(
+    record: Record, parse: Callable[[Record], Awaitable[StreamMessage[Record]]]
+) -> StreamMessage[Record]:
+    """faststream's parser, given headers it can read: it decodes every header value as strict
+    UTF-8, and a record it cannot parse is skipped without an outcome (and its offset committed
+    with the next one). A value that is not UTF-8 (or none) is read with U+FFFD instead."""
+    try:
+        for _, value in record.headers:
+            value.decode()
+    except (UnicodeDecodeError, AttributeError):
+        readable = tuple(
+            (name, (value or b"").decode(errors="replace").encode())
+            for name, value in record.headers
+        )
+        record = dataclasses.replace(record, headers=readable)
+    return await parse(record)
+
+
+async def raw_body(message: StreamMessage[Record]) -> bytes:
+    """The value as it came: the consumer decodes it itself (faststream would parse JSON by the
+    `content-type` header, and a value that fails that never reaches the handler)."""
+    return message.body
 
 
 def outage_only(exc: BaseException) -> bool:
@@ -104,6 +130,8 @@ class Consumer:
             auto_offset_reset="earliest",
             fetch_max_wait_ms=kafka.fetch_max_wait_ms,
             max_poll_interval_ms=kafka.max_poll_interval_ms,
+            parser=tolerant_headers,
+            decoder=raw_body,
             title=f"{self.group_id}:consume",
             description=f"The {service} service's consumer group: every event handled once.",
         )
