@@ -140,7 +140,13 @@ class Consumer:
     async def on_message(self, message: KafkaMessage) -> None:
         """faststream's handler: a durable outcome for the record, then its offset."""
         record: Record = message.raw_message  # one record: this is not a batch subscriber
-        await self.process(record)
+        try:
+            await self.process(record)
+        except Exception:  # a bug here, not in a handler: read the record again, never skip it
+            log.exception("no outcome for %s:%s@%s", record.topic, record.partition, record.offset)
+            await message.nack()  # seeks back to the record
+            await asyncio.sleep(5 * self.retry_backoff_s)
+            return
         try:
             await message.ack()
         except (CommitFailedError, IllegalStateError) as exc:
