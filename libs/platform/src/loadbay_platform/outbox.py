@@ -86,6 +86,7 @@ class OutboxRelay:
         jittered backoff, up to the poll interval), the backlog kept in order."""
         waker = Waker(self.pool, channel(self.service))
         try:
+            await waker.listen()  # before the first look: an event written meanwhile wakes it
             while True:
                 sent = await self._publish_retrying()
                 if sent < self.batch_size:
