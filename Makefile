@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # The loader with Parquet support, the CLI with the embedded servers (its `dev` extra).
-MEMBERS := -e libs/contracts -e libs/platform -e services/reload -e 'services/loader[parquet]' -e services/notifier -e services/distribution -e services/ingestion -e 'cli[dev]'
+MEMBERS := -e libs/contracts -e libs/platform -e services/reload -e 'services/loader[parquet]' -e services/notifier -e services/distribution -e services/ingestion -e services/console -e 'cli[dev]'
 PYPROJECTS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml cli/pyproject.toml)
 
 .PHONY: install run test test-pg16 lint bench asyncapi clean
