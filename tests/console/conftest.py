@@ -70,10 +70,18 @@ async def browser() -> AsyncIterator[object]:
             await chromium.close()
 
 
-async def serve(app: object) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
-    """`app` on a free port of 127.0.0.1, in this event loop."""
+def bind() -> socket.socket:
+    """A socket on a free port of 127.0.0.1 (its port known before the app is made)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+async def serve(
+    app: object, sock: socket.socket | None = None
+) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
+    """`app` on `sock` (or a free port of 127.0.0.1), in this event loop."""
+    sock = sock or bind()
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")  # type: ignore[arg-type]
     server = uvicorn.Server(config)
@@ -86,9 +94,7 @@ async def serve(app: object) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
 
 
 @pytest.fixture
-async def console_for(
-    platform: Platform, ingestion: Ingestion
-) -> AsyncIterator[ConsoleFactory]:
+async def console_for(platform: Platform, ingestion: Ingestion) -> AsyncIterator[ConsoleFactory]:
     """Start a console signed in as a user (its dev user), on the session's services."""
     started: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
 
@@ -130,7 +136,7 @@ def user(platform: Platform) -> User:
 
 async def shot(page: object, name: str) -> Path:
     """A full-page screenshot for people to look at (SCREENSHOTS/<name>.png)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(SCREENSHOTS.mkdir, parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     await page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
     return path

@@ -4,6 +4,7 @@ copied objects); and each service's /docs, which must load nothing from outside 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from typing import Any
@@ -29,10 +30,8 @@ async def test_a_bulk_load_shows_its_status_feed_counts_and_errors(
     console_for: ConsoleFactory, page: Page, platform: Platform, s3: Any
 ) -> None:
     tag = uuid.uuid4().hex[:8]
-    try:
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
         s3.create_bucket(Bucket=BUCKET)
-    except s3.exceptions.BucketAlreadyOwnedByYou:
-        pass
     good = f"~id,~label,name:String\n{tag}-a,fruit,apple\n{tag}-b,fruit,pear\n"
     bad = '@prefix e: <http://ex.org/> .\ne:s e:p "ok" .\ne:s e:p e:\x00 .\n'
     s3.put_object(Bucket=BUCKET, Key=f"console/{tag}/good/v.csv", Body=good.encode())
@@ -46,7 +45,9 @@ async def test_a_bulk_load_shows_its_status_feed_counts_and_errors(
     await page.wait_for_url(re.compile(r"/loads/[^/]+$"))
     await expect(page.locator("h1 .badge")).to_have_text("LOAD COMPLETED", timeout=30_000)
     await expect(page.locator(".feed-counts")).to_contain_text("LOAD COMPLETED 1")
-    await expect(page.locator("dl.facts dt:text('Records') + dd")).to_have_text(re.compile(r"^[1-9]"))
+    await expect(page.locator("dl.facts dt:text('Records') + dd")).to_have_text(
+        re.compile(r"^[1-9]")
+    )
     await shot(page, "11-bulk-load")
 
     await page.goto(console.url + "/loads")

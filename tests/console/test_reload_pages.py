@@ -24,10 +24,14 @@ async def create_dataset(page: Page, url: str, domain: str, name: str) -> None:
     await page.get_by_role("link", name="Create dataset").click()
     await page.locator("input[name=domain]").fill(domain)
     await page.locator("input[name=name]").fill(name)
-    await page.locator("textarea[name=description]").fill("Fruit orders, reloaded from the shop's export")
+    await page.locator("textarea[name=description]").fill(
+        "Fruit orders, reloaded from the shop's export"
+    )
     names = page.get_by_label("Column name")
     types = page.get_by_label("Column type")
-    for row, (column, kind) in enumerate((("id", "integer"), ("name", "text"), ("amount", "numeric"))):
+    for row, (column, kind) in enumerate(
+        (("id", "integer"), ("name", "text"), ("amount", "numeric"))
+    ):
         await names.nth(row).fill(column)
         await types.nth(row).select_option(kind)
     await page.get_by_label("Required").first.select_option("yes")
@@ -92,7 +96,9 @@ async def test_create_upload_process_delete_and_see_the_execution(
     await page.goto(f"{console.url}/datasets/{domain}/{name}")
     await page.get_by_role("link", name=re.compile("^Completed")).click()
     await expect(row(page, "orders.csv")).to_be_visible()
-    await expect(page.get_by_role("link", name=re.compile("^Pending")).locator(".count")).to_have_text("0")
+    await expect(
+        page.get_by_role("link", name=re.compile("^Pending")).locator(".count")
+    ).to_have_text("0")
     await shot(page, "02-dataset-filestatus")
     await page.get_by_role("link", name="View All Executions").first.click()
     execution = page.locator("table.data tbody tr").first

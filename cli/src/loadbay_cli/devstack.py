@@ -244,8 +244,9 @@ def _print_summary(
     console: Console, info: StackInfo, urls: dict[str, str], stack_file: Path, console_url: str
 ) -> None:
     console.print("\n[bold green]loadbay is running.[/] Ctrl-C stops everything.\n")
-    console.print(f"  [bold]console   {console_url}[/]  (open it in a browser; signed in as"
-                  f" '{DEV_USER[0]}')")
+    console.print(
+        f"  [bold]console   {console_url}[/]  (open it in a browser; signed in as '{DEV_USER[0]}')"
+    )
     for name, url in urls.items():
         console.print(f"  {name:<9} {url}  (API docs: {url}/docs, metrics: {url}/metrics)")
     console.print(f"  kafka     {info.kafka_bootstrap_servers}")

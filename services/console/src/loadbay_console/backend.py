@@ -76,12 +76,12 @@ class Backend:
         json: Any = None,
         params: dict[str, Any] | None = None,
         files: list[tuple[str, tuple[str, Any, str]]] | None = None,
-        timeout: float | None = None,
+        timeout_s: float | None = None,
     ) -> Any:
         """The API's JSON answer (None for an empty one); `BackendError` for a refusal."""
         kwargs: dict[str, Any] = {}
-        if timeout is not None:
-            kwargs["timeout"] = timeout
+        if timeout_s is not None:
+            kwargs["timeout"] = timeout_s
         try:
             response = await self.http.request(
                 method,
@@ -103,7 +103,9 @@ class Backend:
         try:
             return response.json()
         except ValueError as exc:
-            raise BackendError(service, 502, "the service answered with something not JSON") from exc
+            raise BackendError(
+                service, 502, "the service answered with something not JSON"
+            ) from exc
 
     async def get(self, service: str, path: str, **params: Any) -> Any:
         clean = {k: v for k, v in params.items() if v is not None}

@@ -81,9 +81,7 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def render(
-    request: Request, template: str, status_code: int = 200, **context: Any
-) -> HTMLResponse:
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     session = session_of(request)
     return templates.TemplateResponse(
         request,

@@ -39,7 +39,9 @@ async def _act(request: Request, back: str, call: Any, done: str) -> Response:
 @router.get("/connections")
 async def list_connections(request: Request, api: Api) -> Response:
     found = await api.get("ingestion", "/connections")
-    return render(request, "connections.html", nav="connections", connections=found, versions=VERSIONS)
+    return render(
+        request, "connections.html", nav="connections", connections=found, versions=VERSIONS
+    )
 
 
 @router.post("/connections")
@@ -62,7 +64,9 @@ async def create_connection(request: Request, api: Api, form: Form) -> Response:
         if exc.status >= 500:
             raise
         return back_with(request, "/connections", "error", exc.message)
-    return back_with(request, _page(created["name"]), "ok", f"Connection {created['name']} created.")
+    return back_with(
+        request, _page(created["name"]), "ok", f"Connection {created['name']} created."
+    )
 
 
 @router.get("/connections/{name}")
@@ -71,7 +75,9 @@ async def show_connection(request: Request, api: Api, name: str) -> Response:
     bindings = await api.get("ingestion", _page(name) + "/bindings")
     for binding in bindings:
         try:
-            binding["runs"] = await api.get("ingestion", _binding(binding["dataset"]) + "/runs", limit=5)
+            binding["runs"] = await api.get(
+                "ingestion", _binding(binding["dataset"]) + "/runs", limit=5
+            )
         except BackendError as exc:
             binding["runs"], binding["runs_error"] = [], exc.message
     running = any(r["status"] in ("queued", "running") for b in bindings for r in b["runs"])
@@ -91,8 +97,12 @@ async def test_connection(request: Request, api: Api, form: Form, name: str) -> 
     result = await api.post("ingestion", _page(name) + "/test")
     request.state.session.notes["connection_test"] = result
     if result.get("ok"):
-        return back_with(request, _page(name), "ok", f"loadbay can list and read s3://{result['bucket']}.")
-    return back_with(request, _page(name), "error", f"Test failed: {result.get('reason') or 'no access'}")
+        return back_with(
+            request, _page(name), "ok", f"loadbay can list and read s3://{result['bucket']}."
+        )
+    return back_with(
+        request, _page(name), "error", f"Test failed: {result.get('reason') or 'no access'}"
+    )
 
 
 @router.post("/connections/{name}/version")

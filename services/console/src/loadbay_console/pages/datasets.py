@@ -24,7 +24,16 @@ from loadbay_console.web import (
 
 router = APIRouter()
 STATUSES = ("pending", "processing", "completed")
-COLUMN_TYPES = ("text", "integer", "bigint", "numeric", "boolean", "date", "timestamp", "timestamptz")
+COLUMN_TYPES = (
+    "text",
+    "integer",
+    "bigint",
+    "numeric",
+    "boolean",
+    "date",
+    "timestamp",
+    "timestamptz",
+)
 DELIMITERS = {"comma": ",", "tab": "\t", "semicolon": ";", "pipe": "|"}
 # Rows of the schema table on a new form (JavaScript adds more).
 BLANK_COLUMNS = 3
@@ -57,8 +66,12 @@ async def create_dataset(request: Request, api: Api, form: Form) -> Response:
             problem = exc.message
         else:
             path = _path(created["domain"], created["name"])
-            return back_with(request, path, "ok", f"Dataset {created['domain']}/{created['name']} created.")
-    return render(request, "dataset_new.html", status_code=400, problem=problem, **_form_context(form))
+            return back_with(
+                request, path, "ok", f"Dataset {created['domain']}/{created['name']} created."
+            )
+    return render(
+        request, "dataset_new.html", status_code=400, problem=problem, **_form_context(form)
+    )
 
 
 def _form_context(form: FormData | dict[str, Any]) -> dict[str, Any]:
@@ -72,8 +85,19 @@ def _form_context(form: FormData | dict[str, Any]) -> dict[str, Any]:
     ] or [{"name": "", "type": "text", "required": False}] * BLANK_COLUMNS
     return {
         "nav": "datasets",
-        "values": {k: get(k) or "" for k in ("domain", "name", "dataset_type", "description",
-                                                "delimiter", "quote", "escape", "users")},
+        "values": {
+            k: get(k) or ""
+            for k in (
+                "domain",
+                "name",
+                "dataset_type",
+                "description",
+                "delimiter",
+                "quote",
+                "escape",
+                "users",
+            )
+        },
         "columns": columns,
         "column_types": COLUMN_TYPES,
         "delimiters": DELIMITERS,
@@ -121,7 +145,9 @@ def dataset_body(form: FormData) -> tuple[dict[str, Any], str | None]:
 
 
 @router.get("/datasets/{domain}/{name}")
-async def show_dataset(request: Request, api: Api, domain: str, name: str, status: str = "") -> Response:
+async def show_dataset(
+    request: Request, api: Api, domain: str, name: str, status: str = ""
+) -> Response:
     path = _path(domain, name)
     dataset = await api.get("reload", path)
     files = await api.get("reload", path + "/files")
@@ -176,7 +202,7 @@ async def upload(request: Request, api: Api, form: Form, domain: str, name: str)
         for u in uploads
     ]
     try:
-        landed = await api.call("reload", "POST", path + "/files", files=files, timeout=3600)
+        landed = await api.call("reload", "POST", path + "/files", files=files, timeout_s=3600)
     except BackendError as exc:
         if wants_json:
             return JSONResponse({"message": exc.message}, status_code=exc.status)

@@ -36,9 +36,19 @@ async def home(request: Request, api: Api) -> Response:
         "home.html",
         nav="home",
         cards=[
-            ("datasets", "Reload datasets", "Upload files, process them, follow executions.", datasets),
+            (
+                "datasets",
+                "Reload datasets",
+                "Upload files, process them, follow executions.",
+                datasets,
+            ),
             ("loads", "Bulk loads", "Load graph and RDF files from object storage.", loads),
-            ("connections", "S3 connections", "Copy objects from remote buckets on a schedule.", connections),
+            (
+                "connections",
+                "S3 connections",
+                "Copy objects from remote buckets on a schedule.",
+                connections,
+            ),
             ("products", "Data products", "Distribute datasets into client workspaces.", products),
         ],
     )

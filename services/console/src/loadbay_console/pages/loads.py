@@ -45,7 +45,10 @@ async def list_loads(request: Request, api: Api) -> Response:
         modes=MODES,
         parallelism=PARALLELISM,
         default_role=DEFAULT_ROLE,
-        running=any(load.get("status") in ("LOAD_IN_PROGRESS", "LOAD_NOT_STARTED", "LOAD_IN_QUEUE") for load in loads),
+        running=any(
+            load.get("status") in ("LOAD_IN_PROGRESS", "LOAD_NOT_STARTED", "LOAD_IN_QUEUE")
+            for load in loads
+        ),
     )
 
 
