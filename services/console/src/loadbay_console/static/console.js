@@ -78,12 +78,21 @@
     else { row.querySelectorAll("input").forEach(function (i) { i.value = ""; }); }
   });
 
-  // A running reload: reload the page every N seconds until it has ended (the server
-  // renders the element only while something runs).
+  // Something running: reload the page every N seconds until it has ended (the server renders
+  // the element only while something runs). Never while the person is typing or choosing in a
+  // form on the page: their input would be lost.
   var refresh = document.querySelector("[data-refresh]");
   if (refresh) {
     var seconds = parseFloat(refresh.getAttribute("data-refresh")) || 3;
-    window.setTimeout(function () { window.location.reload(); }, seconds * 1000);
+    var touched = false;
+    document.addEventListener("input", function () { touched = true; });
+    var tick = function () {
+      var active = document.activeElement;
+      var busy = active && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName);
+      if (touched || busy) { window.setTimeout(tick, seconds * 1000); return; }
+      window.location.reload();
+    };
+    window.setTimeout(tick, seconds * 1000);
   }
 
   // Upload Data: send with XMLHttpRequest to show progress; the server answers JSON.
