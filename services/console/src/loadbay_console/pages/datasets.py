@@ -226,7 +226,8 @@ async def process(request: Request, api: Api, form: Form, domain: str, name: str
     except BackendError as exc:
         if exc.status >= 500:
             raise
-        return back_with(request, path + "/pending", "error", f"Process Files refused: {exc.message}")
+        refused = f"Process Files refused: {exc.message}"
+        return back_with(request, path + "/pending", "error", refused)
     text = f"Reload started for {len(accepted['files'])} file(s)."
     return back_with(request, f"/executions/{seg(accepted['execution_id'])}", "ok", text)
 
