@@ -143,3 +143,32 @@ async def test_the_api_docs_load_nothing_from_outside(
     await expect(page.locator(".swagger-ui .info .title")).to_contain_text("ingestion")
     await shot(page, "17-api-docs")
     assert outside == []
+
+
+async def test_a_data_product_shows_its_workspaces_lsts_and_runs(
+    console_for: ConsoleFactory, page: Page, user: User, platform: Platform, s3: Any
+) -> None:
+    from tests.distribution.test_distribution import Product, ts
+
+    name = f"fruit_{uuid.uuid4().hex[:6]}"
+    async with httpx.AsyncClient(base_url=platform.urls["distribution"]) as dist_api:
+        product = Product(dist_api, user, s3, name)
+        await product.create(["acme", "globex"])
+    stamp = ts("0820")
+    product.put(f"Products_{stamp}_inc.csv", "cp__product_id,a__name,f__price\n1,apple,1.5\n")
+    console = await console_for(user)
+
+    await page.goto(console.url + "/products")
+    await page.get_by_role("link", name=name).click()
+    await page.get_by_role("button", name="Run now").click()
+    await expect(page.locator("h1 .badge")).to_have_text("succeeded", timeout=30_000)
+    results = page.locator("table.data tbody tr")
+    await expect(results).to_have_count(2)
+    await expect(results.first).to_contain_text(stamp)
+    await shot(page, "18-data-product-run")
+    await page.get_by_role("link", name="Data products").first.click()
+    await page.get_by_role("link", name=name).click()
+    acme = page.locator("tr", has=page.get_by_text("acme", exact=True))
+    await expect(acme.locator("td[data-label=LSTS]")).to_have_text(stamp)
+    await expect(acme.locator("td[data-label=Failures]")).to_have_text("0")
+    await shot(page, "19-data-product")
