@@ -14,6 +14,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -53,7 +54,7 @@ class Console:
     user: User
 
 
-ConsoleFactory = Callable[[User], Awaitable[Console]]
+ConsoleFactory = Callable[..., Awaitable[Console]]
 
 
 @pytest.fixture(scope="session")
@@ -98,8 +99,9 @@ async def console_for(platform: Platform, ingestion: Ingestion) -> AsyncIterator
     """Start a console signed in as a user (its dev user), on the session's services."""
     started: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
 
-    async def start(user: User) -> Console:
+    async def start(user: User, **overrides: Any) -> Console:
         settings = ConsoleSettings(
+            **overrides,
             reload_url=platform.urls["reload"],
             loader_url=platform.urls["loader"],
             distribution_url=platform.urls["distribution"],

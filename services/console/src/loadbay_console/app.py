@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
 from loadbay_console import signin
 from loadbay_console.backend import BackendError
@@ -96,6 +97,12 @@ def create_app(
             message="This form is out of date or was not sent from this console: reload the"
             " page and try again.",
         )
+
+    @app.exception_handler(HTTPException)
+    async def not_a_page(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code != 404 or not hasattr(request.state, "session"):
+            return JSONResponse({"message": exc.detail}, status_code=exc.status_code)
+        return render(request, "error.html", status_code=404, message="There is no such page.")
 
     @app.exception_handler(BackendError)
     async def refused(request: Request, exc: BackendError) -> Response:

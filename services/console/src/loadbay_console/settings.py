@@ -44,3 +44,5 @@ class ConsoleSettings(BaseSettings):
     public_url: str = "http://127.0.0.1:8700"
     # Seconds a call to a service may take (uploads stream for as long as they need).
     api_timeout_s: float = 30.0
+    # The largest Upload Data request (all its files), as the reload API's own limit.
+    max_upload_bytes: int = 5 * 1024**3

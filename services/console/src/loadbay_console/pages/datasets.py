@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
@@ -186,7 +186,15 @@ async def upload_page(request: Request, api: Api, domain: str, name: str) -> Res
     return render(request, "upload.html", nav="datasets", dataset=dataset)
 
 
-@router.post("/datasets/{domain}/{name}/upload")
+def upload_size(request: Request) -> None:
+    """Refuse by Content-Length before the form is parsed (spooled to disk)."""
+    limit = request.app.state.settings.max_upload_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"the upload is over the limit of {limit} bytes")
+
+
+@router.post("/datasets/{domain}/{name}/upload", dependencies=[Depends(upload_size)])
 async def upload(request: Request, api: Api, form: Form, domain: str, name: str) -> Response:
     """Upload Data: the files stream on to the reload API. The page's script sends them with
     XMLHttpRequest (for its progress bar) and gets JSON; a plain form post gets a page."""

@@ -1,0 +1,52 @@
+"""The console over plain HTTP (no browser): it never shows more than the API shows the
+signed-in user, names what is refused, and refuses an oversized upload before reading it."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import Platform, User, make_user
+from tests.console.conftest import ConsoleFactory
+
+
+async def test_another_users_dataset_is_the_apis_404_and_pages_are_not_cached(
+    console_for: ConsoleFactory, platform: Platform, alice: User, names: tuple[str, str]
+) -> None:
+    domain, name = names
+    async with httpx.AsyncClient(base_url=platform.urls["reload"]) as api:
+        made = await api.post(
+            "/datasets",
+            json={"domain": domain, "name": name, "columns": [{"name": "a", "type": "text"}]},
+            headers=alice.headers,
+        )
+        assert made.status_code == 201, made.text
+    bob = make_user(platform.settings, "bob")
+    console = await console_for(bob)
+    async with httpx.AsyncClient(base_url=console.url) as browser:
+        listing = await browser.get("/datasets")
+        assert listing.status_code == 200 and domain not in listing.text
+        assert listing.headers["cache-control"] == "no-store"
+        assert "default-src 'self'" in listing.headers["content-security-policy"]
+        hidden = await browser.get(f"/datasets/{domain}/{name}/pending")
+        assert hidden.status_code == 404
+        assert f"no dataset {domain}/{name} (or you are not authorized on it)" in hidden.text
+        # A name with a slash stays one path segment: it never reaches another API route.
+        odd = await browser.get("/datasets/x%2F..%2Fexecutions/y")
+        assert odd.status_code in (404, 422)
+        assert (await browser.get("/no/such/page")).status_code == 404
+
+
+async def test_an_upload_over_the_limit_is_refused_before_it_is_read(
+    console_for: ConsoleFactory, platform: Platform, user: User, names: tuple[str, str]
+) -> None:
+    console = await console_for(user, max_upload_bytes=1000)
+    async with httpx.AsyncClient(base_url=console.url) as browser:
+        page = await browser.get("/datasets")
+        csrf = page.text.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+        too_big = await browser.post(
+            f"/datasets/{names[0]}/{names[1]}/upload",
+            headers={"X-CSRF-Token": csrf, "X-Requested-With": "XMLHttpRequest"},
+            files=[("files", ("big.csv", b"a\n" * 1000))],
+        )
+        assert too_big.status_code == 413
+        assert "over the limit of 1000 bytes" in too_big.json()["message"]
