@@ -172,3 +172,7 @@ async def test_a_data_product_shows_its_workspaces_lsts_and_runs(
     await expect(acme.locator("td[data-label=LSTS]")).to_have_text(stamp)
     await expect(acme.locator("td[data-label=Failures]")).to_have_text("0")
     await shot(page, "19-data-product")
+    await page.goto(console.url + "/")
+    products = page.locator("a.card", has=page.get_by_role("heading", name="Data products"))
+    await expect(products.locator(".big")).to_have_text("1")
+    await shot(page, "20-home")

@@ -47,6 +47,8 @@ async def upload(page: Page, tmp_path: Path, files: dict[str, str]) -> None:
         paths.append(path)
     await page.get_by_role("link", name="Upload Data").click()
     await page.locator('input[type="file"]').set_input_files(paths)
+    await expect(page.locator("[data-chosen] li")).to_have_count(len(paths))
+    await shot(page, "02-upload-data")
     await page.get_by_role("button", name="Upload", exact=True).click()
     await page.wait_for_url(re.compile(r"/pending$"))
     await expect(page.get_by_text(f"Uploaded {len(files)} file(s)")).to_be_visible()

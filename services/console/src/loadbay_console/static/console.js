@@ -109,6 +109,18 @@
       if (n < 1048576) { return (n / 1024).toFixed(1) + " KB"; }
       return (n / 1048576).toFixed(1) + " MB";
     }
+    var zone = form.querySelector(".drop");
+    ["dragenter", "dragover"].forEach(function (name) {
+      zone.addEventListener(name, function (e) { e.preventDefault(); zone.classList.add("over"); });
+    });
+    ["dragleave", "drop"].forEach(function (name) {
+      zone.addEventListener(name, function () { zone.classList.remove("over"); });
+    });
+    zone.addEventListener("drop", function (e) {
+      e.preventDefault();
+      input.files = e.dataTransfer.files;
+      input.dispatchEvent(new Event("change"));
+    });
     input.addEventListener("change", function () {
       chosen.innerHTML = "";
       Array.prototype.forEach.call(input.files, function (f) {
