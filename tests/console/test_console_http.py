@@ -3,10 +3,13 @@ signed-in user, names what is refused, and refuses an oversized upload before re
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 
 from tests.conftest import Platform, User, make_user
 from tests.console.conftest import ConsoleFactory
+from tests.ingestion.serving import REGION, Ingestion, Remote
 
 
 async def test_another_users_dataset_is_the_apis_404_and_pages_are_not_cached(
@@ -50,3 +53,25 @@ async def test_an_upload_over_the_limit_is_refused_before_it_is_read(
         )
         assert too_big.status_code == 413
         assert "over the limit of 1000 bytes" in too_big.json()["message"]
+
+
+async def test_a_bucket_policy_connection_shows_its_policy(
+    console_for: ConsoleFactory, user: User, ingestion: Ingestion, remote: Remote
+) -> None:
+    bucket = remote.bucket()
+    name = f"pol-{uuid.uuid4().hex[:6]}"
+    async with httpx.AsyncClient(base_url=ingestion.url) as api:
+        made = await api.post(
+            "/connections",
+            json={"name": name, "bucket": bucket, "access_type": "bucket_policy",
+                  "region": REGION, "endpoint_url": remote.endpoint_url},
+            headers=user.headers,
+        )  # fmt: skip
+        assert made.status_code == 201, made.text
+    console = await console_for(user)
+    async with httpx.AsyncClient(base_url=console.url) as browser:
+        page = await browser.get(f"/connections/{name}")
+        assert f"/connections/{name}/policy/bucket-policy" in page.text
+        policy = await browser.get(f"/connections/{name}/policy/bucket-policy")
+        assert policy.status_code == 200
+        assert "s3:GetObject" in policy.text and f"arn:aws:s3:::{bucket}" in policy.text

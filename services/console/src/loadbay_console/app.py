@@ -17,7 +17,7 @@ from loadbay_console.backend import BackendError
 from loadbay_console.pages import ROUTERS
 from loadbay_console.sessions import SessionStore
 from loadbay_console.settings import DEV_SESSION_SECRET, ConsoleSettings
-from loadbay_console.web import HERE, CsrfRefused, SignInRequired, refusal_page, render
+from loadbay_console.web import HERE, CsrfRefused, SignInRequired, here, refusal_page, render
 from loadbay_platform.secrets import check_platform_secrets, require_secret
 from loadbay_platform.settings import PlatformSettings
 
@@ -106,6 +106,9 @@ def create_app(
 
     @app.exception_handler(BackendError)
     async def refused(request: Request, exc: BackendError) -> Response:
+        if exc.status == 401 and not platform.dev_mode:  # the token expired: sign in again
+            request.state.session.sign_out()
+            return await sign_in_first(request, SignInRequired(here(request)))
         return refusal_page(request, exc)
 
     @app.get("/healthz", include_in_schema=False)

@@ -49,7 +49,7 @@ def backend_of(request: Request) -> Backend:
         user_id, email = state.settings.dev_user_id, state.settings.dev_user_email
         session.sign_in(mint_token(state.auth, user_id, email, ttl_s=24 * 3600), user_id, email)
     if session.token is None:
-        raise SignInRequired(_here(request))
+        raise SignInRequired(here(request))
     return Backend(state.http, state.urls, session.token)
 
 
@@ -69,7 +69,8 @@ async def checked_form(request: Request) -> FormData:
 Form = Annotated[FormData, Depends(checked_form)]
 
 
-def _here(request: Request) -> str:
+def here(request: Request) -> str:
+    """The path (and query) of this request, to come back to after signing in."""
     query = f"?{request.url.query}" if request.url.query else ""
     return request.url.path + query
 

@@ -140,6 +140,17 @@ async def run_now(request: Request, api: Api, form: Form, name: str) -> Response
     return await _act(request, _page(name), call, "Run queued: it starts when a slot is free.")
 
 
+@router.get("/connections/{name}/policy/{kind}")
+async def policy(request: Request, api: Api, name: str, kind: str) -> Response:
+    """The bucket policy (or KMS key policy) to attach for a bucket_policy connection."""
+    if kind not in ("bucket-policy", "kms-key-policy"):
+        return back_with(request, _page(name), "error", "No such policy.")
+    document = await api.get("ingestion", _page(name) + f"/{kind}")
+    return render(
+        request, "policy.html", nav="connections", name=name, kind=kind, document=document
+    )
+
+
 @router.get("/connections/runs/{run_id}")
 async def show_run(request: Request, api: Api, run_id: str) -> Response:
     run = await api.get("ingestion", f"/runs/{seg(run_id)}")
