@@ -5,6 +5,7 @@ token. No browser: httpx follows the redirects as a browser would."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import secrets
@@ -32,6 +33,7 @@ from tests.console.conftest import bind, serve
 class Issuer:
     url: str
     user: User
+    ttl_s: int = 600  # of the access tokens it mints
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
     seen: list[dict[str, str]] = field(default_factory=list)
 
@@ -81,7 +83,7 @@ def issuer_app(issuer: Issuer, platform: Platform) -> FastAPI:
             algorithm="HS256",
         )
         # The access token is one the APIs trust (the session's platform secret).
-        access = mint_token(platform.settings.auth, user.user_id, user.email, ttl_s=600)
+        access = mint_token(platform.settings.auth, user.user_id, user.email, ttl_s=issuer.ttl_s)
         return JSONResponse({"access_token": access, "id_token": id_token, "token_type": "Bearer"})
 
     return app
@@ -181,6 +183,19 @@ async def test_a_callback_the_console_did_not_start_is_refused(
         at_issuer = await browser.get(start.headers["location"])
         done = await browser.get(at_issuer.headers["location"])
         assert done.status_code == 303 and done.headers["location"] == "/"
+
+
+async def test_an_expired_token_sends_the_user_to_sign_in_again(
+    oidc_console: tuple[str, Issuer],
+) -> None:
+    console_url, issuer = oidc_console
+    issuer.ttl_s = 1
+    async with httpx.AsyncClient(base_url=console_url, follow_redirects=True) as browser:
+        assert (await browser.get("/datasets")).status_code == 200
+        await asyncio.sleep(2.5)  # the API refuses the token now (401)
+        expired = await browser.get("/datasets?status=x", follow_redirects=False)
+        assert expired.status_code == 303
+        assert expired.headers["location"] == "/signin?next=/datasets%3Fstatus%3Dx"
 
 
 def test_outside_dev_mode_the_built_in_session_secret_is_refused(platform: Platform) -> None:
