@@ -125,10 +125,20 @@ async def page(browser: object) -> AsyncIterator[object]:
     context = await browser.new_context(viewport=LAPTOP)  # type: ignore[attr-defined]
     context.set_default_timeout(15_000)
     page = await context.new_page()
+    # Script errors and content-security-policy refusals fail the test that caused them.
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+    page.on(
+        "console",
+        lambda message: problems.append(message.text)
+        if message.type == "error" and "Failed to load resource" not in message.text
+        else None,
+    )
     try:
         yield page
     finally:
         await context.close()
+    assert problems == []
 
 
 @pytest.fixture
