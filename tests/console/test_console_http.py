@@ -75,3 +75,28 @@ async def test_a_bucket_policy_connection_shows_its_policy(
         policy = await browser.get(f"/connections/{name}/policy/bucket-policy")
         assert policy.status_code == 200
         assert "s3:GetObject" in policy.text and f"arn:aws:s3:::{bucket}" in policy.text
+
+
+async def test_a_refused_dataset_form_shows_the_api_s_reason_and_keeps_what_was_typed(
+    console_for: ConsoleFactory, user: User
+) -> None:
+    console = await console_for(user)
+    async with httpx.AsyncClient(base_url=console.url) as browser:
+        page = await browser.get("/datasets/new")
+        csrf = page.text.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+        form = {
+            "csrf": csrf, "domain": "public", "name": "orders", "dataset_type": "append",
+            "column_name": ["id", ""], "column_type": ["integer", "text"],
+            "column_required": ["yes", "no"], "users": "ann ann@example.com",
+        }  # fmt: skip
+        refused = await browser.post("/datasets/new", data=form)
+        assert refused.status_code == 400
+        assert "PostgreSQL&#39;s default schema" in refused.text  # the API's 409, escaped
+        assert 'value="public"' in refused.text and "ann ann@example.com" in refused.text
+        assert '<option value="append" selected>' in refused.text
+        bad_users = await browser.post("/datasets/new", data={**form, "users": "ann"})
+        assert "Authorized users, line 1" in bad_users.text
+        no_columns = await browser.post("/datasets/new", data={**form, "column_name": ["", ""]})
+        assert "at least one column" in no_columns.text
+        listing = await browser.get("/datasets")
+        assert "public/" not in listing.text
