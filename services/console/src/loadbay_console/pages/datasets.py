@@ -51,7 +51,7 @@ async def list_datasets(request: Request, api: Api) -> Response:
 
 @router.get("/datasets/new")
 async def new_dataset(request: Request, api: Api) -> Response:
-    return render(request, "dataset_new.html", **_form_context({}))
+    return render(request, "dataset_new.html", **_form_context(FormData()))
 
 
 @router.post("/datasets/new")
@@ -74,31 +74,25 @@ async def create_dataset(request: Request, api: Api, form: Form) -> Response:
     )
 
 
-def _form_context(form: FormData | dict[str, Any]) -> dict[str, Any]:
-    get = form.get
-    names = form.getlist("column_name") if isinstance(form, FormData) else []
-    types = form.getlist("column_type") if isinstance(form, FormData) else []
-    required = form.getlist("column_required") if isinstance(form, FormData) else []
-    columns = [
-        {"name": n, "type": t, "required": r == "yes"}
-        for n, t, r in zip(names, types, required, strict=False)
-    ] or [{"name": "", "type": "text", "required": False}] * BLANK_COLUMNS
+# The Create dataset form's fields kept as typed when the API refuses it.
+FORM_FIELDS = (
+    "domain", "name", "dataset_type", "description", "delimiter", "quote", "escape", "users",
+)  # fmt: skip
+
+
+def _form_context(form: FormData) -> dict[str, Any]:
+    rows = zip(
+        form_list(form, "column_name"),
+        form_list(form, "column_type"),
+        form_list(form, "column_required"),
+        strict=False,
+    )
+    columns = [{"name": n, "type": t, "required": r == "yes"} for n, t, r in rows]
+    blank = {"name": "", "type": "text", "required": False}
     return {
         "nav": "datasets",
-        "values": {
-            k: get(k) or ""
-            for k in (
-                "domain",
-                "name",
-                "dataset_type",
-                "description",
-                "delimiter",
-                "quote",
-                "escape",
-                "users",
-            )
-        },
-        "columns": columns,
+        "values": {k: form_text(form, k) for k in FORM_FIELDS},
+        "columns": columns or [blank] * BLANK_COLUMNS,
         "column_types": COLUMN_TYPES,
         "delimiters": DELIMITERS,
     }
