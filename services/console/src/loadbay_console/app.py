@@ -18,7 +18,7 @@ from loadbay_console.pages import ROUTERS
 from loadbay_console.sessions import SessionStore
 from loadbay_console.settings import DEV_SESSION_SECRET, ConsoleSettings
 from loadbay_console.web import HERE, CsrfRefused, SignInRequired, here, refusal_page, render
-from loadbay_platform.secrets import check_platform_secrets, require_secret
+from loadbay_platform.secrets import require_secret
 from loadbay_platform.settings import PlatformSettings
 
 
@@ -34,8 +34,6 @@ def create_app(
         variable="LOADBAY_CONSOLE_SESSION_SECRET",
         dev_mode=platform.dev_mode,
     )
-    if platform.dev_mode:
-        check_platform_secrets(platform)  # it mints the dev user's tokens with this secret
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,7 +52,9 @@ def create_app(
         "ingestion": settings.ingestion_url.rstrip("/"),
         "distribution": settings.distribution_url.rstrip("/"),
     }
-    sessions = SessionStore(secret, settings.session_ttl_s, secure=settings.secure_cookies)
+    # Cookies go over HTTPS only when the console is served over it (or when told to).
+    secure = settings.secure_cookies or settings.public_url.startswith("https://")
+    sessions = SessionStore(secret, settings.session_ttl_s, secure=secure)
     app.state.sessions = sessions
 
     @app.middleware("http")

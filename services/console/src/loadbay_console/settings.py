@@ -26,7 +26,7 @@ class ConsoleSettings(BaseSettings):
     ingestion_url: str = "http://127.0.0.1:8705"
     # Signs the session cookie (the session itself stays on the server).
     session_secret: SecretStr = SecretStr(DEV_SESSION_SECRET)
-    # Browsers send the cookie over HTTPS only; off for http://127.0.0.1 in dev mode.
+    # Browsers send the cookie over HTTPS only: on when public_url is https://, or set here.
     secure_cookies: bool = False
     session_ttl_s: int = 8 * 3600
     # Who the console signs in as in dev mode.
