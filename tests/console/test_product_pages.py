@@ -4,6 +4,7 @@ copied objects); and each service's /docs, which must load nothing from outside 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import uuid
@@ -106,9 +107,15 @@ async def test_a_connection_is_created_tested_versioned_bound_and_run(
     await page.get_by_role("button", name="Downgrade to 1.6").click()
     await expect(page.get_by_text("Connection downgraded to version 1.6.")).to_be_visible()
 
-    await page.locator("input[name=dataset]").last.fill(f"{domain}/{name}")
-    await page.locator("input[name=directory_path]").fill("exports/")
-    await page.get_by_role("button", name="Bind dataset").click()
+    # The ingestion service learns of new datasets from their events: until then it says to
+    # retry in a moment, as a person would.
+    for _ in range(40):
+        await page.locator("input[name=dataset]").last.fill(f"{domain}/{name}")
+        await page.locator("input[name=directory_path]").fill("exports/")
+        await page.get_by_role("button", name="Bind dataset").click()
+        if not await page.get_by_text("retry in a moment").count():
+            break
+        await asyncio.sleep(0.5)
     await expect(page.get_by_text(f"Dataset {domain}/{name} bound.")).to_be_visible()
     await page.locator("input[name=cron]").fill("0 3 * * *")
     await page.get_by_role("button", name="Save schedule").click()
@@ -125,6 +132,19 @@ async def test_a_connection_is_created_tested_versioned_bound_and_run(
     await shot(page, "15-connection-run")
     await page.goto(console.url + "/connections")
     await shot(page, "16-connections")
+
+    # Unbind, then delete the connection: each asks first (a browser dialog).
+    await page.get_by_role("link", name=connection).click()
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Unbind").click()
+    await expect(page.get_by_text(f"Dataset {domain}/{name} unbound.")).to_be_visible()
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    await page.get_by_role("button", name="Delete connection").click()
+    await expect(page.get_by_role("heading", name=re.compile(connection))).to_be_visible()
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Delete connection").click()
+    await expect(page.get_by_text(f"Connection {connection} deleted.")).to_be_visible()
+    await expect(page.get_by_text("No connections yet.")).to_be_visible()
 
 
 async def test_the_api_docs_load_nothing_from_outside(

@@ -140,6 +140,24 @@ async def run_now(request: Request, api: Api, form: Form, name: str) -> Response
     return await _act(request, _page(name), call, "Run queued: it starts when a slot is free.")
 
 
+@router.post("/connections/{name}/bindings/unbind")
+async def unbind(request: Request, api: Api, form: Form, name: str) -> Response:
+    dataset = form_text(form, "dataset")
+    call = api.delete("ingestion", _binding(dataset))
+    return await _act(request, _page(name), call, f"Dataset {dataset} unbound.")
+
+
+@router.post("/connections/{name}/delete")
+async def delete_connection(request: Request, api: Api, form: Form, name: str) -> Response:
+    try:
+        await api.delete("ingestion", _page(name))
+    except BackendError as exc:
+        if exc.status >= 500:
+            raise
+        return back_with(request, _page(name), "error", exc.message)
+    return back_with(request, "/connections", "ok", f"Connection {name} deleted.")
+
+
 @router.get("/connections/{name}/policy/{kind}")
 async def policy(request: Request, api: Api, name: str, kind: str) -> Response:
     """The bucket policy (or KMS key policy) to attach for a bucket_policy connection."""
