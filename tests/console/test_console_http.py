@@ -53,6 +53,19 @@ async def test_an_upload_over_the_limit_is_refused_before_it_is_read(
         )
         assert too_big.status_code == 413
         assert "over the limit of 1000 bytes" in too_big.json()["message"]
+        streamed = await browser.post(
+            f"/datasets/{names[0]}/{names[1]}/upload-stream",
+            headers={"X-CSRF-Token": csrf},
+            files=[("files", ("big.csv", b"a\n" * 1000))],
+        )
+        assert streamed.status_code == 413
+        # The streaming route takes its CSRF token from the header only.
+        forged = await browser.post(
+            f"/datasets/{names[0]}/{names[1]}/upload-stream",
+            data={"csrf": csrf},
+            files=[("files", ("small.csv", b"a\n"))],
+        )
+        assert forged.status_code == 403
 
 
 async def test_a_bucket_policy_connection_shows_its_policy(
@@ -100,3 +113,32 @@ async def test_a_refused_dataset_form_shows_the_api_s_reason_and_keeps_what_was_
         assert "at least one column" in no_columns.text
         listing = await browser.get("/datasets")
         assert "public/" not in listing.text
+
+
+async def test_upload_stream_passes_a_large_file_through_to_the_landing_zone(
+    console_for: ConsoleFactory, platform: Platform, user: User, names: tuple[str, str]
+) -> None:
+    domain, name = names
+    async with httpx.AsyncClient(base_url=platform.urls["reload"]) as api:
+        made = await api.post(
+            "/datasets",
+            json={"domain": domain, "name": name, "columns": [{"name": "a", "type": "text"}]},
+            headers=user.headers,
+        )
+        assert made.status_code == 201, made.text
+    console = await console_for(user)
+    body = b"a\n" + (b"y" * 1023 + b"\n") * (3 * 1024)  # a header line, then 3 MiB of rows
+    async with httpx.AsyncClient(base_url=console.url, timeout=60) as browser:
+        page = await browser.get("/datasets")
+        csrf = page.text.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+        landed = await browser.post(
+            f"/datasets/{domain}/{name}/upload-stream",
+            headers={"X-CSRF-Token": csrf, "X-Requested-With": "XMLHttpRequest"},
+            data={"csrf": csrf},
+            files=[("files", ("big.csv", body)), ("files", ("small.csv", b"a\n1\n"))],
+        )
+        assert landed.status_code == 200, landed.text
+        assert landed.json()["files"] == ["big.csv", "small.csv"]
+    async with httpx.AsyncClient(base_url=platform.urls["reload"]) as api:
+        files = (await api.get(f"/datasets/{domain}/{name}/files", headers=user.headers)).json()
+    assert {f["name"]: f["size"] for f in files} == {"big.csv": len(body), "small.csv": 4}

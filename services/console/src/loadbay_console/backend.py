@@ -7,6 +7,7 @@ form can never reach another route.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -76,6 +77,8 @@ class Backend:
         json: Any = None,
         params: dict[str, Any] | None = None,
         files: list[tuple[str, tuple[str, Any, str]]] | None = None,
+        content: AsyncIterator[bytes] | None = None,
+        headers: dict[str, str] | None = None,
         timeout_s: float | None = None,
     ) -> Any:
         """The API's JSON answer (None for an empty one); `BackendError` for a refusal."""
@@ -89,7 +92,8 @@ class Backend:
                 json=json,
                 params=params,
                 files=files,
-                headers={"Authorization": f"Bearer {self.token}"},
+                content=content,
+                headers={**(headers or {}), "Authorization": f"Bearer {self.token}"},
                 **kwargs,
             )
         except httpx.HTTPError as exc:

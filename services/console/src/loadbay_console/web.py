@@ -56,14 +56,24 @@ def backend_of(request: Request) -> Backend:
 Api = Annotated[Backend, Depends(backend_of)]
 
 
+def _check_csrf(request: Request, sent: object) -> None:
+    expected = session_of(request).csrf.encode()
+    if not isinstance(sent, str) or not secrets.compare_digest(sent.encode(), expected):
+        raise CsrfRefused()
+
+
 async def checked_form(request: Request) -> FormData:
     """The request's form, once its CSRF token (form field `csrf` or header X-CSRF-Token)
     matches the session's."""
     form = await request.form()
-    sent = request.headers.get("x-csrf-token") or form.get("csrf")
-    if not isinstance(sent, str) or not secrets.compare_digest(sent, session_of(request).csrf):
-        raise CsrfRefused()
+    _check_csrf(request, request.headers.get("x-csrf-token") or form.get("csrf"))
     return form
+
+
+def checked_header(request: Request) -> None:
+    """The request's X-CSRF-Token header matches the session's (a script's request whose body
+    is not read here)."""
+    _check_csrf(request, request.headers.get("x-csrf-token"))
 
 
 Form = Annotated[FormData, Depends(checked_form)]

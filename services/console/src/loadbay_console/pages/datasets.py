@@ -16,6 +16,7 @@ from loadbay_console.web import (
     Api,
     Form,
     back_with,
+    checked_header,
     form_list,
     form_text,
     redirect,
@@ -214,6 +215,33 @@ async def upload(request: Request, api: Api, form: Form, domain: str, name: str)
     if wants_json:
         return JSONResponse({"files": [f["name"] for f in landed], "next": path + "/pending"})
     return redirect(path + "/pending")
+
+
+@router.post(
+    "/datasets/{domain}/{name}/upload-stream",
+    dependencies=[Depends(upload_size), Depends(checked_header)],
+)
+async def upload_stream(request: Request, api: Api, domain: str, name: str) -> Response:
+    """Upload Data from the page's script: the multipart body streams on to the reload API as
+    it arrives, unparsed (nothing is kept on the console's disk or in its memory), so the
+    progress bar follows the files into the landing zone."""
+    path = _path(domain, name)
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        return JSONResponse({"message": "send the files as multipart/form-data"}, 400)
+    headers = {"Content-Type": content_type}
+    if request.headers.get("content-length", "").isdigit():
+        headers["Content-Length"] = request.headers["content-length"]
+    try:
+        landed = await api.call(
+            "reload", "POST", path + "/files", content=request.stream(), headers=headers,
+            timeout_s=3600,
+        )  # fmt: skip
+    except BackendError as exc:
+        return JSONResponse({"message": exc.message}, status_code=exc.status)
+    text = f"Uploaded {len(landed)} file(s): they are pending until you process them."
+    request.state.session.flash("ok", text)
+    return JSONResponse({"files": [f["name"] for f in landed], "next": path + "/pending"})
 
 
 @router.post("/datasets/{domain}/{name}/process")

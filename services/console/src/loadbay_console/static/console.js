@@ -133,7 +133,8 @@
       event.preventDefault();
       if (!input.files.length) { return; }
       var xhr = new XMLHttpRequest();
-      xhr.open("POST", form.action);
+      // The streaming route, which passes the body straight on to the reload API.
+      xhr.open("POST", form.getAttribute("data-upload") || form.action);
       xhr.setRequestHeader("X-Requested-With", "XMLHttpRequest");
       xhr.setRequestHeader("X-CSRF-Token", csrf);
       problem.hidden = true;
