@@ -151,6 +151,8 @@ async def test_signing_in_with_pkce_shows_only_what_the_api_shows_that_user(
         # A form without the session's CSRF token is refused, and changes nothing.
         forged = await browser.post("/datasets/new", data={"domain": "x_forged", "name": "abc"})
         assert forged.status_code == 403 and "out of date" in forged.text
+        odd = await browser.post("/datasets/new", data={"csrf": "\u00e9t\u00e9", "domain": "x"})
+        assert odd.status_code == 403
 
         # Signing out forgets the token: the next page asks the issuer again.
         csrf = page.text.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
