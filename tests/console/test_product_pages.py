@@ -51,9 +51,12 @@ async def test_a_bulk_load_shows_its_status_feed_counts_and_errors(
     )
     await shot(page, "11-bulk-load")
 
+    first = page.url.rsplit("/", 1)[1]
     await page.goto(console.url + "/loads")
     await page.locator("input[name=source]").fill(f"s3://{BUCKET}/console/{tag}/bad/")
     await page.locator("select[name=format]").select_option("turtle")
+    await page.locator("input[name=baseUri]").fill("http://ex.org/base/")
+    await page.locator("input[name=dependencies]").fill(first)  # done already: it runs
     await page.get_by_role("button", name="Start load").click()
     await expect(page.locator("h1 .badge")).to_have_text("LOAD FAILED", timeout=30_000)
     error = page.locator("table.data tr", has=page.get_by_text("PARSING_ERROR"))

@@ -54,7 +54,7 @@ async def list_loads(request: Request, api: Api) -> Response:
 
 @router.post("/loads")
 async def start_load(request: Request, api: Api, form: Form) -> Response:
-    body = {
+    body: dict[str, Any] = {
         "source": form_text(form, "source"),
         "format": form_text(form, "format"),
         "iamRoleArn": form_text(form, "iamRoleArn") or DEFAULT_ROLE,
@@ -64,6 +64,12 @@ async def start_load(request: Request, api: Api, form: Form) -> Response:
         "failOnError": "TRUE" if form.get("failOnError") else "FALSE",
         "queueRequest": "TRUE" if form.get("queueRequest") else "FALSE",
     }
+    parser = {k: form_text(form, k) for k in ("baseUri", "namedGraphUri") if form_text(form, k)}
+    if parser:
+        body["parserConfiguration"] = parser
+    dependencies = form_text(form, "dependencies").replace(",", " ").split()
+    if dependencies:
+        body["dependencies"] = dependencies
     try:
         answer = await api.post("loader", "/loader", body)
     except BackendError as exc:
