@@ -140,6 +140,9 @@ async def test_a_bad_file_shows_its_file_line_column_and_value(
     await expect(detail.locator("dt:text('Column') + dd")).to_have_text("id")
     await expect(detail.locator("dt:text('Value') + dd")).to_have_text("three")
     await shot(page, "07-execution-failed")
+    await page.emulate_media(color_scheme="dark")  # a dark screen: the same page, darker
+    await shot(page, "07-execution-failed-dark")
+    await page.emulate_media(color_scheme="light")
     # The file's own error, in full, on the FileStatus list.
     await page.goto(f"{console.url}/datasets/{domain}/{name}")
     await expect(row(page, "broken.csv").locator(".file-error")).to_contain_text("three")
