@@ -88,12 +88,12 @@ def test_the_loader_s_parts_stay_apart() -> None:
 
 def test_the_console_uses_only_http_apis() -> None:
     """No service's code, no database, broker or object store: what the console shows is what
-    the APIs answer the signed-in user. Of the platform it uses only auth (dev tokens), secrets
-    and settings."""
+    the APIs answer the signed-in user. Of the platform it uses only auth (dev tokens), logs,
+    the shared HTTP metrics, secrets and settings."""
     forbidden = {f"loadbay_{s}" for s in SERVICES} | {
         "loadbay_cli", "asyncpg", "aiokafka", "aiobotocore", "boto3", "faststream",
     }  # fmt: skip
-    allowed_platform = {"auth", "secrets", "settings"}
+    allowed_platform = {"auth", "logs", "metrics", "secrets", "settings"}
     offenders = []
     for path in python_files(ROOT / "services" / CONSOLE):
         if bad := imported_modules(path) & forbidden:

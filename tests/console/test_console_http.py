@@ -37,6 +37,12 @@ async def test_another_users_dataset_is_the_apis_404_and_pages_are_not_cached(
         odd = await browser.get("/datasets/x%2F..%2Fexecutions/y")
         assert odd.status_code in (404, 422)
         assert (await browser.get("/no/such/page")).status_code == 404
+        # The shared HTTP metrics, by route, as every service exports them.
+        metrics = (await browser.get("/metrics")).text
+        assert (
+            'loadbay_http_requests_total{method="GET",route="/datasets/{domain}/{name}/pending",'
+            'service="console",status="404"}' in metrics
+        )
 
 
 async def test_an_upload_over_the_limit_is_refused_before_it_is_read(

@@ -7,6 +7,8 @@ import argparse
 import uvicorn
 
 from loadbay_console.app import create_app
+from loadbay_platform import logs
+from loadbay_platform.settings import PlatformSettings
 
 
 def main() -> None:
@@ -14,7 +16,10 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8700)
     args = parser.parse_args()
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning", access_log=False)
+    platform = PlatformSettings()
+    logs.configure("console", platform.log_level)  # JSON lines, as every service logs
+    app = create_app(platform=platform)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from urllib.parse import quote
@@ -10,6 +11,7 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
 from loadbay_console import signin
@@ -18,8 +20,12 @@ from loadbay_console.pages import ROUTERS
 from loadbay_console.sessions import SessionStore
 from loadbay_console.settings import DEV_SESSION_SECRET, ConsoleSettings
 from loadbay_console.web import HERE, CsrfRefused, SignInRequired, here, refusal_page, render
+from loadbay_platform.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from loadbay_platform.secrets import require_secret
 from loadbay_platform.settings import PlatformSettings
+
+# Probes and scrapes carry no session (and create none).
+UNSESSIONED = {"/healthz", "/readyz", "/metrics"}
 
 
 def create_app(
@@ -58,10 +64,22 @@ def create_app(
     app.state.sessions = sessions
 
     @app.middleware("http")
+    async def record_metrics(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """The shared HTTP metrics, as every service records them (service="console")."""
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        HTTP_REQUESTS.labels("console", request.method, route, str(response.status_code)).inc()
+        HTTP_SECONDS.labels("console", request.method, route).observe(time.perf_counter() - started)
+        return response
+
+    @app.middleware("http")
     async def with_session(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        if request.url.path.startswith("/static/") or request.url.path in ("/healthz", "/readyz"):
+        if request.url.path.startswith("/static/") or request.url.path in UNSESSIONED:
             return await call_next(request)
         session, new = sessions.of(request)
         request.state.session = session
@@ -118,6 +136,10 @@ def create_app(
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> dict[str, str]:
         return {"status": "ready", "service": "console"}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(signin.router)
