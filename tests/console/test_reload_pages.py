@@ -214,8 +214,10 @@ async def test_narrow_screen_shows_tables_as_cards(
             await page.goto(f"{console.url}/datasets/{domain}/{name}{path}")
             width = await page.evaluate("document.documentElement.scrollWidth")
             assert width <= PHONE["width"], (path, width)
-        await page.goto(f"{console.url}/datasets/new")
-        assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        for path in ("/", "/loads", "/connections", "/products", "/datasets/new"):
+            await page.goto(console.url + path)
+            width = await page.evaluate("document.documentElement.scrollWidth")
+            assert width <= PHONE["width"], (path, width)
         await shot(page, "10-create-dataset-phone")
     finally:
         await context.close()
