@@ -36,8 +36,11 @@ async def create_dataset(page: Page, url: str, domain: str, name: str) -> None:
         await names.nth(row).fill(column)
         await types.nth(row).select_option(kind)
     await page.get_by_label("Required").first.select_option("yes")
+    await page.locator("textarea[name=users]").fill("ann_friend ann.friend@example.com")
     await page.get_by_role("button", name="Create dataset").click()
     await expect(page.get_by_text(f"Dataset {domain}/{name} created.")).to_be_visible()
+    await expect(page.locator(".page-head")).to_contain_text("authorized: ann_friend")
+    await expect(page.locator(".page-head")).to_contain_text("id integer required")
 
 
 async def upload(
