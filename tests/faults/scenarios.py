@@ -36,7 +36,7 @@ COLUMNS = [
 
 
 async def _poison_and_duplicates(lab: FaultLab) -> None:
-    for topic in ("loadbay.file.landed", "loadbay.reload.requested", "loadbay.load.completed"):
+    for topic in ("loadbay.file.landed", "loadbay.reload.requested", "loadbay.reload.loaded"):
         await lab.publish_raw(topic, b"\x00{not an event")
         await lab.publish_raw(topic, b'{"specversion": "1.0", "type": "made.up", "id": "x"}')
 

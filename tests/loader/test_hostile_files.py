@@ -26,7 +26,7 @@ import psutil
 import pytest
 from botocore.exceptions import ClientError
 
-from loadbay_contracts import LoadRequested, WorkspaceColumn, WorkspaceTarget
+from loadbay_contracts import WorkspaceColumn, WorkspaceLoadRequested, WorkspaceTarget
 from loadbay_loader.graph import load_runner
 from loadbay_loader.settings import LoaderSettings
 from loadbay_loader.streaming import limits
@@ -418,11 +418,11 @@ async def test_a_reload_csv_line_without_an_end_fails_at_the_record_limit(
 WS_COLUMNS = (WorkspaceColumn(name="cp__id", type="integer"), WorkspaceColumn(name="a__name"))
 
 
-def workspace_request(key: str) -> tuple[LoadRequested, WorkspaceTarget]:
+def workspace_request(key: str) -> tuple[WorkspaceLoadRequested, WorkspaceTarget]:
     ws = WorkspaceTarget(
         workspace_id="ws-c1", client_id="c1", schema_name=f"ws_{uuid.uuid4().hex[:12]}", mode="full"
     )
-    event = LoadRequested(
+    event = WorkspaceLoadRequested(
         request_id=str(uuid.uuid4()), run_id="run-1", data_product_id="dp-1", dataset="items",
         columns=WS_COLUMNS, grain=(), bucket="ws-source", keys=(key,),
         timestamp="20200821120000", targets=(ws,),

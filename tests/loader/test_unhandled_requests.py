@@ -17,9 +17,9 @@ from loadbay_contracts import (
     DatasetSpec,
     Envelope,
     FileRef,
-    LoadRequested,
     ReloadRequested,
     WorkspaceColumn,
+    WorkspaceLoadRequested,
     WorkspaceTarget,
 )
 from loadbay_loader.handlers import on_unhandled_reload, on_unhandled_workspace_load
@@ -54,10 +54,10 @@ def consumer(
         pool=pool,
         producer=producer,
         kafka=settings.kafka.model_copy(update={"max_retries": 2}),
-        handlers={ReloadRequested: boom, LoadRequested: boom},
+        handlers={ReloadRequested: boom, WorkspaceLoadRequested: boom},
         dead_letter_hooks={
             ReloadRequested: on_unhandled_reload,
-            LoadRequested: on_unhandled_workspace_load,
+            WorkspaceLoadRequested: on_unhandled_workspace_load,
         },
         group_id=f"loadbay-loader-test-{uuid.uuid4().hex[:8]}",
         retry_backoff_s=0.01,
@@ -93,7 +93,7 @@ async def test_a_reload_the_loader_cannot_handle_fails_with_the_reason_once(
     await consumer_.process(unhandled)
     await consumer_.process(unhandled)  # redelivered after a crash: still one outcome
 
-    (outcome,) = await outcomes(pool, "loadbay.load.completed", execution)
+    (outcome,) = await outcomes(pool, "loadbay.reload.loaded", execution)
     assert outcome["status"] == "failed"
     message = outcome["error"]["message"]  # type: ignore[index]
     assert "the loader could not carry out the reload" in message
@@ -111,7 +111,7 @@ async def test_a_workspace_load_the_loader_cannot_handle_fails_every_target(
         )
         for i in range(2)
     )  # fmt: skip
-    event = LoadRequested(
+    event = WorkspaceLoadRequested(
         request_id=request_id,
         run_id="run-1",
         data_product_id="p",

@@ -1,5 +1,5 @@
-"""Loads into client workspaces (load.requested) against a real PostgreSQL (the stack's) and, for
-the handler path, a real S3 (moto_server)."""
+"""Loads into client workspaces (workspace.load.requested) against a real PostgreSQL (the
+stack's) and, for the handler path, a real S3 (moto_server)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ import pytest
 
 from loadbay_contracts import (
     Envelope,
-    LoadRequested,
     WorkspaceColumn,
     WorkspaceLoadCompleted,
+    WorkspaceLoadRequested,
     WorkspaceLoadResult,
     WorkspaceTarget,
 )
@@ -70,8 +70,8 @@ def request(
     columns: tuple[WorkspaceColumn, ...] = INVOICES,
     grain: tuple[str, ...] = (),
     dataset: str = "invoices",
-) -> LoadRequested:
-    return LoadRequested(
+) -> WorkspaceLoadRequested:
+    return WorkspaceLoadRequested(
         request_id=str(uuid.uuid4()),
         run_id="run-1",
         data_product_id="dp-1",
@@ -86,7 +86,7 @@ def request(
 
 
 async def load(
-    pool: asyncpg.Pool, event: LoadRequested, files: dict[str, bytes]
+    pool: asyncpg.Pool, event: WorkspaceLoadRequested, files: dict[str, bytes]
 ) -> WorkspaceLoadCompleted:
     """Run the load as the consumer does (one transaction), and return the event it emitted
     through the outbox (checked against the function's own return value)."""
@@ -102,7 +102,9 @@ async def load(
 
 
 async def emitted(
-    pool: asyncpg.Pool, event: LoadRequested, returned: WorkspaceLoadCompleted | None = None
+    pool: asyncpg.Pool,
+    event: WorkspaceLoadRequested,
+    returned: WorkspaceLoadCompleted | None = None,
 ) -> WorkspaceLoadCompleted:
     async with pool.acquire() as conn:
         rows = await conn.fetch(
@@ -497,7 +499,7 @@ async def test_handler_reads_s3_and_a_missing_object_fails_every_workspace(
         for event in (present, gone):
             envelope = Envelope.wrap(event, source="loadbay/distribution")
             async with pool.acquire() as conn, conn.transaction():
-                await handlers.on_load_requested(conn, envelope, event)
+                await handlers.on_workspace_load_requested(conn, envelope, event)
 
     done = await emitted(pool, present)
     assert done.results == (ok(a, upserted=1), ok(b, upserted=1))

@@ -4,9 +4,9 @@ from loadbay_contracts.dataset_events import DatasetCreated, DatasetDeleted
 from loadbay_contracts.datasets import ColumnSpec, CsvOptionsSpec, DatasetSpec
 from loadbay_contracts.distribution import (
     DistributionFinished,
-    LoadRequested,
     WorkspaceColumn,
     WorkspaceLoadCompleted,
+    WorkspaceLoadRequested,
     WorkspaceLoadResult,
     WorkspaceTarget,
 )
@@ -14,7 +14,7 @@ from loadbay_contracts.envelope import Envelope, Event, dead_letter_topic, topic
 from loadbay_contracts.files import FileLanded
 from loadbay_contracts.graph import GraphLoadFinished
 from loadbay_contracts.ingestion import IngestionFinished
-from loadbay_contracts.loads import FileResult, LoadCompleted, LoadError
+from loadbay_contracts.loads import FileResult, LoadError, ReloadLoaded
 from loadbay_contracts.recipients import Recipient
 from loadbay_contracts.registry import EVENT_TYPES
 from loadbay_contracts.reload import (
@@ -39,15 +39,15 @@ __all__ = [
     "FileResult",
     "GraphLoadFinished",
     "IngestionFinished",
-    "LoadCompleted",
     "LoadError",
-    "LoadRequested",
     "Recipient",
     "ReloadFinished",
+    "ReloadLoaded",
     "ReloadRejected",
     "ReloadRequested",
     "WorkspaceColumn",
     "WorkspaceLoadCompleted",
+    "WorkspaceLoadRequested",
     "WorkspaceLoadResult",
     "WorkspaceTarget",
     "dead_letter_topic",

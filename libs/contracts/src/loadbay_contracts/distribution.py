@@ -32,13 +32,17 @@ class WorkspaceTarget(BaseModel):
     mode: Literal["full", "inc"]
 
 
-class LoadRequested(Event):
+class WorkspaceLoadRequested(Event):
     """Emitted when a distribution run needs one source file loaded into client workspaces:
     the loader reads the file once and, per workspace, in one transaction, deletes and loads
     (full: rewrite with the rows whose x__deleted is false; inc: upsert those, delete the
-    x__deleted ones by connection point, else fact table grain, else all attributes)."""
+    x__deleted ones by connection point, else fact table grain, else all attributes).
 
-    TYPE = "load.requested"
+    2.0 replaces `load.requested` 1.0 (renamed to pair with workspace.load.completed; the
+    data is unchanged)."""
+
+    TYPE = "workspace.load.requested"
+    VERSION = "2.0"
 
     request_id: str
     run_id: str
@@ -66,7 +70,7 @@ class WorkspaceLoadResult(BaseModel):
 
 
 class WorkspaceLoadCompleted(Event):
-    """Emitted when the loader finished a load.requested: one result per target workspace."""
+    """The answer to one workspace.load.requested: one result per target workspace."""
 
     TYPE = "workspace.load.completed"
 

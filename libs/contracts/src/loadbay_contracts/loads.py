@@ -30,12 +30,15 @@ class FileResult(BaseModel):
     bytes: int
 
 
-class LoadCompleted(Event):
-    """Emitted when the loader finished a requested load, successfully or not."""
+class ReloadLoaded(Event):
+    """The answer to one reload.requested: the loader finished it, successfully or not.
 
-    TYPE = "load.completed"
+    2.0 replaces `load.completed` 1.0 (renamed so that a request and its answer name the same
+    thing; `request_type`, always "reload.requested", is gone)."""
 
-    request_type: Literal["reload.requested"]
+    TYPE = "reload.loaded"
+    VERSION = "2.0"
+
     request_id: str
     dataset_id: str
     status: Literal["succeeded", "failed"]

@@ -5,14 +5,14 @@ from __future__ import annotations
 from loadbay_contracts.dataset_events import DatasetCreated, DatasetDeleted
 from loadbay_contracts.distribution import (
     DistributionFinished,
-    LoadRequested,
     WorkspaceLoadCompleted,
+    WorkspaceLoadRequested,
 )
 from loadbay_contracts.envelope import Event
 from loadbay_contracts.files import FileLanded
 from loadbay_contracts.graph import GraphLoadFinished
 from loadbay_contracts.ingestion import IngestionFinished
-from loadbay_contracts.loads import LoadCompleted
+from loadbay_contracts.loads import ReloadLoaded
 from loadbay_contracts.reload import ReloadFinished, ReloadRejected, ReloadRequested
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -24,8 +24,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ReloadRequested,
         ReloadRejected,
         ReloadFinished,
-        LoadCompleted,
-        LoadRequested,
+        ReloadLoaded,
+        WorkspaceLoadRequested,
         WorkspaceLoadCompleted,
         DistributionFinished,
         IngestionFinished,

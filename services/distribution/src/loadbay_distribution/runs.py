@@ -2,7 +2,7 @@
 
 A run lists the data product's source location, names every file that breaks the naming
 convention as a problem, and plans per dataset which batch each workspace of the dataset's
-segment loads (planning.py). Workspaces loading the same batch share one `load.requested`.
+segment loads (planning.py). Workspaces loading the same batch share one `workspace.load.requested`.
 Each `workspace.load.completed` moves LSTS and failure counts; workspaces catching up after a
 failure continue within the run; when no load is pending the run ends and is announced.
 """
@@ -21,10 +21,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from loadbay_contracts import (
     DistributionFinished,
-    LoadRequested,
     Recipient,
     WorkspaceColumn,
     WorkspaceLoadCompleted,
+    WorkspaceLoadRequested,
     WorkspaceTarget,
 )
 from loadbay_distribution import naming, planning, repository
@@ -157,7 +157,7 @@ async def _request_load(
     )  # fmt: skip
     await outbox.enqueue(
         conn,
-        LoadRequested(
+        WorkspaceLoadRequested(
             request_id=request_id,
             run_id=run_id,
             data_product_id=product["id"],

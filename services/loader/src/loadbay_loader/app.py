@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from loadbay_contracts import DatasetDeleted, Event, LoadRequested, ReloadRequested
+from loadbay_contracts import DatasetDeleted, Event, ReloadRequested, WorkspaceLoadRequested
 from loadbay_loader import handlers as handlers_module
 from loadbay_loader.graph import api as graph_api
 from loadbay_loader.graph import load_runner
@@ -36,7 +36,7 @@ class LoaderService:
         handlers = Handlers(res)
         return {
             ReloadRequested: handlers.on_reload_requested,
-            LoadRequested: handlers.on_load_requested,
+            WorkspaceLoadRequested: handlers.on_workspace_load_requested,
             DatasetDeleted: handlers.on_dataset_deleted,
         }
 
@@ -45,13 +45,13 @@ class LoaderService:
 
     def long_running(self) -> frozenset[type[Event]]:
         # Loads: long work, run from the work queue off the poll loop.
-        return frozenset({ReloadRequested, LoadRequested})
+        return frozenset({ReloadRequested, WorkspaceLoadRequested})
 
     def dead_letter_hooks(self, res: Resources) -> Mapping[type[Event], DeadLetterHook]:
         # A request the loader cannot handle still ends its execution (failed, with why).
         return {
             ReloadRequested: handlers_module.on_unhandled_reload,
-            LoadRequested: handlers_module.on_unhandled_workspace_load,
+            WorkspaceLoadRequested: handlers_module.on_unhandled_workspace_load,
         }
 
     def background(self, res: Resources) -> list[Coroutine[Any, Any, None]]:

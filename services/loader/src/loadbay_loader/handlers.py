@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from loadbay_contracts import DatasetDeleted, Envelope, LoadRequested, ReloadRequested
+from loadbay_contracts import DatasetDeleted, Envelope, ReloadRequested, WorkspaceLoadRequested
 from loadbay_loader import repository
 from loadbay_loader.reload import loads as reload_loads
 from loadbay_loader.workspace import loads as workspace_loads
@@ -21,8 +21,8 @@ class Handlers:
     ) -> None:
         await reload_loads.run_reload(conn, self.res.s3, event)
 
-    async def on_load_requested(
-        self, conn: asyncpg.Connection, envelope: Envelope, event: LoadRequested
+    async def on_workspace_load_requested(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: WorkspaceLoadRequested
     ) -> None:
         opener = sources.s3_opener(self.res.s3, event.bucket)
         await workspace_loads.load_into_workspaces(conn, opener, event)
@@ -41,6 +41,6 @@ async def on_unhandled_reload(
 
 
 async def on_unhandled_workspace_load(
-    conn: asyncpg.Connection, envelope: Envelope, event: LoadRequested, reason: str
+    conn: asyncpg.Connection, envelope: Envelope, event: WorkspaceLoadRequested, reason: str
 ) -> None:
     await workspace_loads.fail_unhandled(conn, event, reason)

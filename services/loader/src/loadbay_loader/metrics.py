@@ -21,7 +21,7 @@ DLZ_BACKLOG = Gauge(
 )
 WORKSPACE_LOADS = Counter(
     "loadbay_loader_workspace_loads_total",
-    "Loads into one client workspace (a target of a load.requested), by mode and outcome"
+    "Loads into one client workspace (a target of a workspace.load.requested), by mode and outcome"
     " (untouched: the file had no rows for the workspace's client id).",
     ["mode", "status"],
 )

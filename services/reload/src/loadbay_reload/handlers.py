@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-from loadbay_contracts import Envelope, FileLanded, LoadCompleted
+from loadbay_contracts import Envelope, FileLanded, ReloadLoaded
 from loadbay_platform import outbox
 from loadbay_platform.service import Resources
 from loadbay_reload import reloads
@@ -27,11 +27,10 @@ class Handlers:
             conn, self.res.s3, s3.lz_bucket, s3.dlz_bucket, event, self.reject
         )
 
-    async def on_load_completed(
-        self, conn: asyncpg.Connection, envelope: Envelope, event: LoadCompleted
+    async def on_reload_loaded(
+        self, conn: asyncpg.Connection, envelope: Envelope, event: ReloadLoaded
     ) -> None:
-        if event.request_type == "reload.requested":
-            await reloads.finish_reload(conn, event)
+        await reloads.finish_reload(conn, event)
 
     async def on_s3_notification(self, conn: asyncpg.Connection, raw: bytes) -> None:
         # Translated into file.landed events (through the outbox) so that every way of landing
@@ -44,4 +43,4 @@ class Handlers:
 
 
 def handler_map(h: Handlers) -> dict[type[Any], Any]:
-    return {FileLanded: h.on_file_landed, LoadCompleted: h.on_load_completed}
+    return {FileLanded: h.on_file_landed, ReloadLoaded: h.on_reload_loaded}

@@ -12,8 +12,8 @@ import asyncpg
 from loadbay_contracts import (
     FileLanded,
     FileRef,
-    LoadCompleted,
     ReloadFinished,
+    ReloadLoaded,
     ReloadRejected,
     ReloadRequested,
 )
@@ -244,12 +244,12 @@ async def start_reload(
     return execution_id
 
 
-async def finish_reload(conn: asyncpg.Connection, completed: LoadCompleted) -> None:
+async def finish_reload(conn: asyncpg.Connection, completed: ReloadLoaded) -> None:
     """Record the loader's outcome on the execution and its files, and announce it."""
     execution = await repository.lock_execution(conn, completed.request_id)
     if execution is None or execution["status"] != "running":
         log.info(
-            "load.completed for execution %s that is not running; ignored", completed.request_id
+            "reload.loaded for execution %s that is not running; ignored", completed.request_id
         )
         return
     dataset = await find_dataset(conn, execution["domain"], execution["dataset_name"])

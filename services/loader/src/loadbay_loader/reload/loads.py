@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 from botocore.exceptions import ClientError
 
-from loadbay_contracts import FileRef, FileResult, LoadCompleted, LoadError, ReloadRequested
+from loadbay_contracts import FileRef, FileResult, LoadError, ReloadLoaded, ReloadRequested
 from loadbay_loader import repository
 from loadbay_loader.metrics import BYTES_LOADED, LOAD_SECONDS, LOADS, ROWS_LOADED
 from loadbay_loader.streaming import objects
@@ -64,8 +64,8 @@ class MissingSourceFile(Exception):
 
 async def run_reload(
     conn: asyncpg.Connection, s3: ObjectStore, request: ReloadRequested
-) -> LoadCompleted:
-    """Carry out a reload inside the caller's transaction and emit its load.completed."""
+) -> ReloadLoaded:
+    """Carry out a reload inside the caller's transaction and emit its reload.loaded."""
     started = datetime.now(UTC)
     clock = time.perf_counter()
     spec = request.dataset
@@ -140,8 +140,7 @@ async def run_reload(
     status = "failed" if error else "succeeded"
     rows = sum(r.rows for r in results) if not error else 0
     size = sum(r.bytes for r in results) if not error else 0
-    completed = LoadCompleted(
-        request_type="reload.requested",
+    completed = ReloadLoaded(
         request_id=request.execution_id,
         dataset_id=spec.dataset_id,
         status=status,
@@ -155,7 +154,7 @@ async def run_reload(
     await repository.record_load(
         conn,
         load_id=request.execution_id,
-        request_type="reload.requested",
+        request_type=ReloadRequested.TYPE,
         dataset_id=spec.dataset_id,
         target=f"{spec.warehouse_schema}.{spec.table}",
         status=status,
@@ -193,8 +192,7 @@ async def fail_unhandled(conn: asyncpg.Connection, request: ReloadRequested, rea
     )
     await outbox.enqueue(
         conn,
-        LoadCompleted(
-            request_type="reload.requested",
+        ReloadLoaded(
             request_id=request.execution_id,
             dataset_id=request.dataset.dataset_id,
             status="failed",

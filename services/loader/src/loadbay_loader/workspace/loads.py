@@ -1,7 +1,7 @@
 """Loads into client workspaces (GoodData ADD v2 semantics): one source file, many workspaces.
 
-A ``load.requested`` names one source file (all parts of one timestamp), the dataset's columns
-and the target workspaces, each with its load mode. The loader:
+A ``workspace.load.requested`` names one source file (all parts of one timestamp), the
+dataset's columns and the target workspaces, each with its load mode. The loader:
 
 1. streams the file once into a session-local staging table by COPY (tabular.copy_csv:
    PostgreSQL types and checks every value; a bad one names file, line, column and value):
@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from loadbay_contracts import LoadRequested, WorkspaceLoadCompleted, WorkspaceLoadResult
+from loadbay_contracts import WorkspaceLoadCompleted, WorkspaceLoadRequested, WorkspaceLoadResult
 from loadbay_contracts.distribution import WorkspaceTarget
 from loadbay_loader import repository
 from loadbay_loader.metrics import (
@@ -83,7 +83,7 @@ class WorkspaceFailure(Exception):
 
 
 async def load_into_workspaces(
-    conn: asyncpg.Connection, open_object: Opener, request: LoadRequested
+    conn: asyncpg.Connection, open_object: Opener, request: WorkspaceLoadRequested
 ) -> WorkspaceLoadCompleted:
     """Carry out ``request`` inside the caller's transaction and emit its results.
 
@@ -137,7 +137,9 @@ def _failed(target: WorkspaceTarget, reason: str) -> WorkspaceLoadResult:
     return WorkspaceLoadResult(workspace_id=target.workspace_id, status="failed", reason=reason)
 
 
-async def fail_unhandled(conn: asyncpg.Connection, request: LoadRequested, reason: str) -> None:
+async def fail_unhandled(
+    conn: asyncpg.Connection, request: WorkspaceLoadRequested, reason: str
+) -> None:
     """The load could not be carried out at all (its request was dead-lettered): every target
     workspace fails with the reason, so the distribution run ends."""
     now = datetime.now(UTC)
@@ -159,7 +161,7 @@ async def fail_unhandled(conn: asyncpg.Connection, request: LoadRequested, reaso
 
 
 async def _prepare(
-    conn: asyncpg.Connection, request: LoadRequested, shape: Shape, staged: Staged
+    conn: asyncpg.Connection, request: WorkspaceLoadRequested, shape: Shape, staged: Staged
 ) -> None:
     """Sort the staged rows once into what the targets' modes read."""
     modes = {t.mode for t in request.targets}
@@ -191,7 +193,7 @@ async def _prepare(
 
 
 async def _route(
-    conn: asyncpg.Connection, staged: Staged, request: LoadRequested
+    conn: asyncpg.Connection, staged: Staged, request: WorkspaceLoadRequested
 ) -> tuple[dict[str, int], list[str]]:
     """Which targets have rows in the file, and which client ids match no target."""
     clients = sorted({t.client_id for t in request.targets})
@@ -213,7 +215,7 @@ async def _route(
 
 async def _load_workspace(
     conn: asyncpg.Connection,
-    request: LoadRequested,
+    request: WorkspaceLoadRequested,
     shape: Shape,
     staged: Staged,
     counts: dict[str, int],
@@ -294,7 +296,7 @@ async def _ensure_table(conn: asyncpg.Connection, schema: str, table: str, shape
 
 async def _record(
     conn: asyncpg.Connection,
-    request: LoadRequested,
+    request: WorkspaceLoadRequested,
     completed: WorkspaceLoadCompleted,
     staged: Staged | None,
 ) -> None:
@@ -302,7 +304,7 @@ async def _record(
     await repository.record_load(
         conn,
         load_id=request.request_id,
-        request_type=LoadRequested.TYPE,
+        request_type=WorkspaceLoadRequested.TYPE,
         dataset_id=f"{request.data_product_id}/{request.dataset}",
         target=f"{len(request.targets)} client workspace(s)",
         status="failed" if failed else "succeeded",
@@ -316,7 +318,7 @@ async def _record(
 
 
 def _observe(
-    request: LoadRequested,
+    request: WorkspaceLoadRequested,
     completed: WorkspaceLoadCompleted,
     staged: Staged | None,
     seconds: float,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from loadbay_contracts import LoadRequested
+from loadbay_contracts import WorkspaceLoadRequested
 from loadbay_contracts.datasets import SQL_NAME, ColumnType
 from loadbay_loader.streaming import limits
 from loadbay_loader.warehouse import tabular
@@ -42,7 +42,7 @@ class Shape:
     keyed: bool  # connection point or grain: never empty, unique in the workspace's table
 
     @classmethod
-    def of(cls, request: LoadRequested) -> Shape:
+    def of(cls, request: WorkspaceLoadRequested) -> Shape:
         names = [c.name for c in request.columns]
         if len(set(names)) != len(names):
             raise InvalidRequest(f"dataset {request.dataset}: a column is declared twice")

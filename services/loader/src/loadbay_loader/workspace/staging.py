@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from loadbay_contracts import LoadRequested
+from loadbay_contracts import WorkspaceLoadRequested
 from loadbay_loader.streaming import objects
 from loadbay_loader.warehouse import tabular
 from loadbay_loader.warehouse.copy_errors import RowError
@@ -67,7 +67,7 @@ def _checks(shape: Shape) -> list[store.StagingColumn]:
 async def stage_checked(
     conn: asyncpg.Connection,
     open_object: Opener,
-    request: LoadRequested,
+    request: WorkspaceLoadRequested,
     shape: Shape,
     staging: str,
 ) -> Staged:
@@ -105,7 +105,7 @@ async def stage_checked(
 async def stage(
     conn: asyncpg.Connection,
     open_object: Opener,
-    request: LoadRequested,
+    request: WorkspaceLoadRequested,
     shape: Shape,
     staging: str,
     *,
