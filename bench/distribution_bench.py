@@ -4,7 +4,9 @@ over them by x__client_id, through a real run; and a raw COPY of the same file.
 Starts the embedded stack and the distribution, loader and notifier services as separate
 processes (as `make run` does). Prints the run's wall time (API start -> run finished), the
 rows/s it reached, the rows/s of a raw COPY of the same file into one plain table, their ratio,
-and the loader process's peak RSS.
+the loader process's peak RSS and the loader's own account of each load. `--inc-rows N` then
+runs an incremental file of N rows (updates, deletes, new keys) against its own raw COPY;
+`--pg-log FILE` profiles the server's statements (see bench/README.md).
 
     .venv/bin/python bench/distribution_bench.py --rows 1000000 --workspaces 100
 """
@@ -13,11 +15,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
+import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import httpx
 from _common import peak_rss, raw_copy_seconds, s3_client
 from boto3.s3.transfer import TransferConfig
@@ -47,11 +53,79 @@ def generate(path: Path, rows: int, workspaces: int) -> None:
             )
 
 
+async def _log_statements(url: str) -> None:
+    """Before the services connect: their sessions log statements and slow plans."""
+    conn = await asyncpg.connect(url)
+    try:
+        for setting in (
+            "log_min_duration_statement = 1",
+            "session_preload_libraries = 'auto_explain'",
+            "auto_explain.log_min_duration = 100",
+            "auto_explain.log_analyze = on",
+            "auto_explain.log_nested_statements = on",
+            "log_line_prefix = '%m [%p] '",
+        ):
+            await conn.execute(f"ALTER SYSTEM SET {setting}")
+        await conn.execute("SELECT pg_reload_conf()")
+    finally:
+        await conn.close()
+
+
+def generate_inc(path: Path, rows: int, first: int, workspaces: int) -> None:
+    """An incremental file after `generate`'s: half its rows restate keys of the first file
+    (some twice; one in ten of them deletes), half are new keys."""
+    rnd = random.Random(4)
+    with path.open("w") as out:
+        out.write(",".join(c for c, _ in COLUMNS) + ",x__client_id,x__deleted\n")
+        for j in range(rows):
+            i = rnd.randrange(first) if j % 2 == 0 else first + j
+            out.write(
+                f"{i},customer {rnd.randint(1, 50000)},Oslo,{rnd.randint(1, 99999) / 100},"
+                f"{rnd.randint(1, 20)},2031-01-01,client_{i % workspaces},"
+                f"{'true' if j % 20 == 0 else 'false'}\n"
+            )
+
+
+def _run(http: httpx.Client) -> tuple[dict[str, Any], float]:
+    """Start a run and wait for its end: (the run, seconds from the POST to its end)."""
+    started = time.perf_counter()
+    run_id = http.post("/data-products/bench/runs").json()["run_id"]
+    while (run := http.get(f"/runs/{run_id}").json())["status"] == "running":
+        time.sleep(0.05)
+    return run, time.perf_counter() - started
+
+
+def _report(name: str, run: dict[str, Any], rows: int, wall: float, raw: float) -> None:
+    upserted = sum(r["rows_upserted"] for r in run["results"])
+    deleted = sum(r["rows_deleted"] for r in run["results"])
+    failed = [r for r in run["results"] if r["status"] != "succeeded"]
+    print(f"{name} run {run['status']}: {len(run['results'])} workspace loads, {len(failed)}"
+          f" failed, {upserted:,} rows upserted, {deleted:,} deleted")  # fmt: skip
+    print(f"  distribution run : {rows / wall:,.0f} rows/s, wall {wall:.2f} s")
+    print(f"  raw COPY         : {rows / raw:,.0f} rows/s ({raw:.2f} s)")
+    print(f"  ratio run / raw COPY: {raw / wall:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--workspaces", type=int, default=100)
+    parser.add_argument(
+        "--pg-log",
+        type=Path,
+        help="profile: log the statements that take 1 ms or more, and the plans of those over"
+        " 100 ms (auto_explain), and copy the server's log here (slows the run down)",
+    )
+    parser.add_argument(
+        "--inc-rows",
+        type=int,
+        default=0,
+        help="then an incremental file of this many rows (updates, deletes, new keys)",
+    )
     args = parser.parse_args()
+    columns_sql = (
+        ", ".join(f"{c} {t}" for c, t in COLUMNS) + ", x__client_id text, x__deleted boolean"
+    )
     with tempfile.TemporaryDirectory(prefix="loadbay-dist-bench-") as tmp:
         work = Path(tmp)
         data = work / "orders.csv"
@@ -62,6 +136,8 @@ def main() -> None:
             info = stack.info
             s3 = s3_client(info)
             s3.create_bucket(Bucket="bench-source")
+            if args.pg_log:
+                asyncio.run(_log_statements(info.postgres_url))
             services = ServiceProcesses(info, work / "logs", {})
             urls = services.start(("loader", "notifier", "distribution"))
             try:
@@ -79,27 +155,32 @@ def main() -> None:
                 }).raise_for_status()  # fmt: skip
                 s3.upload_file(str(data), "bench-source", "orders_20300101120000_inc.csv",
                                Config=TransferConfig(multipart_chunksize=64 << 20))  # fmt: skip
-                started = time.perf_counter()
-                run_id = http.post("/data-products/bench/runs").json()["run_id"]
-                while (run := http.get(f"/runs/{run_id}").json())["status"] == "running":
-                    time.sleep(0.05)
-                wall = time.perf_counter() - started
+                run, wall = _run(http)
+                if args.inc_rows:
+                    inc = work / "orders_inc.csv"
+                    generate_inc(inc, args.inc_rows, args.rows, args.workspaces)
+                    s3.upload_file(str(inc), "bench-source", "orders_20300102120000_inc.csv")
+                    inc_run, inc_wall = _run(http)
                 peak = peak_rss(services.procs["loader"].pid)
-                raw = asyncio.run(raw_copy_seconds(
-                    info.postgres_url, data,
-                    ", ".join(f"{c} {t}" for c, t in COLUMNS)
-                    + ", x__client_id text, x__deleted boolean",
-                ))  # fmt: skip
+                raw = asyncio.run(raw_copy_seconds(info.postgres_url, data, columns_sql))
+                if args.inc_rows:
+                    inc_raw = asyncio.run(raw_copy_seconds(info.postgres_url, inc, columns_sql))
+                # The loader's own account of each load: its time, and how long staging took.
+                loads = [
+                    json.loads(line)["message"].split("workspace(s): ", 1)[-1]
+                    for line in (work / "logs" / "loader.log").read_text().splitlines()
+                    if " rows upserted," in line
+                ]
             finally:
                 services.stop()
-    loaded = sum(r["rows_upserted"] for r in run["results"])
-    failed = [r for r in run["results"] if r["status"] != "succeeded"]
-    print(f"run {run['status']}: {len(run['results'])} workspace loads, {len(failed)} failed,"
-          f" {loaded:,} rows upserted")  # fmt: skip
-    print(f"distribution run (100 workspaces): {args.rows / wall:,.0f} rows/s, wall {wall:.2f} s")
-    print(f"raw COPY of the same file         : {args.rows / raw:,.0f} rows/s ({raw:.2f} s)")
-    print(f"ratio run / raw COPY              : {raw / wall:.2f}")
-    print(f"loader peak RSS                   : {peak / 2**20:.0f} MiB")
+                if args.pg_log:
+                    shutil.copy(work / "stack" / "logs" / "postgres.log", args.pg_log)
+    _report("first load (full)", run, args.rows, wall, raw)
+    if args.inc_rows:
+        _report("incremental", inc_run, args.inc_rows, inc_wall, inc_raw)
+    print(f"loader peak RSS: {peak / 2**20:.0f} MiB")
+    for line in loads:
+        print(f"loader: {line}")
 
 
 if __name__ == "__main__":

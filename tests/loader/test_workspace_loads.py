@@ -295,6 +295,42 @@ async def test_rows_go_to_their_client_and_a_workspace_without_rows_is_untouched
     assert await rows_of(pool, idle.schema_name, "invoices") == [(9, 9, Decimal(9))]
 
 
+async def test_more_workspaces_than_staging_partitions_each_get_their_own_rows(
+    pool: asyncpg.Pool,
+) -> None:
+    """130 targets: more than the staging's 31 partitions, so a partition holds up to 5
+    client ids (found through an index on the client id). Each workspace gets only its rows,
+    the last of a key winning; then an incremental load upserts and deletes through the key's
+    unique index, which the first incremental load builds on the table full loads wrote."""
+    n = 130
+    clients = [f"c{i}" for i in range(n)]
+    full = tuple(target(c, "full") for c in clients)
+    header = "x__client_id,cp__invoice_id,r__customer,f__totalprice,x__deleted"
+    lines = [f"c{i},{k},{i},{k},false" for k in range(3) for i in range(n)]
+    lines += [f"c{i},0,{i},100,false" for i in range(0, n, 2)]  # even clients restate 0
+    lines += ["c5,1,5,,true"]  # c5's last row of 1 deletes it
+    done = await load(pool, request(("a.csv",), full), {"a.csv": csv(header, *lines)})
+    assert done.results == tuple(ok(t, upserted=2 if t.client_id == "c5" else 3) for t in full)
+    for i, t in enumerate(full):
+        keys = [0, 2] if i == 5 else [0, 1, 2]
+        expected = [(k, i, Decimal(100 if k == 0 and i % 2 == 0 else k)) for k in keys]
+        assert await rows_of(pool, t.schema_name, "invoices") == expected
+
+    inc = tuple(target(c, "inc", t.schema_name) for c, t in zip(clients, full, strict=True))
+    lines = [f"c{i},1,{i},7,false" for i in range(n)] + ["c3,2,3,,true"]
+    done = await load(pool, request(("b.csv",), inc), {"b.csv": csv(header, *lines)})
+    assert done.results == tuple(ok(t, upserted=1, deleted=int(t.client_id == "c3")) for t in inc)
+    assert await rows_of(pool, inc[3].schema_name, "invoices") == [
+        (0, 3, Decimal(0)),
+        (1, 3, Decimal(7)),
+    ]
+    assert await rows_of(pool, inc[5].schema_name, "invoices") == [
+        (0, 5, Decimal(0)),
+        (1, 5, Decimal(7)),
+        (2, 5, Decimal(2)),
+    ]
+
+
 async def test_one_workspace_failing_leaves_the_others_loaded(pool: asyncpg.Pool) -> None:
     good, bad = target("good"), target("bad")
     async with pool.acquire() as conn:

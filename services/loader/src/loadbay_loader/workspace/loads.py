@@ -6,28 +6,30 @@ dataset's columns and the target workspaces, each with its load mode. The loader
 1. streams the file once into a session-local staging table by COPY (tabular.copy_csv:
    PostgreSQL types and checks every value; a bad one names file, line, column and value):
    ``.csv``, ``.gz``, ``.zip`` (one CSV inside) or ``.parquet`` (turned into CSV by pyarrow,
-   batch by batch). The header must name every dataset column; any other column needs a
-   documented prefix, and is ignored. A connection point or grain value may not be empty.
-   A file that cannot be loaded fails every target with the reason; nothing changes. A bad
-   value in rows routed by ``x__client_id`` fails only that client's workspace (staging.py
-   re-checks such a file row by row); ``NULL`` in a non-text column is NULL.
-2. sorts it once by client id into a *batch*: one row per (x__client_id, key), the file's
-   last (last row wins), the key being the connection point, else the fact table grain, else
-   all attributes (a__, l__, r__, d__; facts ignored). A full load of a dataset with neither
-   connection point nor grain takes every row instead (there is no key to collapse on).
-3. per target workspace, in a savepoint of its own (a workspace that fails undoes only its
-   own changes), creates ``<schema_name>.<dataset>`` if needed (unique index on the
-   connection point or grain), then
+   batch by batch). The staging is partitioned by the targets' client ids, so each workspace
+   reads only its partition. The header must name every dataset column; any other column
+   needs a documented prefix, and is ignored. A connection point or grain value may not be
+   empty. A file that cannot be loaded fails every target with the reason; nothing changes.
+   A bad value in rows routed by ``x__client_id`` fails only that client's workspace
+   (staging.py re-checks such a file row by row); ``NULL`` in a non-text column is NULL.
+2. per target workspace, in a savepoint of its own (a workspace that fails undoes only its
+   own changes), creates ``<schema_name>.<dataset>`` if needed, takes its rows (one per key,
+   the file's last: last row wins; the key being the connection point, else the fact table
+   grain, else all attributes (a__, l__, r__, d__; facts ignored); a full load of a dataset
+   with neither connection point nor grain takes every row), then
    - ``full``: deletes every row and inserts the live rows (x__deleted false or empty);
-   - ``inc``: deletes the rows matching a row of the batch and inserts the live ones: the
-     x__deleted rows delete, the others upsert.
+   - ``inc``: in one statement, the x__deleted rows delete their matches and the others
+     upsert (``INSERT ... ON CONFLICT`` on the key's unique index, which the first
+     incremental load builds; without connection point or grain: a live row replaces the
+     rows with its attributes).
    Rows of a file with an ``x__client_id`` column go to the workspace of that client id; a
-   workspace with no rows in such a file is not touched (and succeeds with 0/0).
-4. emits one ``workspace.load.completed`` with a result per target through the outbox, in
+   workspace with no rows in such a file is not touched (and succeeds with 0/0). A file
+   without one goes to every target: its rows are collapsed per key once for all of them.
+3. emits one ``workspace.load.completed`` with a result per target through the outbox, in
    the consumer's transaction: results and effects commit together, exactly once.
 
 Python reads only the header line; the rows go from object storage to COPY, and from staging
-to the workspaces in set-based SQL (store.py).
+to the workspaces in set-based SQL (staging_store.py, store.py).
 """
 
 from __future__ import annotations
@@ -53,10 +55,11 @@ from loadbay_loader.metrics import (
 )
 from loadbay_loader.warehouse.copy_errors import RowError
 from loadbay_loader.workspace import staging as staging_
-from loadbay_loader.workspace import store
+from loadbay_loader.workspace import staging_store, store
 from loadbay_loader.workspace.shape import InvalidRequest, Shape
 from loadbay_loader.workspace.sources import Opener, SourceUnavailable, file_kind
 from loadbay_loader.workspace.staging import Staged
+from loadbay_loader.workspace.staging_store import SQL_TYPES, StagingColumn
 from loadbay_platform import outbox
 from loadbay_platform.reasons import truncate
 
@@ -98,6 +101,7 @@ async def load_into_workspaces(
     try:
         shape = Shape.of(request)
         staged = await staging_.stage_checked(conn, open_object, request, shape, staging)
+        staged.seconds = time.perf_counter() - clock
     except (RowError, SourceUnavailable, InvalidRequest) as exc:
         reason = str(exc)
         log.warning(
@@ -105,17 +109,19 @@ async def load_into_workspaces(
         )
         results = [_failed(t, reason) for t in request.targets]
     else:
-        await _prepare(conn, request, shape, staged)
-        counts: dict[str, int] = {}
+        with_rows: set[str] = set()
         if staged.routed:
-            counts, unknown = await _route(conn, staged, request)
+            with_rows, unknown = await _route(conn, staged, request)
+        key = shape.key if shape.keyed else ()
+        schemas = [t.schema_name for t in request.targets]
+        existing = await store.existing_tables(conn, schemas, request.dataset, key)
         results = [
             _failed(target, staged.bad_clients[target.client_id])
             if target.client_id in staged.bad_clients
-            else await _load_workspace(conn, request, shape, staged, counts, target)
+            else await _load_workspace(conn, request, shape, staged, with_rows, existing, target)
             for target in request.targets
         ]
-        await store.drop_temp(conn, *staged.temp_tables())
+        await staging_store.drop_temp(conn, *staged.temp_tables())
     completed = WorkspaceLoadCompleted(
         request_id=request.request_id,
         run_id=request.run_id,
@@ -160,47 +166,46 @@ async def fail_unhandled(
     await outbox.enqueue(conn, completed, service=SERVICE, subject=request.dataset)
 
 
-async def _prepare(
-    conn: asyncpg.Connection, request: WorkspaceLoadRequested, shape: Shape, staged: Staged
-) -> None:
-    """Sort the staged rows once into what the targets' modes read."""
-    modes = {t.mode for t in request.targets}
+async def _rows(
+    conn: asyncpg.Connection, shape: Shape, staged: Staged, target: WorkspaceTarget, table: str
+) -> staging_store.Rows:
+    """Where the target's rows are: one per key (a full load of a dataset without connection
+    point or grain: every row), its client id's partition of the staging, or for a file
+    without x__client_id a batch built once for all. Outside the target's savepoint: a batch
+    outlives a workspace that fails."""
+    key = () if target.mode == "full" and not shape.keyed else shape.key
+    if target.mode == "inc" and not key:
+        raise WorkspaceFailure(
+            f"{target.schema_name}.{table}: an incremental load needs a connection"
+            " point, a fact table grain or attributes to match rows by, and the dataset has none"
+        )
     text = {name for name, type_ in shape.types.items() if type_ == "text"}
-    if shape.keyed or ("inc" in modes and shape.key):
-        staged.batch = f"{staged.table}_batch"
-        await store.build_batch(
+    if staged.routed:
+        return staging_store.client_rows(
+            staged.table, shape.columns, key, text_columns=text, client_id=target.client_id
+        )
+    if key not in staged.batches:
+        staged.batches[key] = await staging_store.build_batch(
             conn,
             staged.table,
-            staged.batch,
+            f"{staged.table}_b{len(staged.batches)}",
             shape.columns,
-            shape.key,
+            key,
             text_columns=text,
-            deduplicate=True,
-            routed=staged.routed,
         )
-    if not shape.keyed and "full" in modes:
-        staged.all_rows = f"{staged.table}_all"
-        await store.build_batch(
-            conn,
-            staged.table,
-            staged.all_rows,
-            shape.columns,
-            (),
-            text_columns=text,
-            deduplicate=False,
-            routed=staged.routed,
-        )
+    return staged.batches[key]
 
 
 async def _route(
     conn: asyncpg.Connection, staged: Staged, request: WorkspaceLoadRequested
-) -> tuple[dict[str, int], list[str]]:
+) -> tuple[set[str], list[str]]:
     """Which targets have rows in the file, and which client ids match no target."""
     clients = sorted({t.client_id for t in request.targets})
-    # Any table that holds every client id of the file will do; the sorted ones are indexed.
-    table = staged.batch or staged.all_rows or staged.table
-    counts = await store.client_row_counts(conn, table, clients)
-    unknown, total = await store.unknown_client_ids(conn, table, clients, MAX_UNKNOWN_CLIENT_IDS)
+    table = staged.table
+    with_rows = await staging_store.clients_with_rows(conn, table, clients)
+    unknown, total = await staging_store.unknown_client_ids(
+        conn, table, clients, MAX_UNKNOWN_CLIENT_IDS
+    )
     if total:
         log.warning(
             "load %s: %d x__client_id value(s) match no target of the load (first: %s)",
@@ -208,9 +213,9 @@ async def _route(
             total,
             ", ".join(unknown[:10]),
         )
-    if await store.rows_without_client_id(conn, table):
+    if await staging_store.rows_without_client_id(conn, table):
         log.warning("load %s: rows without an x__client_id go to no workspace", request.request_id)
-    return counts, unknown
+    return with_rows, unknown
 
 
 async def _load_workspace(
@@ -218,42 +223,29 @@ async def _load_workspace(
     request: WorkspaceLoadRequested,
     shape: Shape,
     staged: Staged,
-    counts: dict[str, int],
+    with_rows: set[str],
+    existing: dict[str, store.Existing],
     target: WorkspaceTarget,
 ) -> WorkspaceLoadResult:
     schema, table = target.schema_name, request.dataset
-    if staged.routed and not counts.get(target.client_id):
+    if staged.routed and target.client_id not in with_rows:
         # Nothing for this client in the file: leave its data as it is.
         WORKSPACE_LOADS.labels(target.mode, "untouched").inc()
         return WorkspaceLoadResult(workspace_id=target.workspace_id, status="succeeded")
-    routed, client_id = staged.routed, target.client_id
     try:
         if _RESERVED_SCHEMA.match(schema):
             raise WorkspaceFailure(f"{schema}: schema name is reserved for the platform")
+        rows = await _rows(conn, shape, staged, target, table)
         async with conn.transaction():  # a savepoint: a failure undoes this workspace only
-            await _ensure_table(conn, schema, table, shape)
             if target.mode == "full":
-                source = staged.batch if shape.keyed else staged.all_rows
-                assert source is not None  # _prepare built it for the full targets
+                new = await _ensure_table(conn, schema, table, shape, existing.get(schema))
                 upserted, deleted = await store.rewrite(
-                    conn, schema, table, shape.columns, source, routed=routed, client_id=client_id
-                )
-            elif staged.batch is None:
-                raise WorkspaceFailure(
-                    f"{schema}.{table}: an incremental load needs a connection point, a fact"
-                    " table grain or attributes to match rows by, and the dataset has none"
+                    conn, schema, table, shape.columns, rows, empty=new
                 )
             else:
+                await _ensure_table(conn, schema, table, shape, existing.get(schema), index=True)
                 upserted, deleted = await store.merge(
-                    conn,
-                    schema,
-                    table,
-                    shape.columns,
-                    staged.batch,
-                    shape.key,
-                    by_key=shape.keyed,
-                    routed=routed,
-                    client_id=client_id,
+                    conn, schema, table, shape.columns, rows, shape.key, by_key=shape.keyed
                 )
     except WorkspaceFailure as exc:
         WORKSPACE_LOADS.labels(target.mode, "failed").inc()
@@ -273,25 +265,41 @@ async def _load_workspace(
     )
 
 
-async def _ensure_table(conn: asyncpg.Connection, schema: str, table: str, shape: Shape) -> None:
-    columns = [store.StagingColumn(n, shape.types[n]) for n in shape.columns]
-    existing = await store.table_columns(conn, schema, table)
-    if not existing:
-        await store.ensure_schema(conn, schema)
+async def _ensure_table(
+    conn: asyncpg.Connection,
+    schema: str,
+    table: str,
+    shape: Shape,
+    existing: store.Existing | None,
+    *,
+    index: bool = False,
+) -> bool:
+    """Claim the table, and create it or bring it to the dataset's columns. True if it is new
+    (and so empty). With ``index``, the unique index on the connection point or grain that an
+    incremental load's upsert needs: a full load needs none, so a table that only full loads
+    have written gets it at its first incremental load, built from its rows at once."""
+    columns = [StagingColumn(n, shape.types[n]) for n in shape.columns]
+    key = shape.key if shape.keyed and index else ()
+    await store.claim(conn, schema, table)
+    if existing is None or not existing.columns:
         await store.create_table(conn, schema, table, columns)
-    else:
-        wrong = [
-            f"{c.name} is {existing[c.name]}, the dataset declares {store.SQL_TYPES[c.type]}"
-            for c in columns
-            if c.name in existing and existing[c.name] != store.SQL_TYPES[c.type]
-        ]
-        if wrong:
-            raise WorkspaceFailure(f"{schema}.{table}: column " + "; column ".join(wrong))
-        for column in columns:
-            if column.name not in existing:  # the dataset gained a column
-                await store.add_column(conn, schema, table, column)
-    if shape.keyed:
-        await store.ensure_unique_index(conn, schema, table, shape.key)
+        if key:
+            await store.add_unique_index(conn, schema, table, key)
+        return True
+    have = existing.columns
+    wrong = [
+        f"{c.name} is {have[c.name]}, the dataset declares {SQL_TYPES[c.type]}"
+        for c in columns
+        if c.name in have and have[c.name] != SQL_TYPES[c.type]
+    ]
+    if wrong:
+        raise WorkspaceFailure(f"{schema}.{table}: column " + "; column ".join(wrong))
+    for column in columns:
+        if column.name not in have:  # the dataset gained a column
+            await store.add_column(conn, schema, table, column)
+    if key and not existing.key_index:
+        await store.add_unique_index(conn, schema, table, key)
+    return False
 
 
 async def _record(
@@ -336,7 +344,7 @@ def _observe(
         BYTES_LOADED.labels(file_type).inc(staged.bytes)
     log.info(
         "load %s of %s (%s, %d file(s)) into %d workspace(s): %d failed, %d rows upserted,"
-        " %d deleted, %.1fs",
+        " %d deleted, %.1fs (staging %.1fs)",
         request.request_id,
         request.dataset,
         request.timestamp,
@@ -346,4 +354,5 @@ def _observe(
         upserted,
         deleted,
         seconds,
+        staged.seconds if staged else 0.0,
     )

@@ -13,17 +13,15 @@ from loadbay_contracts.datasets import SQL_NAME, ColumnType
 from loadbay_loader.streaming import limits
 from loadbay_loader.warehouse import tabular
 from loadbay_loader.warehouse.copy_errors import RowError
-
-# tabular's own header reader, so the header is read exactly as copy_csv will read it.
-from loadbay_loader.workspace import store
+from loadbay_loader.workspace.staging_store import CLIENT_ID, DELETED
 
 DATASET_PREFIXES = ("cp__", "a__", "l__", "f__", "r__", "d__")
 ATTRIBUTE_PREFIXES = ("a__", "l__", "r__", "d__")
 #: System columns a file may have, and their staging types. x__timestamp is the data
 #: warehouse variant's cursor: object storage takes the timestamp from the file name.
 SYSTEM_COLUMNS: dict[str, ColumnType] = {
-    store.CLIENT_ID: "text",
-    store.DELETED: "boolean",
+    CLIENT_ID: "text",
+    DELETED: "boolean",
     "x__timestamp": "text",
 }
 

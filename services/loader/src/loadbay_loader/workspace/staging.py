@@ -28,7 +28,7 @@ from loadbay_loader.warehouse.copy_errors import RowError
 
 # tabular's own header reader, so the header is read exactly as copy_csv will read it.
 from loadbay_loader.warehouse.tabular import _read_header
-from loadbay_loader.workspace import store
+from loadbay_loader.workspace import staging_store as store
 from loadbay_loader.workspace.shape import SYSTEM_COLUMNS, Shape, header_columns
 from loadbay_loader.workspace.sources import Opener, csv_reader
 
@@ -37,20 +37,21 @@ CSV = tabular.CsvOptions()  # ADD v2 source files: comma-separated UTF-8 with a 
 
 @dataclass
 class Staged:
-    table: str  # the file's rows as read
+    table: str  # the file's rows as read, partitioned by client id (staging_store)
     routed: bool  # the file has x__client_id
     rows: int
     bytes: int
-    # Built from the staged rows for the targets' modes (see loads._prepare), by client id.
-    batch: str | None = None  # one row per (client id, key), the file's last
-    all_rows: str | None = None  # every row: full loads of a dataset without a key
+    seconds: float = 0.0  # reading the file into the staging (and re-checking it)
     # (key, first _line of that part): to turn a staging _line into a file and line.
     parts: list[tuple[str, int]] = field(default_factory=list)
     # Client id -> why its workspace fails (a bad value in its rows).
     bad_clients: dict[str, str] = field(default_factory=dict)
+    # For a file without x__client_id, every workspace's rows, built once per key (one row
+    # per key; no key: every row) from the staged rows (see loads._rows).
+    batches: dict[tuple[str, ...], store.Rows] = field(default_factory=dict)
 
     def temp_tables(self) -> list[str]:
-        return [t for t in (self.batch, self.all_rows, self.table) if t]
+        return [*(f"{self.table}_b{i}" for i in range(len(self.batches))), self.table]
 
     def place(self, line: int) -> tuple[str, int]:
         key, first = next((k, f) for k, f in reversed(self.parts) if f <= line)
@@ -95,9 +96,12 @@ async def stage_checked(
             reason = row.message or f'column "{name}" requires a value but the field is empty'
             error = RowError(key, reason, line=line, column=name, value=row.value)
             raw.bad_clients[row.client_id or ""] = str(error)
-        await store.create_staging(conn, staging, checks)
+        partitions = store.partition_groups(clients)
+        await store.create_staging(conn, staging, checks, partitions=partitions)
         await store.copy_valid_rows(conn, raw.table, staging, checks)
         await store.drop_temp(conn, raw.table)
+        if raw.routed:
+            await store.index_clients(conn, staging, partitions)
     return Staged(staging, raw.routed, raw.rows, raw.bytes, parts=raw.parts,
                   bad_clients=raw.bad_clients)  # fmt: skip
 
@@ -111,12 +115,16 @@ async def stage(
     *,
     lenient: bool,
 ) -> Staged:
-    """COPY every part of the file into ``staging``: typed, or all text with ``lenient``."""
+    """COPY every part of the file into ``staging``: typed and partitioned by the targets'
+    client ids, or all text (not partitioned) with ``lenient``."""
     # A connection point or grain identifies a row: an empty one fails the file (line, column).
     base = _checks(shape)
+    partitions: list[list[str]] = []
     if lenient:
         base = [store.StagingColumn(c.name, "text") for c in base]
-    await store.create_staging(conn, staging, base)
+    else:
+        partitions = store.partition_groups([t.client_id for t in request.targets])
+    await store.create_staging(conn, staging, base, partitions=partitions)
     nullable = {c.name: not c.not_null for c in base}
     routed: bool | None = None
     first = request.keys[0]
@@ -158,6 +166,8 @@ async def stage(
             )
         rows += copied.rows
         size += copied.bytes
+    if routed:
+        await store.index_clients(conn, staging, partitions)
     return Staged(staging, bool(routed), rows, size, parts=parts)
 
 
