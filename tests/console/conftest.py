@@ -55,8 +55,8 @@ ConsoleFactory = Callable[..., Awaitable[Console]]
 
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[object]:
-    if not HAVE_CHROMIUM:  # make test installs it; the HTTP-only tests run without it
-        pytest.skip(f"no Chromium at {CHROMIUM}: run scripts/install-browser.sh")
+    if not HAVE_CHROMIUM:  # make test installs it; a missing browser is a failure, not a skip
+        pytest.fail(f"no Chromium at {CHROMIUM}: run scripts/install-browser.sh (or make test)")
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
