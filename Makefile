@@ -4,10 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # The loader with Parquet support, the CLI with the embedded servers (its `dev` extra).
-MEMBERS := -e libs/contracts -e libs/platform -e services/reload -e 'services/loader[parquet]' -e services/notifier -e services/distribution -e services/ingestion -e 'cli[dev]'
+MEMBERS := -e libs/contracts -e libs/platform -e services/reload -e 'services/loader[parquet]' -e services/notifier -e services/distribution -e services/ingestion -e services/console -e 'cli[dev]'
 PYPROJECTS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml cli/pyproject.toml)
 
-.PHONY: install run test test-pg16 lint bench asyncapi clean
+.PHONY: install browser run test test-pg16 lint bench asyncapi clean
 
 install: $(VENV)/.installed
 
@@ -17,10 +17,15 @@ $(VENV)/.installed: $(PYPROJECTS) requirements-dev.txt
 	$(BIN)/pip install --quiet $(MEMBERS) -r requirements-dev.txt
 	touch $@
 
+# Debian's Chromium, for the console's browser tests (installed only where it is missing;
+# needs root or sudo). The suite needs it: without it the browser tests fail, saying why.
+browser:
+	./scripts/install-browser.sh
+
 run: install
 	$(BIN)/loadbay dev
 
-test: install
+test: install browser
 	$(BIN)/pytest
 
 # The whole suite against PostgreSQL 16.2 (the pgserver wheel) instead of the default 18.

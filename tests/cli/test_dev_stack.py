@@ -71,6 +71,16 @@ def test_dev_stack_starts_everything_on_its_ports_and_stops_cleanly(tmp_path: Pa
         for name, url in stack["services"].items():
             assert url == f"http://127.0.0.1:{ports[name]}"
             assert httpx.get(url + "/readyz").status_code == 200
+        # The web console: its own process on its port, signed in as the dev user.
+        assert stack["console"]["url"] == f"http://127.0.0.1:{ports['console']}"
+        home = httpx.get(stack["console"]["url"] + "/", follow_redirects=True)
+        assert home.status_code == 200 and "Reload datasets" in home.text
+        assert "dev" in home.text
+        docs = httpx.get(stack["services"]["reload"] + "/docs")
+        assert "/docs-assets/swagger-ui-bundle.js" in docs.text and "cdn" not in docs.text
+        assert httpx.get(
+            stack["services"]["reload"] + "/docs-assets/swagger-ui-bundle.js"
+        ).is_success
         assert stack["kafka"]["bootstrap_servers"] == f"127.0.0.1:{ports['kafka']}"
         assert stack["s3"]["endpoint_url"] == f"http://127.0.0.1:{ports['s3']}"
         assert stack["smtp"]["port"] == ports["smtp"]
@@ -94,6 +104,7 @@ def test_dev_stack_starts_everything_on_its_ports_and_stops_cleanly(tmp_path: Pa
     assert process.returncode == 0, output
     assert "loadbay is running" in output and "stopped" in output
     assert f"127.0.0.1:{ports['postgres']}/loadbay" in output  # the summary names the TCP URL
+    assert f"console   http://127.0.0.1:{ports['console']}" in output
     # Under 5 s on an idle machine; generous here, as the machine running tests may be busy.
     assert stopping_took < 20, f"Ctrl-C took {stopping_took:.1f}s"
     assert not stack_file.exists(), "a stopped stack leaves no stack.json behind"

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import ConsumerRecord
+from faststream.kafka import KafkaBroker
 
 from loadbay_contracts import (
     ColumnSpec,
@@ -23,14 +24,15 @@ from loadbay_contracts import (
     WorkspaceTarget,
 )
 from loadbay_loader.handlers import on_unhandled_reload, on_unhandled_workspace_load
+from loadbay_platform.broker import create_broker
 from loadbay_platform.consumer import Consumer
 from loadbay_platform.settings import PlatformSettings
 
 
 @pytest.fixture
-async def producer(settings: PlatformSettings) -> AsyncIterator[AIOKafkaProducer]:
-    started = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers)
-    await started.start()
+async def broker(settings: PlatformSettings) -> AsyncIterator[KafkaBroker]:
+    started = create_broker(settings.kafka)
+    await started.connect()
     try:
         yield started
     finally:
@@ -46,13 +48,11 @@ def record(envelope: Envelope, topic: str) -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord(topic, 0, 1, 0, 0, b"k", value, None, 1, len(value), [])
 
 
-def consumer(
-    pool: asyncpg.Pool, producer: AIOKafkaProducer, settings: PlatformSettings
-) -> Consumer:
+def consumer(pool: asyncpg.Pool, broker: KafkaBroker, settings: PlatformSettings) -> Consumer:
     return Consumer(
         service="loader",
         pool=pool,
-        producer=producer,
+        broker=broker,
         kafka=settings.kafka.model_copy(update={"max_retries": 2}),
         handlers={ReloadRequested: boom, WorkspaceLoadRequested: boom},
         dead_letter_hooks={
@@ -71,7 +71,7 @@ async def outcomes(pool: asyncpg.Pool, topic: str, request_id: str) -> list[dict
 
 
 async def test_a_reload_the_loader_cannot_handle_fails_with_the_reason_once(
-    pool: asyncpg.Pool, producer: AIOKafkaProducer, settings: PlatformSettings
+    pool: asyncpg.Pool, broker: KafkaBroker, settings: PlatformSettings
 ) -> None:
     execution = str(uuid.uuid4())
     event = ReloadRequested(
@@ -89,7 +89,7 @@ async def test_a_reload_the_loader_cannot_handle_fails_with_the_reason_once(
         trigger="api",
     )
     unhandled = record(Envelope.wrap(event, source="test"), event.topic())
-    consumer_ = consumer(pool, producer, settings)
+    consumer_ = consumer(pool, broker, settings)
     await consumer_.process(unhandled)
     await consumer_.process(unhandled)  # redelivered after a crash: still one outcome
 
@@ -101,7 +101,7 @@ async def test_a_reload_the_loader_cannot_handle_fails_with_the_reason_once(
 
 
 async def test_a_workspace_load_the_loader_cannot_handle_fails_every_target(
-    pool: asyncpg.Pool, producer: AIOKafkaProducer, settings: PlatformSettings
+    pool: asyncpg.Pool, broker: KafkaBroker, settings: PlatformSettings
 ) -> None:
     request_id = str(uuid.uuid4())
     targets = tuple(
@@ -122,7 +122,7 @@ async def test_a_workspace_load_the_loader_cannot_handle_fails_every_target(
         columns=(WorkspaceColumn(name="cp__id", type="text"),),
         targets=targets,
     )
-    await consumer(pool, producer, settings).process(
+    await consumer(pool, broker, settings).process(
         record(Envelope.wrap(event, source="test"), event.topic())
     )
 

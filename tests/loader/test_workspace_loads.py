@@ -525,7 +525,7 @@ async def test_handler_reads_s3_and_a_missing_object_fails_every_workspace(
                 service="loader",
                 settings=PlatformSettings(),
                 pool=pool,
-                producer=None,
+                broker=None,  # type: ignore[arg-type]  # nothing is published here
                 s3=s3,
             )
         )

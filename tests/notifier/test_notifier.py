@@ -62,6 +62,7 @@ from loadbay_notifier.templates import (
     render_reload_finished,
 )
 from loadbay_platform.auth import mint_token
+from loadbay_platform.broker import create_broker
 from loadbay_platform.consumer import Consumer
 from loadbay_platform.db import close_pool, create_pool, migrate
 from loadbay_platform.http import create_app
@@ -400,7 +401,7 @@ async def test_the_same_event_handled_twice_sends_one_email(
     consumer = Consumer(
         service="notifier",
         pool=pool,
-        producer=None,  # only dead letters would need it
+        broker=create_broker(KafkaSettings()),  # never connected: only dead letters need it
         kafka=KafkaSettings(),
         handlers=handler_map(),
     )
@@ -524,7 +525,7 @@ async def test_a_distribution_run_needing_recovery_is_emailed_with_the_recovery_
     consumer = Consumer(
         service="notifier",
         pool=pool,
-        producer=None,
+        broker=create_broker(KafkaSettings()),  # never connected: only dead letters need it
         kafka=KafkaSettings(),
         handlers=handler_map(),
     )
@@ -660,7 +661,7 @@ async def test_a_failed_ingestion_run_is_emailed_with_the_reason_first(
     consumer = Consumer(
         service="notifier",
         pool=pool,
-        producer=None,
+        broker=create_broker(KafkaSettings()),  # never connected: only dead letters need it
         kafka=KafkaSettings(),
         handlers=handler_map(),
     )
@@ -775,7 +776,7 @@ async def test_a_failed_graph_load_is_emailed_with_what_stays_and_where_the_erro
     consumer = Consumer(
         service="notifier",
         pool=pool,
-        producer=None,
+        broker=create_broker(KafkaSettings()),  # never connected: only dead letters need it
         kafka=KafkaSettings(),
         handlers=handler_map(),
     )
@@ -929,6 +930,15 @@ async def test_migrations_build_the_emails_table_once(pool: asyncpg.Pool) -> Non
         "created_at": "timestamp with time zone",
         "claimed_by": "text",
     }
+
+
+async def test_an_idle_sender_waits_its_poll_interval(pool: asyncpg.Pool) -> None:
+    """With no email pending there is nothing due: the sender sleeps the whole interval (a 0
+    here had it query the database without pause while idle)."""
+    async with pool.acquire() as conn:
+        assert await repository.seconds_until_next_due(conn) is None
+    sender = EmailSender(pool, SmtpSettings(), NotifierSettings(poll_interval_s=0.7))
+    assert await sender._seconds_until_next_due() == 0.7
 
 
 async def test_get_emails_lists_the_callers_emails(pool: asyncpg.Pool) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
 from loadbay_contracts import Envelope, FileLanded
@@ -54,6 +55,32 @@ async def test_unknown_major_versions_and_malformed_messages_are_dead_lettered(
     assert "unsupported schema version 2.0 of file.landed" in by_reason
     # Every consumer group of the topic sets it aside on its own, and says so.
     assert {d["headers"]["loadbay-consumer"] for d in found} >= {"loadbay-reload"}
+
+
+async def test_a_header_that_is_not_utf8_does_not_lose_the_message(
+    platform: Platform, names: tuple[str, str]
+) -> None:
+    """faststream reads headers as strict UTF-8: the consumer reads them with U+FFFD instead,
+    so such a message still gets an outcome (here: the DLQ) rather than being skipped."""
+    domain, _ = names
+    bootstrap = platform.settings.kafka.bootstrap_servers
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            "loadbay.file.landed",
+            b"{not json " + domain.encode(),
+            headers=[("origin", b"\xff\xfe"), ("empty", b"")],
+        )
+    finally:
+        await producer.stop()
+
+    async def found() -> list[dict[str, Any]]:
+        return await dead_letters(bootstrap, "loadbay.file.landed", domain)
+
+    (dead, *_) = await eventually(found, within=30)
+    assert dead["headers"]["loadbay-error"].startswith("not a CloudEvents envelope")
+    assert dead["headers"]["origin"] == "\ufffd\ufffd"
 
 
 async def test_redelivered_events_have_no_second_effect(

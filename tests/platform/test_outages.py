@@ -15,6 +15,7 @@ import pytest
 from aiokafka import ConsumerRecord
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
+from loadbay_platform.broker import create_broker
 from loadbay_platform.consumer import Consumer
 from loadbay_platform.db import close_pool, create_pool, watched
 from loadbay_platform.http import create_app
@@ -40,13 +41,19 @@ def test_outages_are_told_from_faults_of_the_work() -> None:
     assert not is_outage(ValueError("bad data"))
 
 
+async def ignore(_: asyncpg.Connection, __: bytes) -> None:
+    return None
+
+
 async def test_an_object_store_outage_is_retried_past_the_handler_retry_limit() -> None:
     consumer = Consumer(
         service="test",
         pool=None,  # type: ignore[arg-type]  # the attempt below does not use it
-        producer=None,  # type: ignore[arg-type]  # a dead letter would need it: must not happen
+        # Never connected: a dead letter would need it, and must not happen.
+        broker=create_broker(KafkaSettings()),
         kafka=KafkaSettings(max_retries=2),
         handlers={},
+        raw_handlers={"loadbay.test.outages": ignore},
         retry_backoff_s=0.001,
     )
     record: ConsumerRecord[bytes, bytes] = ConsumerRecord(

@@ -9,6 +9,7 @@ import uuid
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
+from loadbay_platform.broker import create_broker
 from loadbay_platform.consumer import Consumer
 from loadbay_platform.service import ensure_topics
 from loadbay_platform.settings import PlatformSettings
@@ -34,18 +35,20 @@ async def test_a_replica_beyond_the_partition_count_is_ready_as_a_standby(
         return None
 
     group = f"loadbay-test-{uuid.uuid4().hex[:8]}"
+    brokers = [create_broker(kafka) for _ in range(2)]  # a process each
     replicas = [
         Consumer(
             service="test",
             pool=None,  # type: ignore[arg-type]  # no message is ever handled here
-            producer=None,  # type: ignore[arg-type]
+            broker=broker,
             kafka=kafka,
             handlers={},
             raw_handlers={topic: ignore},
             group_id=group,
         )
-        for _ in range(2)
+        for broker in brokers
     ]
+    await asyncio.gather(*(b.start() for b in brokers))
     tasks = [asyncio.create_task(r.run()) for r in replicas]
     try:
 
@@ -58,3 +61,4 @@ async def test_a_replica_beyond_the_partition_count_is_ready_as_a_standby(
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(b.stop() for b in brokers))

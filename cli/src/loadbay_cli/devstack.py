@@ -1,7 +1,8 @@
 """`loadbay dev`: the embedded platform on one machine, for trying loadbay and for its tests.
 
 Starts the embedded servers (stack.py), then each service as its own process
-(`loadbay serve <name>`), all on the stable ports of ports.py, waits until every one is ready
+(`loadbay serve <name>`) and the web console (`python -m loadbay_console`, console_process.py),
+all on the stable ports of ports.py, waits until every one is ready
 (saying which it still waits for, up to LOADBAY_DEV_READY_TIMEOUT_S), writes
 `.loadbay/stack.json` and prints where everything is. Ctrl-C stops the services (SIGTERM,
 then SIGKILL after a few seconds: they are crash-safe), then the servers, and removes
@@ -26,6 +27,7 @@ import httpx
 import psutil
 from rich.console import Console
 
+from loadbay_cli.console_process import CONSOLE, console_argv, console_env
 from loadbay_cli.lifetime import die_with_parent
 from loadbay_cli.ports import SERVER_NAMES, dev_ports, port_variable, ports_in_use
 from loadbay_cli.procs import free_port
@@ -58,6 +60,8 @@ class ServiceProcesses:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.urls: dict[str, str] = {}
         self._logs: list[IO[bytes]] = []
+        # What runs instead of `loadbay serve <name>` (the console), for restarts too.
+        self._commands: dict[str, tuple[list[str], dict[str, str]]] = {}
 
     def start(
         self, names: tuple[str, ...] = SERVICE_NAMES, ports: dict[str, int] | None = None
@@ -66,9 +70,18 @@ class ServiceProcesses:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for name in names:
             port = (ports or {}).get(name, 0) or free_port()
-            self.procs[name] = self._spawn(name, port)
+            self.procs[name] = self._spawn(name, port, *self._commands.get(name, (None, None)))
             self.urls[name] = f"http://127.0.0.1:{port}"
         return self.urls
+
+    def start_console(self, port: int, user: tuple[str, str]) -> str:
+        """The web console on ``port`` (0: a free one), showing the started services."""
+        port = port or free_port()
+        env = console_env(self.urls, user, port)
+        self._commands[CONSOLE] = (console_argv(port), env)
+        self.procs[CONSOLE] = self._spawn(CONSOLE, port, *self._commands[CONSOLE])
+        self.urls[CONSOLE] = f"http://127.0.0.1:{port}"
+        return self.urls[CONSOLE]
 
     def restart(self, name: str, *, kill: bool = True) -> None:
         """Stop one service (SIGKILL, as a crash, or SIGTERM) and start it on the same port."""
@@ -77,14 +90,20 @@ class ServiceProcesses:
             proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
         proc.wait()
         port = int(self.urls[name].rsplit(":", 1)[1])
-        self.procs[name] = self._spawn(name, port)
+        self.procs[name] = self._spawn(name, port, *self._commands.get(name, (None, None)))
 
-    def _spawn(self, name: str, port: int) -> subprocess.Popen[bytes]:
-        env = {**os.environ, **self.info.service_env(), **self.extra_env}
+    def _spawn(
+        self,
+        name: str,
+        port: int,
+        argv: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:
+        env = {**os.environ, **self.info.service_env(), **self.extra_env, **(env or {})}
         log = (self.log_dir / f"{name}.log").open("ab")
         self._logs.append(log)
         return subprocess.Popen(
-            [sys.executable, "-m", "loadbay_cli", "serve", name, "--port", str(port)],
+            argv or [sys.executable, "-m", "loadbay_cli", "serve", name, "--port", str(port)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -182,17 +201,19 @@ def run_dev_stack(state_dir: Path, console: Console) -> None:
             },
         )
         try:
-            urls = services.start(ports=ports)
+            urls = dict(services.start(ports=ports))
+            console_url = services.start_console(ports[CONSOLE], DEV_USER)
             console.print("starting the services (joining Kafka groups takes a few seconds)...")
             services.wait_ready(
                 progress=lambda waiting, elapsed: _still_waiting(console, waiting, elapsed)
             )
             token = mint_token(PlatformSettings().auth, *DEV_USER)
             document = info.to_json_dict(urls, token)
+            document[CONSOLE] = {"url": console_url}
             # Who serves it: a CLI finding this file with a dead owner knows it is stale.
             document["owner"] = {"pid": os.getpid(), "started": _started(os.getpid())}
             stack_file.write_text(json.dumps(document, indent=2))
-            _print_summary(console, info, urls, stack_file)
+            _print_summary(console, info, urls, stack_file, console_url)
             # Explicit handlers: a shell may start us with SIGINT ignored (background jobs).
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(sig, _interrupt)
@@ -220,9 +241,12 @@ def _started(pid: int) -> float:
 
 
 def _print_summary(
-    console: Console, info: StackInfo, urls: dict[str, str], stack_file: Path
+    console: Console, info: StackInfo, urls: dict[str, str], stack_file: Path, console_url: str
 ) -> None:
     console.print("\n[bold green]loadbay is running.[/] Ctrl-C stops everything.\n")
+    console.print(
+        f"  [bold]console   {console_url}[/]  (open it in a browser; signed in as '{DEV_USER[0]}')"
+    )
     for name, url in urls.items():
         console.print(f"  {name:<9} {url}  (API docs: {url}/docs, metrics: {url}/metrics)")
     console.print(f"  kafka     {info.kafka_bootstrap_servers}")

@@ -158,8 +158,8 @@ def token(
 
 @app.command()
 def asyncapi() -> None:
-    """Print the AsyncAPI document of loadbay's events (generated from the contracts)."""
-    from loadbay_contracts.asyncapi import asyncapi_document
+    """Print the AsyncAPI 3.0 document of loadbay's events (faststream, from the contracts)."""
+    from loadbay_platform.asyncapi import asyncapi_document
 
     print(json.dumps(asyncapi_document(), indent=2))
 

@@ -14,7 +14,7 @@ from loadbay_cli.procs import HOST
 
 __all__ = ["DEV_PORTS", "SERVER_NAMES", "dev_ports", "port_variable", "ports_in_use"]
 
-# The servers first, then the services (the order of the README's table).
+# The servers first, then the services and the web console (the order of the README's table).
 DEV_PORTS: dict[str, int] = {
     "kafka": 19092,
     "postgres": 15432,
@@ -25,6 +25,7 @@ DEV_PORTS: dict[str, int] = {
     "notifier": 8703,
     "distribution": 8704,
     "ingestion": 8705,
+    "console": 8700,
 }
 SERVER_NAMES = ("kafka", "postgres", "s3", "smtp")
 

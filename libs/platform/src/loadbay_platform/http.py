@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from loadbay_platform.auth import TokenVerifier
+from loadbay_platform.docs import install_docs
 from loadbay_platform.http_errors import install_error_handlers
 from loadbay_platform.liveness import Liveness
 from loadbay_platform.metrics import HTTP_REQUESTS, HTTP_SECONDS
@@ -34,10 +35,14 @@ def create_app(
 ) -> FastAPI:
     """A FastAPI app with /healthz, /readyz and /metrics; `readiness` returns None when ready,
     else what is not ready yet; /healthz fails when a loop of `liveness` has stalled."""
-    app = FastAPI(title=title, description=description, version="0.1.0")
+    # /docs with local assets (docs.py), not FastAPI's CDN ones; no /redoc (it needs a CDN).
+    app = FastAPI(
+        title=title, description=description, version="0.1.0", docs_url=None, redoc_url=None
+    )
     app.state.token_verifier = TokenVerifier(auth)
     install_error_handlers(app)
     install_openapi(app)
+    install_docs(app)
     # Added before the metrics middleware, so it runs inside it: its refusals are counted too.
     app.add_middleware(
         RequestGuard, settings=http or HttpSettings(), takes_uploads=form_routes(app)

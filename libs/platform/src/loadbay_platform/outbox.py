@@ -1,5 +1,6 @@
 """Transactional outbox: events are written in the same transaction as the state change that
-causes them, and a relay publishes them to Kafka afterwards (at least once, in id order)."""
+causes them, and a relay publishes them to Kafka afterwards (at least once, in id order), on
+the service's faststream broker."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import logging
 import zlib
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
+import stamina
 from aiokafka.errors import KafkaError
+from faststream.kafka import KafkaBroker
 
 from loadbay_contracts import Envelope, Event
 from loadbay_platform import logs
@@ -62,7 +64,7 @@ class OutboxRelay:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        producer: AIOKafkaProducer,
+        broker: KafkaBroker,
         service: str,
         *,
         batch_size: int = 500,
@@ -73,27 +75,40 @@ class OutboxRelay:
         self.acquire_timeout_s = acquire_timeout_s
         self.liveness = liveness or Liveness()
         self.pool = pool
-        self.producer = producer
+        self.broker = broker
         self.service = service
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
         self._lock_key = zlib.crc32(f"outbox:{service}".encode())
 
     async def run(self) -> None:
-        """Publish until cancelled; outages of the database or the broker are waited out."""
+        """Publish until cancelled; outages of the database or the broker are waited out (with
+        jittered backoff, up to the poll interval), the backlog kept in order."""
         waker = Waker(self.pool, channel(self.service))
         try:
+            await waker.listen()  # before the first look: an event written meanwhile wakes it
             while True:
-                self.liveness.turn("the outbox relay")
-                try:
-                    sent = await self.publish_pending()
-                except RELAY_ERRORS as exc:
-                    log.warning("outbox relay: publish failed, will retry: %r", exc)
-                    sent = 0
+                sent = await self._publish_retrying()
                 if sent < self.batch_size:
                     await waker.wait(self.poll_interval_s)
         finally:
             await waker.close()
+
+    async def _publish_retrying(self) -> int:
+        async for attempt in stamina.retry_context(
+            on=RELAY_ERRORS,
+            attempts=None,
+            timeout=None,
+            wait_initial=0.1,
+            wait_max=self.poll_interval_s,
+            wait_jitter=0.1,
+        ):
+            with attempt:
+                self.liveness.turn("the outbox relay")
+                if attempt.num > 1:
+                    log.warning("outbox relay: publishing again (attempt %d)", attempt.num)
+                return await self.publish_pending()
+        raise AssertionError("retries without limit ended")  # pragma: no cover
 
     async def publish_pending(self) -> int:
         async with self.pool.acquire(timeout=self.acquire_timeout_s) as conn, conn.transaction():
@@ -103,9 +118,10 @@ class OutboxRelay:
             if not rows:
                 OUTBOX_BACKLOG.labels(self.service).set(0)
                 return 0
+            # Sent together, confirmed together: one round trip per batch, not per event.
             futures = [
-                await self.producer.send(
-                    r["topic"], value=r["envelope"].encode(), key=r["key"].encode()
+                await self.broker.publish(
+                    r["envelope"].encode(), r["topic"], key=r["key"].encode(), no_confirm=True
                 )
                 for r in rows
             ]

@@ -1,8 +1,9 @@
 """How every loadbay service runs: one composition root, the same for all of them.
 
-`run_service` opens the pool (and applies the service's migrations), the Kafka producer and
-the S3 client, then runs the outbox relay, the event consumer, the service's own background
-tasks and its HTTP API until cancelled, and closes everything in reverse order.
+`run_service` opens the pool (and applies the service's migrations), the Kafka broker
+(faststream: the producer, then the event consumer's subscriber) and the S3 client, then runs
+the outbox relay, the event consumer, the service's own background tasks and its HTTP API until
+cancelled, and closes everything in reverse order.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from typing import Any, Protocol
 
 import asyncpg
 import uvicorn
-from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
 
 from loadbay_contracts import EVENT_TYPES, Event, dead_letter_topic
 from loadbay_platform import logs
+from loadbay_platform.broker import create_broker
 from loadbay_platform.consumer import Consumer, DeadLetterHook, Handler, RawHandler
 from loadbay_platform.db import close_pool, create_pool, migrate, ping
 from loadbay_platform.http import create_app
@@ -43,7 +45,7 @@ class Resources:
     service: str
     settings: PlatformSettings
     pool: asyncpg.Pool
-    producer: AIOKafkaProducer
+    broker: KafkaBroker  # publish with it; the platform starts and stops it
     s3: ObjectStore
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -130,20 +132,15 @@ async def run_service(
             applied = await migrate(conn, schema, definition.migrations_package)
         if applied:
             log.info("applied migrations %s", applied, extra={"fields": {"schema": schema}})
-        producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka.bootstrap_servers,
-            security_protocol=settings.kafka.security_protocol,
-            acks="all",
-            linger_ms=5,
-        )
-        await producer.start()
+        broker = create_broker(settings.kafka, client_id=f"loadbay-{definition.name}")
+        await broker.connect()  # the producer: handlers and tasks may publish from here on
         try:
             async with s3_client(settings.s3) as s3:
-                res = Resources(definition.name, settings, pool, producer, s3)
+                res = Resources(definition.name, settings, pool, broker, s3)
                 state.resources = res
                 await _serve(definition, res, host, port, state)
         finally:
-            await producer.stop()
+            await broker.stop()
     finally:
         await close_pool(pool)
 
@@ -177,7 +174,7 @@ async def _serve(
         consumer = Consumer(
             service=definition.name,
             pool=res.pool,
-            producer=res.producer,
+            broker=res.broker,
             kafka=res.settings.kafka,
             handlers=handlers,
             raw_handlers=raw,
@@ -193,6 +190,7 @@ async def _serve(
             {cls.topic() for cls in EVENT_TYPES.values()} | set(consumer.topics if consumer else [])
         ),
     )
+    await res.broker.start()  # the subscriber joins its group
 
     async def readiness() -> str | None:
         if consumer is not None and not consumer.ready.is_set():
@@ -222,7 +220,7 @@ async def _serve(
         asyncio.create_task(
             OutboxRelay(
                 res.pool,
-                res.producer,
+                res.broker,
                 definition.name,
                 acquire_timeout_s=res.settings.postgres.acquire_timeout_s,
                 liveness=liveness,

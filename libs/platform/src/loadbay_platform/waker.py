@@ -29,6 +29,11 @@ class Waker:
         self._event = asyncio.Event()
         self._listener = _Listener.of(pool)
 
+    async def listen(self) -> None:
+        """Listen from now on: call before a loop's first look at its table, so that work
+        written between that look and the first `wait` is not missed until the poll."""
+        await self._listener.listen(self)
+
     async def wait(self, timeout_s: float) -> None:
         """Return when notified or after `timeout_s`; every waiter wakes on one notification."""
         await self._listener.listen(self)

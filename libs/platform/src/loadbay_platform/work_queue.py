@@ -120,6 +120,7 @@ class WorkQueue:
     async def run(self) -> None:
         waker = Waker(self.pool, channel(self.service))
         try:
+            await waker.listen()  # before the first look: a job queued meanwhile wakes a worker
             await asyncio.gather(*(self._worker(waker) for _ in range(self.settings.workers)))
         finally:
             await waker.close()

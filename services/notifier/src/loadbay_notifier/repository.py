@@ -59,9 +59,11 @@ UPDATE emails SET status = 'failed', last_error = $2
  WHERE id = $1 AND status = 'pending'
 """
 COUNT_PENDING = "SELECT count(*) FROM emails WHERE status = 'pending'"
+# No row (not a 0) when nothing is pending: greatest() ignores the NULL of an empty min(), and
+# a 0 had the sender query without pause while idle.
 SECONDS_UNTIL_NEXT_DUE = """
 SELECT greatest(extract(epoch FROM min(next_attempt_at) - clock_timestamp()), 0)::float8
-  FROM emails WHERE status = 'pending'
+  FROM emails WHERE status = 'pending' HAVING count(*) > 0
 """
 EMAIL_COLUMNS = """
 SELECT id, event_id, event_type, correlation_id, recipients, subject, status, attempts,

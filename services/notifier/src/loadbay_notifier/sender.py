@@ -61,6 +61,7 @@ class EmailSender:
         waker = Waker(self.pool, repository.NEW_EMAIL_CHANNEL)
         reclaimed = False
         try:
+            await waker.listen()  # before the first look: an email queued meanwhile wakes it
             while True:
                 try:
                     if not reclaimed:

@@ -51,7 +51,7 @@ class ReloadService:
                 res.s3,
                 res.settings.s3.lz_bucket,
                 self.name,
-                dead_letterer(res.producer, self.name),
+                dead_letterer(res.broker, self.name),
                 self.settings.watch_interval_s,
             )
         ]

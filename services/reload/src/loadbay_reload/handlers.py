@@ -17,7 +17,7 @@ from loadbay_reload.rejects import dead_letterer
 class Handlers:
     def __init__(self, res: Resources) -> None:
         self.res = res
-        self.reject = dead_letterer(res.producer, reloads.SERVICE)
+        self.reject = dead_letterer(res.broker, reloads.SERVICE)
 
     async def on_file_landed(
         self, conn: asyncpg.Connection, envelope: Envelope, event: FileLanded

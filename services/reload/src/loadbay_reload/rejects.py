@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from aiokafka import AIOKafkaProducer
+from faststream.kafka import KafkaBroker
 
 from loadbay_contracts import Envelope, FileLanded, dead_letter_topic
 from loadbay_platform import logs
@@ -22,20 +22,17 @@ log = logging.getLogger(__name__)
 Reject = Callable[[FileLanded, str], Awaitable[None]]
 
 
-def dead_letterer(producer: AIOKafkaProducer, service: str) -> Reject:
+def dead_letterer(broker: KafkaBroker, service: str) -> Reject:
     async def reject(landed: FileLanded, reason: str) -> None:
         envelope = Envelope.wrap(
             landed, source=f"loadbay/{service}", correlation_id=logs.correlation_id.get()
         )
         log.warning("rejected s3://%s/%s: %s", landed.bucket, printable(landed.key), reason)
-        await producer.send_and_wait(
+        await broker.publish(
+            envelope.model_dump_json().encode(),
             dead_letter_topic(FileLanded.topic()),
-            value=envelope.model_dump_json().encode(),
             key=printable(landed.ordering_key()).encode(),
-            headers=[
-                ("loadbay-error", truncate(reason).encode()),
-                ("loadbay-consumer", f"loadbay-{service}".encode()),
-            ],
+            headers={"loadbay-error": truncate(reason), "loadbay-consumer": f"loadbay-{service}"},
         )
 
     return reject
