@@ -1,25 +1,23 @@
-"""The platform's retry policy: exponential backoff with jitter, within its bounds."""
+"""The platform's retry policy (stamina): exponential backoff with jitter, within its bounds."""
 
 from __future__ import annotations
 
 import logging
 
 import pytest
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
-from loadbay_platform.retries import backoff, delay_after, log_retry
+from loadbay_platform.retries import logged, retrying, scheduled_delay
 
 
-def test_waits_double_from_the_initial_one_with_jitter_and_stop_at_the_cap() -> None:
-    wait = backoff(0.5, 4.0)
+def test_scheduled_waits_double_with_jitter_and_stop_at_the_cap() -> None:
     for attempt, low in ((1, 0.5), (2, 1.0), (3, 2.0)):
-        delays = {delay_after(wait, attempt) for _ in range(50)}
+        delays = {scheduled_delay(0.5, 4.0, attempt) for _ in range(50)}
         assert all(low <= d <= low + 0.5 for d in delays), (attempt, delays)
         assert len(delays) > 1  # jitter: replicas do not retry in step
-    assert {delay_after(wait, n) for n in (4, 10, 5000)} == {4.0}
+    assert {scheduled_delay(0.5, 4.0, n) for n in (4, 10, 5000)} == {4.0}
 
 
-async def test_a_retry_loop_logs_each_wait_and_gives_up_within_its_bound(
+async def test_a_retry_loop_logs_each_failure_and_gives_up_within_its_bound(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     calls = 0
@@ -30,18 +28,29 @@ async def test_a_retry_loop_logs_each_wait_and_gives_up_within_its_bound(
         calls += 1
         raise ConnectionError(f"down ({calls})")
 
+    def transient(exc: Exception) -> bool:
+        return isinstance(exc, ConnectionError)
+
     with caplog.at_level(logging.WARNING, logger="tests.retries"), pytest.raises(ConnectionError):
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(ConnectionError),
-            stop=stop_after_attempt(3),
-            wait=backoff(0.001, 0.01),
-            before_sleep=log_retry(log, lambda state: f"try {state.attempt_number}"),
-            reraise=True,
+        async for attempt in retrying(
+            logged(transient, log, lambda _: "flaky"), initial_s=0.001, max_s=0.01, attempts=3
         ):
             with attempt:
                 await flaky()
     assert calls == 3
-    assert [r.getMessage().split(";")[0] for r in caplog.records] == [
-        "try 1: ConnectionError('down (1)')",
-        "try 2: ConnectionError('down (2)')",
+    assert [r.getMessage() for r in caplog.records if r.name == "tests.retries"][:2] == [
+        "flaky: ConnectionError('down (1)'); retrying with backoff",
+        "flaky: ConnectionError('down (2)'); retrying with backoff",
     ]
+
+
+async def test_what_the_predicate_refuses_propagates_at_once() -> None:
+    calls = 0
+    with pytest.raises(ValueError):
+        async for attempt in retrying(
+            lambda exc: isinstance(exc, ConnectionError), initial_s=0.001, max_s=0.01
+        ):
+            with attempt:
+                calls += 1
+                raise ValueError("not transient")
+    assert calls == 1

@@ -24,11 +24,11 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 import asyncpg
+import stamina
 from pydantic import ValidationError
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from loadbay_contracts import Envelope, Event
 from loadbay_platform import logs
@@ -36,7 +36,7 @@ from loadbay_platform.consumer import MAX_OUTAGE_BACKOFF_S, DeadLetterHook, Hand
 from loadbay_platform.errors import TerminalError
 from loadbay_platform.metrics import HANDLER_SECONDS, WORK_JOBS, WORK_QUEUED
 from loadbay_platform.outages import DATABASE_ERRORS, is_outage, stop_if_cancelled
-from loadbay_platform.retries import backoff, log_retry
+from loadbay_platform.retries import logged, retrying
 from loadbay_platform.settings import WorkSettings
 from loadbay_platform.waker import Waker
 
@@ -130,11 +130,8 @@ class WorkQueue:
             # A worker never ends on its own: a failure (of a claim, or of the wait, whose
             # LISTEN needs the database) is logged and waited out, and the wait starts again
             # from retry_backoff_s once a round goes through.
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception(_not_cancelled),
-                wait=backoff(self.retry_backoff_s, MAX_OUTAGE_BACKOFF_S),
-                before_sleep=self._log_worker_failure,
-                reraise=True,
+            async for attempt in retrying(
+                self._log_worker_failure, initial_s=self.retry_backoff_s, max_s=MAX_OUTAGE_BACKOFF_S
             ):
                 with attempt:
                     if await self.run_next():
@@ -142,15 +139,13 @@ class WorkQueue:
                     else:
                         await waker.wait(self.settings.poll_interval_s)
 
-    def _log_worker_failure(self, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        delay = state.upcoming_sleep
+    def _log_worker_failure(self, exc: Exception) -> bool:
+        stop_if_cancelled(exc)
         if isinstance(exc, DATABASE_ERRORS):
-            log.warning("work queue of %s: %r; retrying in %.1fs", self.service, exc, delay)
+            log.warning("work queue of %s: %r; retrying with backoff", self.service, exc)
         else:
-            log.error(
-                "work queue of %s failed; retrying in %.1fs", self.service, delay, exc_info=exc
-            )
+            log.error("work queue of %s failed; retrying with backoff", self.service, exc_info=exc)
+        return True
 
     async def run_next(self) -> bool:
         """Claim the next job and run it to a durable end; False when there is none."""
@@ -203,14 +198,13 @@ class WorkQueue:
                     self.service, envelope.type, "given_up" if reason else "done"
                 ).inc()
 
-    def _through_outages(self) -> AsyncRetrying:
+    def _through_outages(self) -> AsyncIterator[stamina.Attempt]:
         """Retry while a dependency is unavailable, for as long as it takes; anything else
         propagates."""
-        return AsyncRetrying(
-            retry=retry_if_exception(_outage),
-            wait=backoff(self.retry_backoff_s, MAX_OUTAGE_BACKOFF_S),
-            before_sleep=log_retry(log, lambda _: "infrastructure unavailable"),
-            reraise=True,
+        return retrying(
+            logged(_outage, log, lambda _: "infrastructure unavailable"),
+            initial_s=self.retry_backoff_s,
+            max_s=MAX_OUTAGE_BACKOFF_S,
         )
 
     async def _attempts(
@@ -218,17 +212,14 @@ class WorkQueue:
     ) -> str | None:
         """Run the handler, each attempt in a savepoint, up to `max_retries` times; None when
         it succeeded, else why it was given up. Outages propagate (waited out by the caller)."""
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.max_retries),
-            retry=retry_if_exception(_handler_failure),
-            wait=backoff(self.retry_backoff_s, MAX_OUTAGE_BACKOFF_S),
-            before_sleep=log_retry(
-                log, lambda state: f"{envelope.type} failed (attempt {state.attempt_number})"
-            ),
-            reraise=True,
+        attempts = retrying(
+            logged(_handler_failure, log, lambda _: f"{envelope.type} failed"),
+            initial_s=self.retry_backoff_s,
+            max_s=MAX_OUTAGE_BACKOFF_S,
+            attempts=self.max_retries,
         )
         try:
-            async for attempt in retrying:
+            async for attempt in attempts:
                 with attempt:
                     started = time.perf_counter()
                     async with conn.transaction():
@@ -284,19 +275,17 @@ class WorkQueue:
             log.exception("the dead-letter hook of %s failed", envelope.type)
 
 
-def _not_cancelled(exc: BaseException) -> bool:
+def _not_cancelled(exc: Exception) -> bool:
     """Retry any error, unless the task is being cancelled (see stop_if_cancelled)."""
-    if not isinstance(exc, Exception):
-        return False
     stop_if_cancelled(exc)
     return True
 
 
-def _outage(exc: BaseException) -> bool:
+def _outage(exc: Exception) -> bool:
     return _not_cancelled(exc) and is_outage(exc)
 
 
-def _handler_failure(exc: BaseException) -> bool:
+def _handler_failure(exc: Exception) -> bool:
     """A handler's failure is retried; a terminal one or an outage (waited out by the caller)
     is not."""
     return _not_cancelled(exc) and not is_outage(exc) and not isinstance(exc, TerminalError)

@@ -21,7 +21,6 @@ from typing import Any
 
 import aiosmtplib
 import asyncpg
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_before_delay
 
 from loadbay_notifier import repository
 from loadbay_notifier.metrics import EMAILS_FAILED, EMAILS_PENDING, EMAILS_SENT, SEND_ATTEMPTS
@@ -30,7 +29,7 @@ from loadbay_notifier.settings import NotifierSettings
 from loadbay_platform import logs
 from loadbay_platform.errors import TerminalError
 from loadbay_platform.outages import DATABASE_ERRORS
-from loadbay_platform.retries import backoff, delay_after, log_retry
+from loadbay_platform.retries import logged, retrying, scheduled_delay
 from loadbay_platform.settings import SmtpSettings
 from loadbay_platform.waker import Waker
 
@@ -229,12 +228,11 @@ class EmailSender:
     ) -> None:
         # Losing this write after a send means sending again once the lease runs out, so a
         # database blip is waited out, within a quarter of the lease (the send had half).
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(DATABASE_ERRORS),
-            stop=stop_before_delay(self.settings.claim_lease_s / 4),
-            wait=backoff(0.2, 5.0),
-            before_sleep=log_retry(log, lambda _: f"email {email_id}: cannot record the outcome"),
-            reraise=True,
+        async for attempt in retrying(
+            logged(_database_error, log, lambda _: f"email {email_id}: cannot record the outcome"),
+            initial_s=0.2,
+            max_s=5.0,
+            timeout_s=self.settings.claim_lease_s / 4,
         ):
             with attempt:
                 async with self.pool.acquire(timeout=self.acquire_timeout_s) as conn:
@@ -244,13 +242,17 @@ class EmailSender:
         """Wait after the `attempts`-th failed attempt: base, doubling, capped, with jitter (a
         relay back after an outage is not sent every waiting email at once)."""
         s = self.settings
-        return delay_after(backoff(s.retry_base_s, s.retry_max_s), attempts)
+        return scheduled_delay(s.retry_base_s, s.retry_max_s, attempts)
 
     async def _seconds_until_next_due(self) -> float:
         async with self.pool.acquire(timeout=self.acquire_timeout_s) as conn:
             due_in = await repository.seconds_until_next_due(conn)
         poll = self.settings.poll_interval_s
         return poll if due_in is None else min(due_in, poll)
+
+
+def _database_error(exc: Exception) -> bool:
+    return isinstance(exc, DATABASE_ERRORS)
 
 
 def message_id(event_id: str, domain: str) -> str:
