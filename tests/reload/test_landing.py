@@ -56,6 +56,36 @@ async def test_a_producer_file_landed_delivered_twice_is_one_pending_file(
     assert pending[0]["key"] == key
 
 
+async def test_a_late_file_landed_for_a_deleted_object_makes_no_pending_file(
+    platform: Platform,
+    reload_api: httpx.AsyncClient,
+    alice: User,
+    names: tuple[str, str],
+    s3: Any,
+) -> None:
+    # The bucket watcher's event for a file uploaded and deleted within one watch interval
+    # arrives after the delete: the object is gone, so the file must not come back as pending.
+    domain, name = names
+    await create_dataset(reload_api, alice, domain, name)
+    lz = platform.settings.s3.lz_bucket
+    prefix = batch_prefix(domain, name, alice)
+    gone = FileLanded(bucket=lz, key=prefix + "deleted.csv", size=3, etag="e", source="watcher")
+    put = s3.put_object(Bucket=lz, Key=prefix + "kept.csv", Body=CSV)
+    kept = FileLanded(
+        bucket=lz, key=prefix + "kept.csv", size=len(CSV), etag=put["ETag"].strip('"')
+    )
+    bootstrap = platform.settings.kafka.bootstrap_servers
+    # Same dataset, same partition: `kept` is handled after `gone`.
+    await publish_event(bootstrap, Envelope.wrap(gone, source="loadbay/reload"), gone)
+    await publish_event(bootstrap, Envelope.wrap(kept, source="etl/orders-job"), kept)
+
+    async def kept_is_pending() -> list[dict[str, Any]]:
+        return await files(reload_api, alice, domain, name, "pending")
+
+    assert [f["name"] for f in await eventually(kept_is_pending)] == ["kept.csv"]
+    assert [f["name"] for f in await files(reload_api, alice, domain, name)] == ["kept.csv"]
+
+
 async def test_an_s3_event_notification_lands_the_file_and_its_success_marker_reloads(
     platform: Platform,
     reload_api: httpx.AsyncClient,

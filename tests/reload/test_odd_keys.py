@@ -90,10 +90,12 @@ async def test_a_nul_key_in_an_s3_notification_is_dead_lettered_and_the_other_re
     reload_api: httpx.AsyncClient,
     alice: User,
     names: tuple[str, str],
+    s3: Any,
 ) -> None:
     domain, name = names
     await create_dataset(reload_api, alice, domain, name)
     prefix = batch_prefix(domain, name, alice, 43)
+    s3.put_object(Bucket=platform.settings.s3.lz_bucket, Key=prefix + "fine.csv", Body=b"x")
     records = [
         {
             "eventName": "ObjectCreated:Put",

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Sequence
 
 import asyncpg
+from botocore.exceptions import ClientError
 
 from loadbay_contracts import (
     FileLanded,
@@ -42,6 +43,16 @@ from loadbay_reload.rows import LandedFile
 
 SERVICE = "reload"
 log = logging.getLogger(__name__)
+
+
+async def _object_exists(s3: ObjectStore, bucket: str, key: str) -> bool:
+    try:
+        await s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True
 
 
 async def register_landing(
@@ -82,6 +93,11 @@ async def register_landing(
         )
     if path.is_success_marker:
         await _on_success_marker(conn, s3, dlz_bucket, dataset, path, landed, reject)
+        return
+    if not await _object_exists(s3, landed.bucket, landed.key):
+        # Deleted since it landed (Permanently Delete File(s) before the watcher's or a
+        # producer's late event): registering it again would make a pending file of nothing.
+        log.info("ignoring s3://%s/%s: the object is gone", landed.bucket, landed.key)
         return
     file_id = await repository.upsert_landed_file(
         conn,

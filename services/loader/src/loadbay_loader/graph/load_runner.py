@@ -119,6 +119,7 @@ class Worker:
                 return  # another replica runs loads
             waker = Waker(self.listen_pool, jobs.CHANNEL)
             try:
+                await waker.listen()  # before the first look: a load started meanwhile wakes it
                 while True:
                     # Holding the lock and idle, any load still "in progress" was left by a
                     # process that died while it held the lock: put it back at its place.

@@ -75,6 +75,7 @@ async def publish_next(pool: asyncpg.Pool, s3: ObjectStore) -> bool:
 async def run_publisher(pool: asyncpg.Pool, s3: ObjectStore, poll_interval_s: float = 2.0) -> None:
     waker = Waker(pool, CHANNEL)
     try:
+        await waker.listen()  # before the first look: a publication written meanwhile wakes it
         while True:
             try:
                 while await publish_next(pool, s3):
