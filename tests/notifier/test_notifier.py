@@ -371,7 +371,9 @@ async def test_a_failed_reload_sends_one_email_to_every_recipient_with_the_reaso
             lambda: _with_status(pool, envelope.id, "sent"), within=2, interval=0.02
         )
 
-    assert latency < 0.5, f"delivered {latency:.2f}s after it was recorded"
+    # Under half the 5 s poll interval: only the NOTIFY wake-up delivers this soon (a busy
+    # machine can take a good part of a second to schedule the steps in between).
+    assert latency < 2.5, f"delivered {latency:.2f}s after it was recorded"
     assert len(messages) == 1
     message = messages[0]
     assert message["X-RcptTo"] == "alice@example.com, bob@example.com"
