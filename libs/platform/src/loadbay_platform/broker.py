@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import ssl
 
-import stamina
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity
 
+from loadbay_platform.retries import retrying
 from loadbay_platform.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -67,13 +67,6 @@ async def publish_until_sent(
 ) -> None:
     """Publish one message, waiting out a broker outage without limit (for what must not be
     lost, e.g. a dead letter whose offset is committed once it is set aside)."""
-    async for attempt in stamina.retry_context(
-        on=KafkaError,
-        attempts=None,
-        timeout=None,
-        wait_initial=backoff_s,
-        wait_jitter=backoff_s,
-        wait_max=MAX_OUTAGE_BACKOFF_S,
-    ):
+    async for attempt in retrying(KafkaError, initial_s=backoff_s, max_s=MAX_OUTAGE_BACKOFF_S):
         with attempt:
             await broker.publish(value, topic, key=key, headers=headers)

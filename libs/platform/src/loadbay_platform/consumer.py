@@ -21,11 +21,10 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeAlias
 
 import asyncpg
-import stamina
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from faststream import AckPolicy
@@ -40,6 +39,7 @@ from loadbay_platform.errors import TerminalError
 from loadbay_platform.liveness import Liveness
 from loadbay_platform.metrics import CONSUMER_LAG, EVENTS_CONSUMED, HANDLER_SECONDS
 from loadbay_platform.outages import is_outage, stop_if_cancelled
+from loadbay_platform.retries import retrying
 from loadbay_platform.settings import KafkaSettings
 
 __all__ = ["MAX_OUTAGE_BACKOFF_S", "Consumer", "DeadLetterHook", "Handler", "RawHandler"]
@@ -238,7 +238,9 @@ class Consumer:
             return True
 
         try:
-            async for each in self._retrying(retry):
+            async for each in retrying(
+                retry, initial_s=self.retry_backoff_s, max_s=MAX_OUTAGE_BACKOFF_S
+            ):
                 with each:
                     outcome = await self._guarded(attempt)
         except TerminalError as exc:
@@ -251,18 +253,6 @@ class Consumer:
             return "dead_lettered", reason
         EVENTS_CONSUMED.labels(self.service, record.topic, outcome).inc()
         return outcome, None
-
-    def _retrying(self, on: Callable[[BaseException], bool]) -> AsyncIterator[stamina.Attempt]:
-        return aiter(
-            stamina.retry_context(
-                on=on,
-                attempts=None,
-                timeout=None,
-                wait_initial=self.retry_backoff_s,
-                wait_jitter=self.retry_backoff_s,
-                wait_max=MAX_OUTAGE_BACKOFF_S,
-            )
-        )
 
     async def _guarded(self, attempt: Callable[[], Awaitable[str]]) -> str:
         """One attempt, counted as a turn of the loop (a long outage is not a stall)."""
@@ -293,7 +283,9 @@ class Consumer:
             return "handled"
 
         try:
-            async for each in self._retrying(outage_only):
+            async for each in retrying(
+                outage_only, initial_s=self.retry_backoff_s, max_s=MAX_OUTAGE_BACKOFF_S
+            ):
                 with each:
                     await self._guarded(run_hook)
         except Exception:

@@ -9,7 +9,6 @@ import logging
 import zlib
 
 import asyncpg
-import stamina
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 
@@ -18,6 +17,7 @@ from loadbay_platform import logs
 from loadbay_platform.liveness import Liveness
 from loadbay_platform.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG
 from loadbay_platform.outages import DATABASE_ERRORS
+from loadbay_platform.retries import retrying
 from loadbay_platform.waker import Waker
 
 log = logging.getLogger(__name__)
@@ -95,14 +95,7 @@ class OutboxRelay:
             await waker.close()
 
     async def _publish_retrying(self) -> int:
-        async for attempt in stamina.retry_context(
-            on=RELAY_ERRORS,
-            attempts=None,
-            timeout=None,
-            wait_initial=0.1,
-            wait_max=self.poll_interval_s,
-            wait_jitter=0.1,
-        ):
+        async for attempt in retrying(RELAY_ERRORS, initial_s=0.1, max_s=self.poll_interval_s):
             with attempt:
                 self.liveness.turn("the outbox relay")
                 if attempt.num > 1:

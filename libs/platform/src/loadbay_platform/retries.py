@@ -15,18 +15,20 @@ from collections.abc import AsyncIterator, Callable
 
 import stamina
 
+RetryOn = type[Exception] | tuple[type[Exception], ...] | Callable[[Exception], bool]
+
 
 def retrying(
-    on: Callable[[Exception], bool],
+    on: RetryOn,
     *,
     initial_s: float,
     max_s: float,
     attempts: int | None = None,
     timeout_s: float | None = None,
 ) -> AsyncIterator[stamina.Attempt]:
-    """Attempts of a block (`async for attempt in ...: with attempt: ...`): an exception `on`
-    accepts is retried, within `attempts` and `timeout_s` (None: no limit); the last one, or
-    any other, propagates."""
+    """Attempts of a block (`async for attempt in ...: with attempt: ...`): an exception
+    `on` accepts (one of its types, or one it returns True for) is retried, within `attempts`
+    and `timeout_s` (None: no limit); the last one, or any other, propagates."""
     return aiter(
         stamina.retry_context(
             on=on,
