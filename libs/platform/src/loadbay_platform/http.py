@@ -4,10 +4,9 @@ document's security scheme and error responses."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -15,7 +14,7 @@ from loadbay_platform.auth import TokenVerifier
 from loadbay_platform.docs import install_docs
 from loadbay_platform.http_errors import install_error_handlers
 from loadbay_platform.liveness import Liveness
-from loadbay_platform.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from loadbay_platform.metrics import record_http_metrics
 from loadbay_platform.openapi import install_openapi
 from loadbay_platform.request_guard import RequestGuard, form_routes
 from loadbay_platform.settings import AuthSettings, HttpSettings
@@ -48,17 +47,7 @@ def create_app(
         RequestGuard, settings=http or HttpSettings(), takes_uploads=form_routes(app)
     )
 
-    @app.middleware("http")
-    async def record_metrics(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        HTTP_REQUESTS.labels(service, request.method, path, str(response.status_code)).inc()
-        HTTP_SECONDS.labels(service, request.method, path).observe(time.perf_counter() - started)
-        return response
+    record_http_metrics(app, service)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:

@@ -7,6 +7,10 @@ can show all services side by side (deploy/grafana).
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
 from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_CONSUMED = Counter(
@@ -55,3 +59,18 @@ WORK_QUEUED = Gauge(
     "Long-running jobs queued or running, as seen at the last claim.",
     ["service"],
 )
+
+
+def record_http_metrics(app: FastAPI, service: str) -> None:
+    """Count and time every request of `app` by route template (HTTP_REQUESTS, HTTP_SECONDS)."""
+
+    @app.middleware("http")
+    async def record_metrics(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        path = getattr(request.scope.get("route"), "path", "unmatched")
+        HTTP_REQUESTS.labels(service, request.method, path, str(response.status_code)).inc()
+        HTTP_SECONDS.labels(service, request.method, path).observe(time.perf_counter() - started)
+        return response

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from urllib.parse import quote
@@ -20,7 +19,7 @@ from loadbay_console.pages import ROUTERS
 from loadbay_console.sessions import SessionStore
 from loadbay_console.settings import DEV_SESSION_SECRET, ConsoleSettings
 from loadbay_console.web import HERE, CsrfRefused, SignInRequired, here, refusal_page, render
-from loadbay_platform.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from loadbay_platform.metrics import record_http_metrics
 from loadbay_platform.secrets import require_secret
 from loadbay_platform.settings import PlatformSettings
 
@@ -63,17 +62,7 @@ def create_app(
     sessions = SessionStore(secret, settings.session_ttl_s, secure=secure)
     app.state.sessions = sessions
 
-    @app.middleware("http")
-    async def record_metrics(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        """The shared HTTP metrics, as every service records them (service="console")."""
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        HTTP_REQUESTS.labels("console", request.method, route, str(response.status_code)).inc()
-        HTTP_SECONDS.labels("console", request.method, route).observe(time.perf_counter() - started)
-        return response
+    record_http_metrics(app, "console")
 
     @app.middleware("http")
     async def with_session(

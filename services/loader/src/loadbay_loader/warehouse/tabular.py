@@ -47,6 +47,7 @@ from loadbay_loader.warehouse.copy_errors import (
 from loadbay_platform.db import quote_ident, watched
 
 __all__ = [
+    "SQL_TYPES",
     "Column",
     "CopyResult",
     "CsvOptions",
@@ -57,7 +58,8 @@ __all__ = [
 ]
 
 
-_SQL_TYPES: dict[str, str] = {
+#: Declared column type -> the PostgreSQL type, spelled as ``format_type()`` prints it.
+SQL_TYPES: dict[str, str] = {
     "text": "text",
     "integer": "integer",
     "bigint": "bigint",
@@ -67,7 +69,7 @@ _SQL_TYPES: dict[str, str] = {
     "timestamp": "timestamp without time zone",
     "timestamptz": "timestamp with time zone",
 }
-assert set(_SQL_TYPES) == set(get_args(ColumnType))
+assert set(SQL_TYPES) == set(get_args(ColumnType))
 
 
 # Python codec name (codecs.lookup(...).name) -> PostgreSQL client encoding for COPY ENCODING.
@@ -133,7 +135,7 @@ def _check_columns(columns: Sequence[Column]) -> None:
     seen: set[str] = set()
     for column in columns:
         quote_ident(column.name)
-        if column.type not in _SQL_TYPES:
+        if column.type not in SQL_TYPES:
             raise ValueError(f"column {column.name!r}: unknown type {column.type!r}")
         key = column.name.lower()
         if key in seen:
@@ -145,7 +147,7 @@ def create_table_sql(schema: str, table: str, columns: Sequence[Column]) -> str:
     """The ``CREATE TABLE`` statement :func:`create_staging_table` runs."""
     _check_columns(columns)
     body = ", ".join(
-        f"{quote_ident(c.name)} {_SQL_TYPES[c.type]}{'' if c.nullable else ' NOT NULL'}"
+        f"{quote_ident(c.name)} {SQL_TYPES[c.type]}{'' if c.nullable else ' NOT NULL'}"
         for c in columns
     )
     return f"CREATE TABLE {quote_ident(schema)}.{quote_ident(table)} ({body})"

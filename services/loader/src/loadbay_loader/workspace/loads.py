@@ -54,12 +54,13 @@ from loadbay_loader.metrics import (
     WORKSPACE_ROWS,
 )
 from loadbay_loader.warehouse.copy_errors import RowError
+from loadbay_loader.warehouse.tabular import SQL_TYPES
 from loadbay_loader.workspace import staging as staging_
 from loadbay_loader.workspace import staging_store, store
 from loadbay_loader.workspace.shape import InvalidRequest, Shape
 from loadbay_loader.workspace.sources import Opener, SourceUnavailable, file_kind
 from loadbay_loader.workspace.staging import Staged
-from loadbay_loader.workspace.staging_store import SQL_TYPES, StagingColumn
+from loadbay_loader.workspace.staging_store import StagingColumn
 from loadbay_platform import outbox
 from loadbay_platform.reasons import truncate
 

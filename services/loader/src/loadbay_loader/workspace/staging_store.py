@@ -22,19 +22,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from loadbay_loader.warehouse.tabular import SQL_TYPES
 from loadbay_platform.db import quote_ident
 
-#: Declared column type -> the PostgreSQL type, spelled as ``format_type()`` prints it.
-SQL_TYPES: dict[str, str] = {
-    "text": "text",
-    "integer": "integer",
-    "bigint": "bigint",
-    "numeric": "numeric",
-    "boolean": "boolean",
-    "date": "date",
-    "timestamp": "timestamp without time zone",
-    "timestamptz": "timestamp with time zone",
-}
 CLIENT_ID = "x__client_id"
 DELETED = "x__deleted"
 LINE = "_line"  # staging only: the row's position in the file (parts in the request's order)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import asyncpg
 
 from loadbay_loader.repository import claim_table
-from loadbay_loader.workspace.staging_store import SQL_TYPES, Rows, StagingColumn, cols, count
+from loadbay_loader.warehouse.tabular import SQL_TYPES
+from loadbay_loader.workspace.staging_store import Rows, StagingColumn, cols, count
 from loadbay_platform.db import quote_ident
 from loadbay_platform.warehouse import WORKSPACE_PREFIX
 
