@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -177,10 +178,11 @@ async def states(
     return rows(LoadState, await conn.fetch(STATES, product_id, dataset, segment))
 
 
-async def record_success(
-    conn: asyncpg.Connection, workspace_id: str, dataset: str, timestamp: str
+async def record_successes(
+    conn: asyncpg.Connection, workspace_ids: Sequence[str], dataset: str, timestamp: str
 ) -> None:
-    await conn.execute(RECORD_SUCCESS, workspace_id, dataset, timestamp)
+    """LSTS moves to ``timestamp`` for each workspace (one pipelined round trip)."""
+    await conn.executemany(RECORD_SUCCESS, [(w, dataset, timestamp) for w in workspace_ids])
 
 
 async def record_failure(
@@ -270,15 +272,36 @@ async def pending_run_loads(conn: asyncpg.Connection, run_id: str) -> int:
     return int(await conn.fetchval(PENDING_RUN_LOADS, run_id))
 
 
-async def insert_result(
-    conn: asyncpg.Connection, *, run_id: str, workspace_id: str, client_id: str, dataset: str,
-    timestamp: str, file: str, mode: str, status: str, rows_upserted: int, rows_deleted: int,
-    reason: str | None,
-) -> None:  # fmt: skip
-    """A workspace's outcome for one file of a run (once: a redelivered outcome is a no-op)."""
-    await conn.execute(
-        INSERT_RESULT, run_id, workspace_id, client_id, dataset, timestamp, file, mode, status,
-        rows_upserted, rows_deleted, reason,
+@dataclass(frozen=True)
+class NewResult:
+    """A workspace's outcome for one file of a run."""
+
+    workspace_id: str
+    client_id: str
+    mode: str
+    status: str
+    rows_upserted: int
+    rows_deleted: int
+    reason: str | None
+
+
+async def insert_results(
+    conn: asyncpg.Connection,
+    run_id: str,
+    dataset: str,
+    timestamp: str,
+    file: str,
+    results: Sequence[NewResult],
+) -> None:
+    """Outcomes for one file of a run (once: a redelivered outcome is a no-op), in one
+    pipelined round trip."""
+    await conn.executemany(
+        INSERT_RESULT,
+        [
+            (run_id, r.workspace_id, r.client_id, dataset, timestamp, file, r.mode, r.status,
+             r.rows_upserted, r.rows_deleted, r.reason)
+            for r in results
+        ],
     )  # fmt: skip
 
 

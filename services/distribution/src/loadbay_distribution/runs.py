@@ -189,35 +189,34 @@ async def record_outcome(conn: asyncpg.Connection, done: WorkspaceLoadCompleted)
     # A failure counts against the newest file of the run's listing: once per timestamp.
     counted = max(done.timestamp, plan.get("newest") or done.timestamp)
     continuing: list[str] = []
+    outcomes: list[repository.NewResult] = []
     for target in load.targets:
         result = results.get(target["workspace_id"])
         ok = result is not None and result.status == "succeeded"
         reason = None if ok else (result.reason if result else "the loader reported no result")
         reason = truncate(reason) if reason is not None else None
         if ok:
-            await repository.record_success(
-                conn, target["workspace_id"], done.dataset, done.timestamp
-            )
             continuing.append(target["workspace_id"])
         else:
             await repository.record_failure(
                 conn, target["workspace_id"], done.dataset, counted, reason or ""
             )
         WORKSPACE_LOADS.labels("succeeded" if ok else "failed").inc()
-        await repository.insert_result(
-            conn,
-            run_id=done.run_id,
-            workspace_id=target["workspace_id"],
-            client_id=target["client_id"],
-            dataset=done.dataset,
-            timestamp=done.timestamp,
-            file=", ".join(load.keys),
-            mode=target["mode"],
-            status="succeeded" if ok else "failed",
-            rows_upserted=result.rows_upserted if result else 0,
-            rows_deleted=result.rows_deleted if result else 0,
-            reason=reason,
+        outcomes.append(
+            repository.NewResult(
+                workspace_id=target["workspace_id"],
+                client_id=target["client_id"],
+                mode=target["mode"],
+                status="succeeded" if ok else "failed",
+                rows_upserted=result.rows_upserted if result else 0,
+                rows_deleted=result.rows_deleted if result else 0,
+                reason=reason,
+            )
         )
+    await repository.record_successes(conn, continuing, done.dataset, done.timestamp)
+    await repository.insert_results(
+        conn, done.run_id, done.dataset, done.timestamp, ", ".join(load.keys), outcomes
+    )
     # Unknown means unknown to the data product: a client id of a workspace that is not a
     # target of this load (it loads another file of the dataset in this run) is known.
     known = {w.client_id for w in await repository.list_workspaces(conn, product.id)}

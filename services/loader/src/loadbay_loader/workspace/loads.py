@@ -35,7 +35,6 @@ to the workspaces in set-based SQL (staging_store.py, store.py).
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -54,13 +53,17 @@ from loadbay_loader.metrics import (
     WORKSPACE_ROWS,
 )
 from loadbay_loader.warehouse.copy_errors import RowError
-from loadbay_loader.warehouse.tabular import SQL_TYPES
+from loadbay_loader.workspace import direct, staging_store, store
 from loadbay_loader.workspace import staging as staging_
-from loadbay_loader.workspace import staging_store, store
 from loadbay_loader.workspace.shape import InvalidRequest, Shape
 from loadbay_loader.workspace.sources import Opener, SourceUnavailable, file_kind
 from loadbay_loader.workspace.staging import Staged
-from loadbay_loader.workspace.staging_store import StagingColumn
+from loadbay_loader.workspace.tables import (
+    CONNECTION_LOST,
+    WorkspaceFailure,
+    check_schema,
+    ensure_table,
+)
 from loadbay_platform import outbox
 from loadbay_platform.reasons import truncate
 
@@ -68,19 +71,6 @@ SERVICE = "loader"
 log = logging.getLogger(__name__)
 
 MAX_UNKNOWN_CLIENT_IDS = 1000  # listed in the event; the log has the total
-# Workspaces never write into PostgreSQL's own schemas or the services' (loadbay_<service>).
-_RESERVED_SCHEMA = re.compile(r"^(pg_|information_schema$|loadbay_)")
-# The connection is gone: the whole event is retried, not one workspace failed.
-_CONNECTION_LOST = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.CannotConnectNowError,
-)
-
-
-class WorkspaceFailure(Exception):
-    """This workspace cannot take the load; the others can."""
 
 
 # --------------------------------------------------------------------------- the load
@@ -96,33 +86,22 @@ async def load_into_workspaces(
     disk full...): the caller's transaction then undoes everything, and the event is retried."""
     started = datetime.now(UTC)
     clock = time.perf_counter()
-    staging = f"_lb_ws_{uuid.uuid4().hex[:12]}"
     unknown: list[str] = []
     staged: Staged | None = None
     try:
         shape = Shape.of(request)
-        staged = await staging_.stage_checked(conn, open_object, request, shape, staging)
-        staged.seconds = time.perf_counter() - clock
+        done = await direct.load(conn, open_object, request, shape)
+        if done is not None:
+            results, staged = done.results, done.staged
+            unknown = _unknown(request, done.unknown, len(done.unknown), done.without_client)
+        else:
+            results, unknown, staged = await _load_staged(conn, open_object, request, shape)
     except (RowError, SourceUnavailable, InvalidRequest) as exc:
         reason = str(exc)
         log.warning(
             "load %s of %s fails every workspace: %s", request.request_id, request.keys, reason
         )
         results = [_failed(t, reason) for t in request.targets]
-    else:
-        with_rows: set[str] = set()
-        if staged.routed:
-            with_rows, unknown = await _route(conn, staged, request)
-        key = shape.key if shape.keyed else ()
-        schemas = [t.schema_name for t in request.targets]
-        existing = await store.existing_tables(conn, schemas, request.dataset, key)
-        results = [
-            _failed(target, staged.bad_clients[target.client_id])
-            if target.client_id in staged.bad_clients
-            else await _load_workspace(conn, request, shape, staged, with_rows, existing, target)
-            for target in request.targets
-        ]
-        await staging_store.drop_temp(conn, *staged.temp_tables())
     completed = WorkspaceLoadCompleted(
         request_id=request.request_id,
         run_id=request.run_id,
@@ -167,6 +146,32 @@ async def fail_unhandled(
     await outbox.enqueue(conn, completed, service=SERVICE, subject=request.dataset)
 
 
+async def _load_staged(
+    conn: asyncpg.Connection, open_object: Opener, request: WorkspaceLoadRequested, shape: Shape
+) -> tuple[list[WorkspaceLoadResult], list[str], Staged]:
+    """The load through a staging table: (results, unknown client ids, the staging)."""
+    clock = time.perf_counter()
+    staged = await staging_.stage_checked(
+        conn, open_object, request, shape, f"_lb_ws_{uuid.uuid4().hex[:12]}"
+    )
+    staged.seconds = time.perf_counter() - clock
+    with_rows: set[str] = set()
+    unknown: list[str] = []
+    if staged.routed:
+        with_rows, unknown = await _route(conn, staged, request)
+    key = shape.key if shape.keyed else ()
+    schemas = [t.schema_name for t in request.targets]
+    existing = await store.existing_tables(conn, schemas, request.dataset, key)
+    results = [
+        _failed(target, staged.bad_clients[target.client_id])
+        if target.client_id in staged.bad_clients
+        else await _load_workspace(conn, request, shape, staged, with_rows, existing, target)
+        for target in request.targets
+    ]
+    await staging_store.drop_temp(conn, *staged.temp_tables())
+    return results, unknown, staged
+
+
 async def _rows(
     conn: asyncpg.Connection, shape: Shape, staged: Staged, target: WorkspaceTarget, table: str
 ) -> staging_store.Rows:
@@ -207,6 +212,14 @@ async def _route(
     unknown, total = await staging_store.unknown_client_ids(
         conn, table, clients, MAX_UNKNOWN_CLIENT_IDS
     )
+    without = await staging_store.rows_without_client_id(conn, table)
+    return with_rows, _unknown(request, unknown, total, without)
+
+
+def _unknown(
+    request: WorkspaceLoadRequested, unknown: list[str], total: int, without_client: int
+) -> list[str]:
+    """Log the file's rows that go to no workspace; the first unknown client ids, for the event."""
     if total:
         log.warning(
             "load %s: %d x__client_id value(s) match no target of the load (first: %s)",
@@ -214,9 +227,9 @@ async def _route(
             total,
             ", ".join(unknown[:10]),
         )
-    if await staging_store.rows_without_client_id(conn, table):
+    if without_client:
         log.warning("load %s: rows without an x__client_id go to no workspace", request.request_id)
-    return with_rows, unknown
+    return unknown[:MAX_UNKNOWN_CLIENT_IDS]
 
 
 async def _load_workspace(
@@ -234,17 +247,16 @@ async def _load_workspace(
         WORKSPACE_LOADS.labels(target.mode, "untouched").inc()
         return WorkspaceLoadResult(workspace_id=target.workspace_id, status="succeeded")
     try:
-        if _RESERVED_SCHEMA.match(schema):
-            raise WorkspaceFailure(f"{schema}: schema name is reserved for the platform")
+        check_schema(schema)
         rows = await _rows(conn, shape, staged, target, table)
         async with conn.transaction():  # a savepoint: a failure undoes this workspace only
             if target.mode == "full":
-                new = await _ensure_table(conn, schema, table, shape, existing.get(schema))
+                new = await ensure_table(conn, schema, table, shape, existing.get(schema))
                 upserted, deleted = await store.rewrite(
                     conn, schema, table, shape.columns, rows, empty=new
                 )
             else:
-                await _ensure_table(conn, schema, table, shape, existing.get(schema), index=True)
+                await ensure_table(conn, schema, table, shape, existing.get(schema), index=True)
                 upserted, deleted = await store.merge(
                     conn, schema, table, shape.columns, rows, shape.key, by_key=shape.keyed
                 )
@@ -252,7 +264,7 @@ async def _load_workspace(
         WORKSPACE_LOADS.labels(target.mode, "failed").inc()
         return _failed(target, str(exc))
     except asyncpg.PostgresError as exc:
-        if isinstance(exc, _CONNECTION_LOST):
+        if isinstance(exc, CONNECTION_LOST):
             raise
         WORKSPACE_LOADS.labels(target.mode, "failed").inc()
         detail = f" ({exc.detail})" if getattr(exc, "detail", None) else ""
@@ -264,43 +276,6 @@ async def _load_workspace(
         rows_upserted=upserted,
         rows_deleted=deleted,
     )
-
-
-async def _ensure_table(
-    conn: asyncpg.Connection,
-    schema: str,
-    table: str,
-    shape: Shape,
-    existing: store.Existing | None,
-    *,
-    index: bool = False,
-) -> bool:
-    """Claim the table, and create it or bring it to the dataset's columns. True if it is new
-    (and so empty). With ``index``, the unique index on the connection point or grain that an
-    incremental load's upsert needs: a full load needs none, so a table that only full loads
-    have written gets it at its first incremental load, built from its rows at once."""
-    columns = [StagingColumn(n, shape.types[n]) for n in shape.columns]
-    key = shape.key if shape.keyed and index else ()
-    await store.claim(conn, schema, table)
-    if existing is None or not existing.columns:
-        await store.create_table(conn, schema, table, columns)
-        if key:
-            await store.add_unique_index(conn, schema, table, key)
-        return True
-    have = existing.columns
-    wrong = [
-        f"{c.name} is {have[c.name]}, the dataset declares {SQL_TYPES[c.type]}"
-        for c in columns
-        if c.name in have and have[c.name] != SQL_TYPES[c.type]
-    ]
-    if wrong:
-        raise WorkspaceFailure(f"{schema}.{table}: column " + "; column ".join(wrong))
-    for column in columns:
-        if column.name not in have:  # the dataset gained a column
-            await store.add_column(conn, schema, table, column)
-    if key and not existing.key_index:
-        await store.add_unique_index(conn, schema, table, key)
-    return False
 
 
 async def _record(

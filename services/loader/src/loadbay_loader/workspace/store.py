@@ -14,7 +14,7 @@ Identifiers come from the contract's patterns and are quoted again here; values 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -22,7 +22,7 @@ import asyncpg
 from loadbay_loader.repository import claim_table
 from loadbay_loader.warehouse.tabular import SQL_TYPES
 from loadbay_loader.workspace.staging_store import Rows, StagingColumn, cols, count
-from loadbay_platform.db import quote_ident
+from loadbay_platform.db import quote_ident, watched
 from loadbay_platform.warehouse import WORKSPACE_PREFIX
 
 
@@ -81,6 +81,31 @@ async def claim(conn: asyncpg.Connection, schema: str, table: str) -> None:
     )
 
 
+async def claim_all(conn: asyncpg.Connection, schemas: Sequence[str], table: str) -> None:
+    """`claim` for many workspaces in one round trip (fails if any table is not its own)."""
+    await conn.execute(
+        "SELECT claim_warehouse_table(s, $2, 'workspace', s, starts_with(s, $3))"
+        " FROM unnest($1::text[]) AS s",
+        list(schemas),
+        table,
+        WORKSPACE_PREFIX,
+    )
+
+
+async def create_tables(
+    conn: asyncpg.Connection, schemas: Sequence[str], table: str, columns: Sequence[StagingColumn]
+) -> None:
+    """`create_table` in many schemas, in one round trip."""
+    body = ", ".join(f"{quote_ident(c.name)} {SQL_TYPES[c.type]}" for c in columns)
+    await conn.execute(
+        "; ".join(
+            f"CREATE SCHEMA IF NOT EXISTS {quote_ident(s)};"
+            f" CREATE TABLE IF NOT EXISTS {_table(s, table)} ({body})"
+            for s in schemas
+        )
+    )
+
+
 async def create_table(
     conn: asyncpg.Connection, schema: str, table: str, columns: Sequence[StagingColumn]
 ) -> None:
@@ -112,6 +137,55 @@ async def add_unique_index(
     )
 
 
+async def delete_all(conn: asyncpg.Connection, schema: str, table: str) -> int:
+    """A full load's first step. DELETE rather than TRUNCATE: readers keep reading the old rows
+    until commit instead of queueing behind an exclusive lock."""
+    return count(await conn.execute(f"DELETE FROM {_table(schema, table)}"))
+
+
+async def copy_rows(
+    conn: asyncpg.Connection,
+    schema: str,
+    table: str,
+    columns: Sequence[str],
+    rows: AsyncIterator[bytes],
+    *,
+    non_text: Sequence[str],
+) -> int:
+    """COPY CSV rows (no header; ``columns`` in their order) into the table, read as
+    tabular.copy_csv reads a file (a quoted empty value is NULL outside text columns)."""
+    status: str = await watched(
+        conn,
+        conn.copy_to_table(
+            table,
+            schema_name=schema,
+            source=rows,
+            columns=list(columns),
+            format="csv",
+            force_null=list(non_text) or None,
+        ),
+    )
+    return count(status)
+
+
+async def tables_breaking_key(
+    conn: asyncpg.Connection, schemas: Sequence[str], table: str, key: Sequence[str]
+) -> list[str]:
+    """The schemas whose ``<schema>.<table>`` has a key value twice or an empty one: what a
+    full load's direct COPY must not leave (one hashed pass over each table, 100 per query)."""
+    empty = " OR ".join(f"{quote_ident(k)} IS NULL" for k in key)
+    broken: list[str] = []
+    for start in range(0, len(schemas), 100):
+        batch = schemas[start : start + 100]
+        checks = " UNION ALL ".join(
+            f"SELECT {i} AS i WHERE EXISTS (SELECT FROM {_table(s, table)} GROUP BY {cols(key)}"
+            f" HAVING count(*) > 1 OR bool_or({empty}))"
+            for i, s in enumerate(batch)
+        )
+        broken += [batch[r["i"]] for r in await conn.fetch(checks)]
+    return broken
+
+
 async def rewrite(
     conn: asyncpg.Connection,
     schema: str,
@@ -122,10 +196,9 @@ async def rewrite(
     empty: bool,
 ) -> tuple[int, int]:
     """Full load: delete every row (unless the table is new: ``empty``), insert the live rows.
-    Returns (inserted, deleted). DELETE rather than TRUNCATE: readers keep reading the old
-    rows until commit instead of queueing behind an exclusive lock. Two statements: the
-    inserted rows may have the keys of the deleted ones."""
-    deleted = 0 if empty else count(await conn.execute(f"DELETE FROM {_table(schema, table)}"))
+    Returns (inserted, deleted). Two statements: the inserted rows may have the keys of the
+    deleted ones."""
+    deleted = 0 if empty else await delete_all(conn, schema, table)
     inserted = count(
         await conn.execute(
             f"INSERT INTO {_table(schema, table)} ({cols(columns)})"
