@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import shutil
 import statistics
 import tempfile
@@ -75,7 +76,7 @@ def sample_event() -> Event:
 
 
 async def measure(
-    bootstrap: str, postgres_url: str, events: int, kafka: dict[str, Any]
+    bootstrap: str, postgres_url: str, events: int, kafka: dict[str, Any], idle_ms: float = 0
 ) -> list[float]:
     settings = PlatformSettings(
         kafka=KafkaSettings(bootstrap_servers=bootstrap, **kafka),
@@ -98,7 +99,10 @@ async def measure(
         async with asyncio.timeout(120):
             await send_and_wait(producer, definition, event)
         latencies = []
+        pauses = random.Random(5)
         for _ in range(events):
+            # An idle consumer: the event arrives somewhere in its wait for the next fetch.
+            await asyncio.sleep(pauses.uniform(0, idle_ms) / 1000)
             async with asyncio.timeout(30):
                 latencies.append(await send_and_wait(producer, definition, event))
         return latencies
@@ -128,6 +132,12 @@ def main() -> None:
     parser.add_argument(
         "--kafka", action="append", default=[], help="a KafkaSettings field: fetch_max_wait_ms=500"
     )
+    parser.add_argument(
+        "--idle-ms",
+        type=float,
+        default=0,
+        help="before each event, leave the consumer idle for up to this long (uniformly random)",
+    )
     args = parser.parse_args()
     kafka = dict(item.split("=", 1) for item in args.kafka)
     state = Path(tempfile.mkdtemp(prefix="loadbay-bench-latency-"))
@@ -135,7 +145,13 @@ def main() -> None:
         with EmbeddedStack(state) as stack:
             info = stack.info
             latencies = asyncio.run(
-                measure(info.kafka_bootstrap_servers, info.postgres_url, args.events, kafka)
+                measure(
+                    info.kafka_bootstrap_servers,
+                    info.postgres_url,
+                    args.events,
+                    kafka,
+                    args.idle_ms,
+                )
             )
     finally:
         shutil.rmtree(state, ignore_errors=True)

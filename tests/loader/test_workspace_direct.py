@@ -102,6 +102,24 @@ async def test_a_repeated_key_is_handed_over_and_the_file_s_last_row_wins(
     assert [("repeated key" in m) for m in handovers()] == [True]
 
 
+async def test_keys_bytes_cannot_tell_apart_are_checked_by_postgresql(
+    pool: asyncpg.Pool, handovers: Callable[[], list[str]]
+) -> None:
+    acme, beta = target("acme", "full"), target("beta", "full")
+    # beta's 007 and 7 are one key: PostgreSQL tells, and the staging path keeps the last.
+    data = csv(HEADER, "007,1,1,acme,", "8,2,2,acme,", "007,3,3,beta,", "7,4,4,beta,")
+    done = await load(pool, request(("a.csv",), (acme, beta)), {"a.csv": data})
+    assert done.results == (ok(acme, 2), ok(beta, 1))
+    assert await rows_of(pool, beta.schema_name, "invoices") == [(7, 4, Decimal(4))]
+    assert [("repeated key in 1 workspace" in m) for m in handovers()] == [True]
+
+    # Spelled oddly but unique: loaded directly.
+    data = csv(HEADER, "007,1,1,acme,", "8,2,2,acme,", "+9,3,3,beta,")
+    done = await load(pool, request(("b.csv",), (acme, beta)), {"b.csv": data})
+    assert done.results == (ok(acme, 2, deleted=2), ok(beta, 1, deleted=1))
+    assert len(handovers()) == 1
+
+
 async def test_a_bad_value_or_an_empty_key_fails_only_its_workspace(
     pool: asyncpg.Pool, handovers: Callable[[], list[str]]
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from loadbay_loader.workspace.keys import KeyWatch
 from loadbay_loader.workspace.routing import Layout, NotDirect, Router, Spool
 
 COLUMNS = ("cp__id", "a__name", "f__amount")
@@ -92,3 +93,50 @@ def test_the_spool_spills_beyond_its_budget_and_reads_back_in_order() -> None:
         )
         assert rows_of(router, client) == expected
     router.spool.close()
+
+
+# --------------------------------------------------------------------------- keys by bytes
+
+
+def watch(rows: bytes, positions: tuple[int, ...], types: tuple[str, ...]) -> KeyWatch:
+    keys = KeyWatch(positions, types, limit=5)
+    for i in range(0, len(rows), 3):  # chunks cut anywhere
+        keys.see(rows[i : i + 3])
+    return keys
+
+
+def test_unique_canonical_keys_are_decided_by_bytes() -> None:
+    assert watch(b"1,a\n-7,b\n0,c\n", (0,), ("integer",)).decided
+    assert watch(b"x,1\nx,2\ny,1\n", (0, 1), ("text", "bigint")).decided
+
+
+@pytest.mark.parametrize(
+    ("rows", "positions", "types", "why"),
+    [
+        (b"1,a\n2,b\n1,c\n", (0,), ("integer",), "repeated"),
+        (b"a,1\nb,1\n", (1,), ("text",), "repeated"),  # text keys: equal bytes, equal values
+        (b"1,a\n,b\n", (0,), ("integer",), "empty"),
+        (b"x,1\nx,\n", (0, 1), ("text", "integer"), "empty"),
+    ],
+)
+def test_a_missing_or_repeated_key_stops_the_copy(
+    rows: bytes, positions: tuple[int, ...], types: tuple[str, ...], why: str
+) -> None:
+    with pytest.raises(NotDirect, match=why):
+        watch(rows, positions, types)
+
+
+@pytest.mark.parametrize(
+    ("rows", "types"),
+    [
+        (b"01,a\n1,b\n", ("integer",)),  # one value, two spellings: bytes cannot tell
+        (b"+1,a\n", ("integer",)),
+        (b"-0,a\n", ("bigint",)),
+        (b" 1,a\n", ("integer",)),
+        (b"1.0,a\n", ("numeric",)),
+        (b"2030-01-01,a\n", ("date",)),
+        (b"1,a\n2,b\n3,c\n4,d\n5,e\n6,f\n", ("integer",)),  # more keys than the limit
+    ],
+)
+def test_what_bytes_cannot_tell_is_left_to_postgresql(rows: bytes, types: tuple[str, ...]) -> None:
+    assert not watch(rows, (0,), types).decided

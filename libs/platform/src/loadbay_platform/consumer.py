@@ -10,9 +10,9 @@ service reads, with manual acknowledgement:
   committed, so one poison message never blocks a partition.
 - An outage of the database, object store or broker is waited out without limit.
 
-One subscriber (one Kafka consumer) per service rather than one per event type: every consumer
-fetches every `fetch_max_wait_ms` (the embedded broker holds each fetch that long), so more of
-them would multiply the idle cost; the typed handlers are chosen by the envelope's type.
+One subscriber (one Kafka consumer) per service rather than one per event type: every idle
+consumer fetches again every `fetch_max_wait_ms`, so more of them would multiply the idle cost;
+the typed handlers are chosen by the envelope's type.
 """
 
 from __future__ import annotations

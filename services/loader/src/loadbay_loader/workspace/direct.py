@@ -36,6 +36,7 @@ from loadbay_loader.streaming import limits, objects
 from loadbay_loader.warehouse.copy_errors import RowError
 from loadbay_loader.warehouse.tabular import _read_header
 from loadbay_loader.workspace import store
+from loadbay_loader.workspace.keys import KeyWatch
 from loadbay_loader.workspace.routing import Layout, NotDirect, Router, Spool
 from loadbay_loader.workspace.shape import SYSTEM_COLUMNS, Shape, header_columns
 from loadbay_loader.workspace.sources import Opener, SourceUnavailable, csv_reader, file_kind
@@ -240,15 +241,18 @@ async def _copy(
     non_text = [n for n in columns if shape.types[n] != "text"]
     loading = [t for t in request.targets if t.workspace_id in deleted]
     copied: dict[str, int] = {}
+    undecided: list[str] = []
+    positions = [columns.index(k) for k in shape.key]
     for target in loading:
-        rows = _rows_of(router.spool, target.client_id.encode())
+        watch = KeyWatch(positions, [shape.types[k] for k in shape.key]) if shape.keyed else None
+        rows = _rows_of(router.spool, target.client_id.encode(), watch)
         copied[target.workspace_id] = await store.copy_rows(
             conn, target.schema_name, table, columns, rows, non_text=non_text
         )
-    if shape.keyed and loading:
-        broken = await store.tables_breaking_key(
-            conn, [t.schema_name for t in loading], table, shape.key
-        )
+        if watch is not None and not watch.decided:
+            undecided.append(target.schema_name)
+    if undecided:
+        broken = await store.tables_breaking_key(conn, undecided, table, shape.key)
         if broken:
             raise NotDirect(f"an empty or repeated key in {len(broken)} workspace(s)")
     results = []
@@ -266,6 +270,10 @@ async def _copy(
     return results
 
 
-async def _rows_of(spool: Spool, client: bytes) -> AsyncIterator[bytes]:
+async def _rows_of(spool: Spool, client: bytes, watch: KeyWatch | None) -> AsyncIterator[bytes]:
+    """The client's rows for COPY; ``watch`` sees each chunk after PostgreSQL has it, so it
+    works while PostgreSQL parses."""
     for chunk in spool.read(client):
         yield chunk
+        if watch is not None:
+            watch.see(chunk)
