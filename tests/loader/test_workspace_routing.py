@@ -3,6 +3,9 @@ route, where rows go, and the spool that keeps memory bounded. No servers needed
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from loadbay_loader.workspace.keys import KeyWatch
@@ -140,3 +143,11 @@ def test_a_missing_or_repeated_key_stops_the_copy(
 )
 def test_what_bytes_cannot_tell_is_left_to_postgresql(rows: bytes, types: tuple[str, ...]) -> None:
     assert not watch(rows, (0,), types).decided
+
+
+def test_a_spool_that_cannot_spill_hands_the_load_over(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))  # no such directory
+    with pytest.raises(NotDirect, match="cannot spill"):
+        route("cp__id,a__name,f__amount,x__client_id", b"1,a,1,acme\n" * 50, budget=100)

@@ -13,9 +13,10 @@ everything it did (one savepoint), whenever it cannot keep them exactly:
 - COPY refuses a value, or a workspace's table cannot take the load (the staging path fails
   only that workspace, naming file, line and column);
 - a connection point or grain value is empty or comes twice for one client (the staging path
-  keeps the file's last row of a key; checked after the COPYs, in one hashed pass per table).
+  keeps the file's last row of a key). keys.py checks the keys bytes can tell apart while
+  COPY parses; PostgreSQL checks the others after the COPYs, in one hashed pass per table.
 
-A file read in full and then handed over is read a second time; that costs what it saves.
+A load handed over reads its file a second time.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Loads into client workspaces (GoodData ADD v2 semantics): one source file, many workspaces.
 
 A ``workspace.load.requested`` names one source file (all parts of one timestamp), the
-dataset's columns and the target workspaces, each with its load mode. The loader:
+dataset's columns and the target workspaces, each with its load mode. When every target is
+``full`` and the file routes by bytes, the rows go straight into the workspaces' tables
+(direct.py), with the results the steps below would give. Otherwise the loader:
 
 1. streams the file once into a session-local staging table by COPY (tabular.copy_csv:
    PostgreSQL types and checks every value; a bad one names file, line, column and value):

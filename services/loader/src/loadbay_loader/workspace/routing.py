@@ -102,13 +102,16 @@ class Spool:
             self._spill()
 
     def _spill(self) -> None:
-        if self._file is None:
-            self._file = tempfile.NamedTemporaryFile(prefix="loadbay-route-")  # noqa: SIM115
-        for client, buffer in self._memory.items():
-            self._file.write(buffer)
-            self._segments.setdefault(client, []).append((self._end, len(buffer)))
-            self._end += len(buffer)
-        self._file.flush()
+        try:
+            if self._file is None:
+                self._file = tempfile.NamedTemporaryFile(prefix="loadbay-route-")  # noqa: SIM115
+            for client, buffer in self._memory.items():
+                self._file.write(buffer)
+                self._segments.setdefault(client, []).append((self._end, len(buffer)))
+                self._end += len(buffer)
+            self._file.flush()
+        except OSError as exc:  # a full disk, say: the staging path uses the database's
+            raise NotDirect(f"cannot spill routed rows to a temporary file: {exc}") from exc
         self._memory.clear()
         self._in_memory = 0
 
