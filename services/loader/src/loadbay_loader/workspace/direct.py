@@ -33,15 +33,14 @@ import asyncpg
 from loadbay_contracts import WorkspaceLoadRequested, WorkspaceLoadResult
 from loadbay_contracts.distribution import WorkspaceTarget
 from loadbay_loader.metrics import WORKSPACE_LOADS
-from loadbay_loader.streaming import limits, objects
+from loadbay_loader.streaming import limits
 from loadbay_loader.warehouse.copy_errors import RowError
-from loadbay_loader.warehouse.tabular import _read_header
 from loadbay_loader.workspace import store
 from loadbay_loader.workspace.keys import KeyWatch
 from loadbay_loader.workspace.routing import Layout, NotDirect, Router, Spool
-from loadbay_loader.workspace.shape import SYSTEM_COLUMNS, Shape, header_columns
-from loadbay_loader.workspace.sources import Opener, SourceUnavailable, csv_reader, file_kind
-from loadbay_loader.workspace.staging import CSV, Staged
+from loadbay_loader.workspace.shape import SYSTEM_COLUMNS, Shape
+from loadbay_loader.workspace.sources import Opener, SourceUnavailable, file_kind, open_part
+from loadbay_loader.workspace.staging import Staged
 from loadbay_loader.workspace.staging_store import StagingColumn
 from loadbay_loader.workspace.store import Existing
 from loadbay_loader.workspace.tables import (
@@ -201,31 +200,25 @@ async def _route(
     router: Router | None = None
     everything_nullable = {name: True for name in (*shape.columns, *SYSTEM_COLUMNS)}
     for key in request.keys:
-        async with csv_reader(open_object, key) as reader:
-            chunks = objects.prefetch(reader())
-            try:
-                head, names = await _read_header(chunks, CSV, key)
-                columns, _ = header_columns(names, shape, everything_nullable, key)
-                layout = Layout.of([c.name for c in columns], shape.columns)
-                if router is None:
-                    targets = [t.client_id for t in request.targets]
-                    max_line = limits.current().max_record_bytes
-                    router = Router(layout, targets, spool, max_line)
-                elif layout != router.layout:
-                    raise NotDirect("the parts' headers differ")
-                end = head.find(b"\n")
-                if end < 0 or b'"' in head[:end] or b"\r" in head[:end]:
-                    raise NotDirect("a quoted or CRLF header")
-                router.bytes += end + 1
-                router.feed(head[end + 1 :])
+        async with open_part(open_object, key, shape, everything_nullable) as part:
+            layout = Layout.of([c.name for c in part.columns], shape.columns)
+            if router is None:
+                targets = [t.client_id for t in request.targets]
+                max_line = limits.current().max_record_bytes
+                router = Router(layout, targets, spool, max_line)
+            elif layout != router.layout:
+                raise NotDirect("the parts' headers differ")
+            end = part.head.find(b"\n")
+            if end < 0 or b'"' in part.head[:end] or b"\r" in part.head[:end]:
+                raise NotDirect("a quoted or CRLF header")
+            router.bytes += end + 1
+            router.feed(part.head[end + 1 :])
+            tables.add(router.new_clients)
+            async for chunk in part.chunks:
+                router.feed(chunk)
                 tables.add(router.new_clients)
-                async for chunk in chunks:
-                    router.feed(chunk)
-                    tables.add(router.new_clients)
-                router.end_part()
-                tables.add(router.new_clients)
-            finally:
-                await objects.aclose(chunks)
+            router.end_part()
+            tables.add(router.new_clients)
     assert router is not None  # a request names at least one file
     return router
 

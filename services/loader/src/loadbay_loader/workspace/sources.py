@@ -13,6 +13,7 @@ import tempfile
 import zipfile
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from typing import IO
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -20,13 +21,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from loadbay_loader.streaming import objects
 from loadbay_loader.streaming.compression import OutputGuard, decompressed
 from loadbay_loader.streaming.limits import UnreadableFile
+from loadbay_loader.warehouse import tabular
 from loadbay_loader.warehouse.copy_errors import RowError
+from loadbay_loader.workspace.shape import Shape, header_columns
 from loadbay_platform.s3 import ObjectStore
-
-# tabular's own header reader, so the header is read exactly as copy_csv will read it.
 
 #: A source: the raw bytes of the object under ``key`` (the handler's reads S3).
 Opener = Callable[[str], AsyncIterator[bytes]]
+CSV = tabular.CsvOptions()  # ADD v2 source files: comma-separated UTF-8 with a header line
 SPOOL_CHUNK = 1 << 20
 PARQUET_BATCH_ROWS = 65_536
 
@@ -181,3 +183,35 @@ async def _threaded(key: str, blocking: Iterator[bytes]) -> AsyncIterator[bytes]
         close = getattr(blocking, "close", None)
         if close is not None:
             await asyncio.to_thread(close)
+
+
+@dataclass
+class Part:
+    """One part of a source file, its header read: the bytes read so far (``head``, header
+    line included), the rest still to come (``chunks``, read ahead), the header's columns as
+    the dataset types them and those the dataset does not have (``extras``), and ``reopen``
+    to read the part again from its start."""
+
+    key: str
+    head: bytes
+    chunks: AsyncIterator[bytes]
+    columns: list[tabular.Column]
+    extras: list[str]
+    reopen: Callable[[], AsyncIterator[bytes]]
+
+
+@contextlib.asynccontextmanager
+async def open_part(
+    open_object: Opener, key: str, shape: Shape, nullable: dict[str, bool]
+) -> AsyncIterator[Part]:
+    """Open one part and read its header (tabular's own reader, so the header is read exactly
+    as copy_csv reads it); a header the dataset cannot take raises RowError. The read-ahead
+    stops when the block ends, whoever consumed the chunks."""
+    async with csv_reader(open_object, key) as reader:
+        chunks = objects.prefetch(reader())
+        try:
+            head, names = await tabular._read_header(chunks, CSV, key)
+            columns, extras = header_columns(names, shape, nullable, key)
+            yield Part(key, head, chunks, columns, extras, reader)
+        finally:
+            await objects.aclose(chunks)

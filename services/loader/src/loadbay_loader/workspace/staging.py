@@ -25,14 +25,9 @@ from loadbay_contracts import WorkspaceLoadRequested
 from loadbay_loader.streaming import objects
 from loadbay_loader.warehouse import tabular
 from loadbay_loader.warehouse.copy_errors import RowError
-
-# tabular's own header reader, so the header is read exactly as copy_csv will read it.
-from loadbay_loader.warehouse.tabular import _read_header
 from loadbay_loader.workspace import staging_store as store
-from loadbay_loader.workspace.shape import SYSTEM_COLUMNS, Shape, header_columns
-from loadbay_loader.workspace.sources import Opener, csv_reader
-
-CSV = tabular.CsvOptions()  # ADD v2 source files: comma-separated UTF-8 with a header line
+from loadbay_loader.workspace.shape import SYSTEM_COLUMNS, Shape
+from loadbay_loader.workspace.sources import CSV, Opener, open_part
 
 
 @dataclass
@@ -131,26 +126,20 @@ async def stage(
     rows = size = 0
     parts: list[tuple[str, int]] = []
     for key in request.keys:
-        async with csv_reader(open_object, key) as reader:
-            chunks = objects.prefetch(reader())
-            try:
-                head, names = await _read_header(chunks, CSV, key)
-                columns, extras = header_columns(names, shape, nullable, key)
-                has_client = any(c.name == store.CLIENT_ID for c in columns)
-                if routed is None:
-                    routed = has_client
-                elif routed != has_client:
-                    raise RowError(
-                        key,
-                        "all parts must have the same columns, and x__client_id is"
-                        f" {'missing here but in' if routed else 'here but not in'} {first}",
-                        line=1,
-                    )
-                for extra in extras:
-                    await store.add_staging_column(conn, staging, extra)
-            except BaseException:  # until copy_csv owns the stream, stop the read-ahead here
-                await objects.aclose(chunks)
-                raise
+        async with open_part(open_object, key, shape, nullable) as part:
+            has_client = any(c.name == store.CLIENT_ID for c in part.columns)
+            if routed is None:
+                routed = has_client
+            elif routed != has_client:
+                raise RowError(
+                    key,
+                    "all parts must have the same columns, and x__client_id is"
+                    f" {'missing here but in' if routed else 'here but not in'} {first}",
+                    line=1,
+                )
+            for extra in part.extras:
+                await store.add_staging_column(conn, staging, extra)
+            columns = part.columns
             if lenient:
                 columns = [tabular.Column(c.name, "text") for c in columns]
             parts.append((key, rows + 1))
@@ -160,9 +149,9 @@ async def stage(
                 staging,
                 columns,
                 CSV,
-                _chain(head, chunks),
+                _chain(part.head, part.chunks),
                 file_name=key,
-                reopen=reader,
+                reopen=part.reopen,
             )
         rows += copied.rows
         size += copied.bytes
