@@ -23,6 +23,7 @@ from loadbay_loader.streaming.compression import OutputGuard, decompressed
 from loadbay_loader.streaming.limits import UnreadableFile
 from loadbay_loader.warehouse import tabular
 from loadbay_loader.warehouse.copy_errors import RowError
+from loadbay_loader.warehouse.csv_header import read_header
 from loadbay_loader.workspace.shape import Shape, header_columns
 from loadbay_platform.s3 import ObjectStore
 
@@ -210,7 +211,7 @@ async def open_part(
     async with csv_reader(open_object, key) as reader:
         chunks = objects.prefetch(reader())
         try:
-            head, names = await tabular._read_header(chunks, CSV, key)
+            head, names = await read_header(chunks, CSV, key)
             columns, extras = header_columns(names, shape, nullable, key)
             yield Part(key, head, chunks, columns, extras, reader)
         finally:
