@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -77,6 +78,22 @@ async def claim_table(
     'adopted'; raises ``asyncpg.InsufficientPrivilegeError`` (with a message for a person) if
     the table is another's or exists without loadbay having created it for this owner."""
     return str(await conn.fetchval(CLAIM_TABLE, schema, table, kind, owner, adopt_unregistered))
+
+
+class TableClaim(NamedTuple):
+    """`claim_table`'s arguments, for `claim_tables`."""
+
+    schema: str
+    table: str
+    kind: str
+    owner: str
+    adopt_unregistered: bool
+
+
+async def claim_tables(conn: asyncpg.Connection, claims: Sequence[TableClaim]) -> None:
+    """`claim_table` for many tables, pipelined in one round trip; raises as it does, for the
+    first table that cannot be claimed."""
+    await conn.executemany(CLAIM_TABLE, claims)
 
 
 async def release_dataset_tables(conn: asyncpg.Connection, dataset_id: str) -> None:

@@ -88,8 +88,8 @@ async def load(
                 await tables.done(abandon=True)
                 raise
             await tables.done()
-            staged = Staged("", True, router.rows, router.bytes)
-            staged.seconds = time.perf_counter() - clock
+            seconds = time.perf_counter() - clock
+            staged = Staged("", True, router.rows, router.bytes, seconds=seconds)
             results = await _copy(conn, request, shape, router, tables.deleted)
     except (NotDirect, RowError, SourceUnavailable, WorkspaceFailure) as exc:
         log.info("load %s takes the staging path: %s", request.request_id, exc)

@@ -118,9 +118,6 @@ class Spool:
     def __contains__(self, client: bytes) -> bool:
         return client in self._memory or client in self._segments
 
-    def clients(self) -> set[bytes]:
-        return set(self._memory) | set(self._segments)
-
     def read(self, client: bytes) -> Iterator[bytes]:
         """The client's rows in the order they were added, at most READ_CHUNK bytes at a time."""
         for offset, length in self._segments.get(client, ()):

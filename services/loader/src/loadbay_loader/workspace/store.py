@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from loadbay_loader.repository import claim_table
+from loadbay_loader.repository import TableClaim, claim_tables
 from loadbay_loader.warehouse.tabular import SQL_TYPES
 from loadbay_loader.workspace.staging_store import Rows, StagingColumn, cols, count
 from loadbay_platform.db import quote_ident, watched
@@ -71,24 +71,18 @@ async def existing_tables(
 
 async def claim(conn: asyncpg.Connection, schema: str, table: str) -> None:
     """Raises ``asyncpg.InsufficientPrivilegeError`` if the table is not this workspace's."""
-    await claim_table(
-        conn,
-        schema,
-        table,
-        kind="workspace",
-        owner=schema,
-        adopt_unregistered=schema.startswith(WORKSPACE_PREFIX),
-    )
+    await claim_all(conn, [schema], table)
 
 
 async def claim_all(conn: asyncpg.Connection, schemas: Sequence[str], table: str) -> None:
-    """`claim` for many workspaces in one round trip (fails if any table is not its own)."""
-    await conn.execute(
-        "SELECT claim_warehouse_table(s, $2, 'workspace', s, starts_with(s, $3))"
-        " FROM unnest($1::text[]) AS s",
-        list(schemas),
-        table,
-        WORKSPACE_PREFIX,
+    """`claim` for many workspaces, in one pipelined round trip (raises for the first table
+    that is not its workspace's)."""
+    await claim_tables(
+        conn,
+        [
+            TableClaim(schema, table, "workspace", schema, schema.startswith(WORKSPACE_PREFIX))
+            for schema in schemas
+        ],
     )
 
 
@@ -110,11 +104,7 @@ async def create_table(
     conn: asyncpg.Connection, schema: str, table: str, columns: Sequence[StagingColumn]
 ) -> None:
     """Schema and table, in one round trip. (The key's unique index: `add_unique_index`.)"""
-    body = ", ".join(f"{quote_ident(c.name)} {SQL_TYPES[c.type]}" for c in columns)
-    await conn.execute(
-        f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)};"
-        f" CREATE TABLE IF NOT EXISTS {_table(schema, table)} ({body})"
-    )
+    await create_tables(conn, [schema], table, columns)
 
 
 async def add_column(
